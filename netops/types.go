@@ -1,0 +1,208 @@
+package netops
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+)
+
+// Error classes shared by the real implementations and the fakes. Test with errors.Is.
+var (
+	// ErrExist: the object is already there (EEXIST).
+	ErrExist = errors.New("already exists")
+	// ErrNotExist: the object is not there (ESRCH / ENOENT).
+	ErrNotExist = errors.New("does not exist")
+	// ErrInvalid: the kernel refuses the value (EINVAL), e.g. a weight out of range.
+	ErrInvalid = errors.New("invalid argument")
+	// ErrNotOwned: the object is outside what ravel may touch (checked before the kernel is asked).
+	ErrNotOwned = errors.New("not owned by ravel")
+)
+
+// Proto is an IP protocol number (IPPROTO_TCP, IPPROTO_UDP).
+type Proto uint16
+
+// Protocols ravel programs.
+const (
+	TCP Proto = 6
+	UDP Proto = 17
+)
+
+func (p Proto) String() string {
+	switch p {
+	case TCP:
+		return "tcp"
+	case UDP:
+		return "udp"
+	}
+	return fmt.Sprintf("proto-%d", uint16(p))
+}
+
+// ParseProto parses "tcp" or "udp".
+func ParseProto(s string) (Proto, error) {
+	switch s {
+	case "tcp":
+		return TCP, nil
+	case "udp":
+		return UDP, nil
+	}
+	return 0, fmt.Errorf("unknown protocol %q", s)
+}
+
+// ServiceKey identifies an IPVS virtual service.
+type ServiceKey struct {
+	VIP   netip.Addr
+	Port  uint16
+	Proto Proto
+}
+
+func (k ServiceKey) String() string {
+	return fmt.Sprintf("%s %s", k.Proto, netip.AddrPortFrom(k.VIP, k.Port))
+}
+
+// Compare orders keys by address, port, protocol.
+func (k ServiceKey) Compare(o ServiceKey) int {
+	if c := k.VIP.Compare(o.VIP); c != 0 {
+		return c
+	}
+	if k.Port != o.Port {
+		return cmpInt(int(k.Port), int(o.Port))
+	}
+	return cmpInt(int(k.Proto), int(o.Proto))
+}
+
+// SchedFlags are IPVS scheduler flags (IP_VS_SVC_F_SCHED1..3).
+type SchedFlags uint32
+
+// Kernel values of the scheduler flags: sh-fallback and mh-fallback are SCHED1, sh-port and
+// mh-port are SCHED2 (include/uapi/linux/ip_vs.h).
+const (
+	FlagSched1 SchedFlags = 0x0008
+	FlagSched2 SchedFlags = 0x0010
+	FlagSched3 SchedFlags = 0x0020
+)
+
+// ParseSchedFlag maps a config flag name to its kernel bit.
+func ParseSchedFlag(name string) (SchedFlags, bool) {
+	switch name {
+	case "sh-fallback", "mh-fallback":
+		return FlagSched1, true
+	case "sh-port", "mh-port":
+		return FlagSched2, true
+	}
+	return 0, false
+}
+
+// Service is an IPVS virtual service.
+type Service struct {
+	ServiceKey
+	Scheduler string
+	Flags     SchedFlags
+}
+
+// Forward is a destination's forwarding method (IP_VS_CONN_F_* in the kernel).
+type Forward uint8
+
+// Forwarding methods.
+const (
+	ForwardDR Forward = iota
+	ForwardTunnel
+	ForwardNAT
+)
+
+func (f Forward) String() string {
+	switch f {
+	case ForwardDR:
+		return "dr"
+	case ForwardTunnel:
+		return "tunnel"
+	case ForwardNAT:
+		return "nat"
+	}
+	return fmt.Sprintf("forward-%d", uint8(f))
+}
+
+// ParseForward parses "dr", "tunnel" or "nat".
+func ParseForward(s string) (Forward, error) {
+	switch s {
+	case "dr":
+		return ForwardDR, nil
+	case "tunnel":
+		return ForwardTunnel, nil
+	case "nat":
+		return ForwardNAT, nil
+	}
+	return 0, fmt.Errorf("unknown forwarding %q", s)
+}
+
+// MaxWeight is the largest weight and per-destination threshold the kernel accepts
+// (the fields are u32 but ipvsadm and ravel keep them to 16 bits, as the seed did).
+const MaxWeight = 65535
+
+// DestKey identifies a destination within a virtual service.
+type DestKey struct {
+	Addr netip.Addr
+	Port uint16
+}
+
+func (k DestKey) String() string { return netip.AddrPortFrom(k.Addr, k.Port).String() }
+
+// Destination is a realserver of a virtual service.
+type Destination struct {
+	DestKey
+	Weight  int
+	Forward Forward
+	Upper   uint32 // upper connection threshold, 0 = none
+	Lower   uint32 // lower connection threshold
+}
+
+// DestStats are a destination's live counters, read from the kernel.
+type DestStats struct {
+	ActiveConns   int
+	InactiveConns int
+}
+
+// IPVS programs virtual services and their destinations in one network namespace.
+//
+// Services returns every service in the kernel, foreign ones included: the caller filters by
+// ownership. Mutations return errors wrapping ErrExist, ErrNotExist or ErrInvalid.
+type IPVS interface {
+	Services() ([]Service, error)
+	AddService(Service) error
+	UpdateService(Service) error
+	DelService(ServiceKey) error
+	Destinations(ServiceKey) ([]Destination, error)
+	DestStats(ServiceKey, DestKey) (DestStats, error)
+	AddDestination(ServiceKey, Destination) error
+	UpdateDestination(ServiceKey, Destination) error
+	DelDestination(ServiceKey, DestKey) error
+}
+
+// Links manages ravel's dummy device, IPIP tunnel device and addresses.
+type Links interface {
+	// EnsureDummy creates the dummy device name if missing and sets it up. It fails with
+	// ErrExist wrapped if name exists and is not a dummy device.
+	EnsureDummy(name string) error
+	// EnsureIPIP makes sure the IPIP decapsulation device (tunl0) exists and is up.
+	EnsureIPIP(name string) error
+	// Addrs lists the IPv4 addresses on dev.
+	Addrs(dev string) ([]netip.Prefix, error)
+	AddAddr(dev string, p netip.Prefix) error
+	DelAddr(dev string, p netip.Prefix) error
+}
+
+// Sysctl reads and writes kernel parameters by key ("net/ipv4/vs/conntrack"), refusing keys
+// outside the trees ravel may write with ErrNotOwned.
+type Sysctl interface {
+	Get(key string) (string, error)
+	Set(key, value string) error
+}
+
+func cmpInt(a, b int) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}

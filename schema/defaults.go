@@ -1,0 +1,43 @@
+package schema
+
+import "time"
+
+// Default returns the declared defaults of a ClusterConfig. The loader copies them in before
+// decoding the file, so a key the file omits keeps the value below.
+func Default() ClusterConfig {
+	return ClusterConfig{
+		APIVersion: APIVersion,
+		Kind:       Kind,
+		Node: Node{
+			Role:         RoleDirector,
+			Interface:    "eth0",
+			VIPInterface: "ravel0",
+		},
+		Defaults: Defaults{
+			Protocols:    []string{"tcp"},
+			IPVS:         IPVSOptions{Scheduler: "wrr", Forwarding: ForwardDR, Flags: []string{}, UpperThreshold: ptr(0), LowerThreshold: ptr(0)},
+			DrainTimeout: Duration(30 * time.Second),
+		},
+		Colocation:  ColocationIsolated,
+		IPVSSysctls: map[string]int{},
+		Coordinator: Coordinator{Ports: []int{44444}, FailoverTimeout: Duration(time.Second)},
+		IPTables:    IPTables{Chain: "RAVEL"},
+		ARP:         ARP{Interval: Duration(5 * time.Second)},
+		Resync:      Duration(60 * time.Second),
+		Metrics:     Metrics{Listen: "127.0.0.1:10234"},
+	}
+}
+
+// DefaultKubernetes is what a `kubernetes:` section starts from before its keys are decoded.
+func DefaultKubernetes() Kubernetes {
+	return Kubernetes{
+		NodeSelector:      map[string]string{},
+		Debounce:          Debounce{Quiet: Duration(100 * time.Millisecond), MaxDelay: Duration(time.Second)},
+		KeepLastEndpoints: true,
+	}
+}
+
+// DefaultBackend is what each static backend starts from.
+func DefaultBackend() Backend { return Backend{Weight: ptr(1)} }
+
+func ptr[T any](v T) *T { return &v }

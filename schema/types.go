@@ -1,0 +1,221 @@
+package schema
+
+import (
+	"net/netip"
+)
+
+// APIVersion and Kind are the only accepted header values of a ClusterConfig file.
+const (
+	APIVersion = "ravel/v1"
+	Kind       = "ClusterConfig"
+)
+
+// ClusterConfig is one ravel configuration file: the machine it runs on, where endpoints come
+// from, the VIPs it may bind, and the services it load-balances.
+type ClusterConfig struct {
+	// APIVersion must be "ravel/v1".
+	APIVersion string `yaml:"apiVersion" json:"apiVersion"`
+	// Kind must be "ClusterConfig".
+	Kind string `yaml:"kind" json:"kind"`
+	// Node describes this machine. Each key can be overridden by a flag of `ravel run`.
+	Node Node `yaml:"node" json:"node"`
+	// Kubernetes, when present, makes ravel follow live EndpointSlices. Omit it to run from
+	// static backends only.
+	Kubernetes *Kubernetes `yaml:"kubernetes,omitempty" json:"kubernetes,omitempty"`
+	// VIPPool lists the addresses ravel may bind and manage. Every service vip must be in it,
+	// and ravel never touches an IPVS service whose address is outside it.
+	VIPPool []netip.Addr `yaml:"vipPool" json:"vipPool"`
+	// Defaults are applied to each service that does not set its own value.
+	Defaults Defaults `yaml:"defaults" json:"defaults"`
+	// Services are the virtual services: one per vip:port, for each of its protocols.
+	Services []Service `yaml:"services" json:"services"`
+	// Colocation is "isolated" (the director's own node never receives traffic) or
+	// "colocated" (the director also serves its own pods, in proportion to their share).
+	Colocation string `yaml:"colocation" json:"colocation"`
+	// IPVSSysctls are written to /proc/sys/net/ipv4/vs/<key>. Keys are plain names.
+	IPVSSysctls map[string]int `yaml:"ipvsSysctls" json:"ipvsSysctls"`
+	// Coordinator configures the director/realserver failover ports.
+	Coordinator Coordinator `yaml:"coordinator" json:"coordinator"`
+	// IPTables configures the realserver and colocation chains.
+	IPTables IPTables `yaml:"iptables" json:"iptables"`
+	// Management adds a service on this port on every VIP of the pool.
+	Management Management `yaml:"management" json:"management"`
+	// ARP configures gratuitous ARP announcements of the director's VIPs.
+	ARP ARP `yaml:"arp" json:"arp"`
+	// Resync is the period of the full resync against the kernel, which repairs drift.
+	Resync Duration `yaml:"resync" json:"resync"`
+	// Metrics configures the Prometheus endpoint.
+	Metrics Metrics `yaml:"metrics" json:"metrics"`
+}
+
+// Roles of a node.
+const (
+	RoleDirector   = "director"
+	RoleRealserver = "realserver"
+	RoleBGP        = "bgp"
+)
+
+// Node describes the machine ravel runs on.
+type Node struct {
+	// Name is the Kubernetes node name of this machine; empty means the hostname.
+	Name string `yaml:"name" json:"name"`
+	// Role is director, realserver or bgp.
+	Role string `yaml:"role" json:"role"`
+	// Interface is the primary interface: ARP announcements and tunnel source.
+	Interface string `yaml:"interface" json:"interface"`
+	// VIPInterface is the dummy device ravel creates and owns (default ravel0), or "lo".
+	VIPInterface string `yaml:"vipInterface" json:"vipInterface"`
+	// Gateway, when set, is the target of gratuitous ARP announcements.
+	Gateway *netip.Addr `yaml:"gateway,omitempty" json:"gateway,omitempty"`
+}
+
+// Kubernetes says how to reach the cluster and which nodes may receive traffic.
+type Kubernetes struct {
+	// Kubeconfig is the path of a kubeconfig file; empty means in-cluster configuration.
+	Kubeconfig string `yaml:"kubeconfig" json:"kubeconfig"`
+	// NodeSelector lists labels a node must carry to ever receive traffic. It is a security
+	// boundary: a node without them never becomes a destination, whatever pods it runs.
+	NodeSelector map[string]string `yaml:"nodeSelector" json:"nodeSelector"`
+	// IncludeCordoned lets cordoned (unschedulable) nodes keep receiving traffic.
+	IncludeCordoned bool `yaml:"includeCordoned" json:"includeCordoned"`
+	// Debounce coalesces bursts of cluster events into one snapshot.
+	Debounce Debounce `yaml:"debounce" json:"debounce"`
+	// KeepLastEndpoints is the safety valve: when the API is unreachable, or a re-list suddenly
+	// returns nothing for services that had endpoints, keep programming the last known ones.
+	KeepLastEndpoints bool `yaml:"keepLastEndpoints" json:"keepLastEndpoints"`
+}
+
+// Debounce is a quiet period and a maximum delay: a snapshot is published once no event
+// arrived for Quiet, and at the latest MaxDelay after the first unpublished event.
+type Debounce struct {
+	Quiet    Duration `yaml:"quiet" json:"quiet"`
+	MaxDelay Duration `yaml:"maxDelay" json:"maxDelay"`
+}
+
+// Defaults are inherited by services that do not set a value.
+type Defaults struct {
+	// Protocols of each service: tcp, udp.
+	Protocols []string `yaml:"protocols" json:"protocols"`
+	// IPVS options of each service.
+	IPVS IPVSOptions `yaml:"ipvs" json:"ipvs"`
+	// DrainTimeout is how long a leaving destination keeps weight 0 before it is deleted
+	// (it goes earlier once it has no active and no inactive connections).
+	DrainTimeout Duration `yaml:"drainTimeout" json:"drainTimeout"`
+}
+
+// Schedulers the kernel offers (ip_vs_<name> modules).
+var Schedulers = []string{"rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "fo", "ovf", "mh"}
+
+// Forwarding methods.
+const (
+	ForwardDR     = "dr"
+	ForwardTunnel = "tunnel"
+	ForwardNAT    = "nat"
+)
+
+// Forwardings lists the forwarding methods.
+var Forwardings = []string{ForwardDR, ForwardTunnel, ForwardNAT}
+
+// SchedulerFlags maps each scheduler flag to the scheduler it belongs to.
+var SchedulerFlags = map[string]string{
+	"sh-fallback": "sh",
+	"sh-port":     "sh",
+	"mh-fallback": "mh",
+	"mh-port":     "mh",
+}
+
+// IPVSOptions are a virtual service's IPVS settings. In a service, an unset field (empty string,
+// nil list or nil number) inherits from defaults.ipvs.
+type IPVSOptions struct {
+	// Scheduler is one of rr wrr lc wlc lblc lblcr dh sh sed nq fo ovf mh. Unknown values
+	// become wrr with a warning.
+	Scheduler string `yaml:"scheduler,omitempty" json:"scheduler,omitempty"`
+	// Forwarding is dr, tunnel or nat. Unknown values become dr with a warning.
+	Forwarding string `yaml:"forwarding,omitempty" json:"forwarding,omitempty"`
+	// Flags are scheduler flags: sh-fallback sh-port mh-fallback mh-port. Flags that do not
+	// belong to the scheduler are dropped with a warning.
+	Flags []string `yaml:"flags,omitempty" json:"flags,omitempty"`
+	// UpperThreshold (X) is the service's total connection limit, split across realservers in
+	// proportion to weight; 0 means none.
+	UpperThreshold *int `yaml:"upperThreshold,omitempty" json:"upperThreshold,omitempty"`
+	// LowerThreshold (Y): a realserver over its limit accepts again below this. When set,
+	// X > Y > 0.
+	LowerThreshold *int `yaml:"lowerThreshold,omitempty" json:"lowerThreshold,omitempty"`
+}
+
+// Service is one virtual service: a VIP and port, with exactly one source of realservers.
+type Service struct {
+	// Name is an optional label for logs and metrics.
+	Name string `yaml:"name,omitempty" json:"name,omitempty"`
+	// VIP is the virtual address; it must be in vipPool.
+	VIP netip.Addr `yaml:"vip" json:"vip"`
+	// Port is the virtual port, 1..65535.
+	Port int `yaml:"port" json:"port"`
+	// Protocols of this service; unset inherits defaults.protocols.
+	Protocols []string `yaml:"protocols,omitempty" json:"protocols,omitempty"`
+	// Kubernetes names the Kubernetes service whose ready endpoints back this one.
+	Kubernetes *KubeTarget `yaml:"kubernetes,omitempty" json:"kubernetes,omitempty"`
+	// Backends are static realservers, for use without Kubernetes.
+	Backends []Backend `yaml:"backends,omitempty" json:"backends,omitempty"`
+	// IPVS overrides defaults.ipvs for this service.
+	IPVS *IPVSOptions `yaml:"ipvs,omitempty" json:"ipvs,omitempty"`
+}
+
+// KubeTarget names a port of a Kubernetes service.
+type KubeTarget struct {
+	Namespace string `yaml:"namespace" json:"namespace"`
+	Service   string `yaml:"service" json:"service"`
+	// PortName is the name of the service port; it may be empty when the service has exactly
+	// one unnamed port.
+	PortName string `yaml:"portName" json:"portName"`
+}
+
+// Backend is a static realserver.
+type Backend struct {
+	Address netip.Addr `yaml:"address" json:"address"`
+	// Port is the realserver port; 0 means the service port.
+	Port int `yaml:"port,omitempty" json:"port,omitempty"`
+	// Weight is 0..65535; unset means 1.
+	Weight *int `yaml:"weight,omitempty" json:"weight,omitempty"`
+}
+
+// Colocation modes.
+const (
+	ColocationIsolated  = "isolated"
+	ColocationColocated = "colocated"
+)
+
+// Coordinator configures how realservers notice a director's absence.
+type Coordinator struct {
+	// Ports the director listens on; realservers probe the first.
+	Ports []int `yaml:"ports" json:"ports"`
+	// FailoverTimeout is how long the director must be gone before realservers take over.
+	FailoverTimeout Duration `yaml:"failoverTimeout" json:"failoverTimeout"`
+}
+
+// IPTables configures the chains ravel owns in the nat table.
+type IPTables struct {
+	// Chain is the name of ravel's top chain and the prefix of every chain it owns.
+	Chain string `yaml:"chain" json:"chain"`
+	// Masquerade makes pods see the node's address instead of the client's.
+	Masquerade bool `yaml:"masquerade" json:"masquerade"`
+}
+
+// Management configures the management service.
+type Management struct {
+	// Port of a service on every VIP of vipPool; 0 means off.
+	Port int `yaml:"port" json:"port"`
+}
+
+// ARP configures gratuitous ARP.
+type ARP struct {
+	// Interval between announcements of each bound VIP; 0 turns periodic announcements off
+	// (a VIP is still announced once when it is bound).
+	Interval Duration `yaml:"interval" json:"interval"`
+}
+
+// Metrics configures the Prometheus endpoint.
+type Metrics struct {
+	// Listen is host:port of the /metrics endpoint; empty turns it off.
+	Listen string `yaml:"listen" json:"listen"`
+}

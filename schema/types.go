@@ -28,10 +28,10 @@ type ClusterConfig struct {
 	// Defaults are applied to each service that does not set its own value.
 	Defaults Defaults `yaml:"defaults" json:"defaults"`
 	// Services are the virtual services: one per vip:port, for each of its protocols.
-	Services []Service `yaml:"services" json:"services"`
+	Services []Service `yaml:"services" json:"services" validate:"dive"`
 	// Colocation is "isolated" (the director's own node never receives traffic) or
 	// "colocated" (the director also serves its own pods, in proportion to their share).
-	Colocation string `yaml:"colocation" json:"colocation"`
+	Colocation string `yaml:"colocation" json:"colocation" validate:"oneof=isolated colocated"`
 	// IPVSSysctls are written to /proc/sys/net/ipv4/vs/<key>. Keys are plain names.
 	IPVSSysctls map[string]int `yaml:"ipvsSysctls" json:"ipvsSysctls"`
 	// Coordinator configures the director/realserver failover ports.
@@ -60,11 +60,11 @@ type Node struct {
 	// Name is the Kubernetes node name of this machine; empty means the hostname.
 	Name string `yaml:"name" json:"name"`
 	// Role is director, realserver or bgp.
-	Role string `yaml:"role" json:"role"`
+	Role string `yaml:"role" json:"role" validate:"oneof=director realserver bgp"`
 	// Interface is the primary interface: ARP announcements and tunnel source.
-	Interface string `yaml:"interface" json:"interface"`
+	Interface string `yaml:"interface" json:"interface" validate:"ifname"`
 	// VIPInterface is the dummy device ravel creates and owns (default ravel0), or "lo".
-	VIPInterface string `yaml:"vipInterface" json:"vipInterface"`
+	VIPInterface string `yaml:"vipInterface" json:"vipInterface" validate:"ifname"`
 	// Gateway, when set, is the target of gratuitous ARP announcements.
 	Gateway *netip.Addr `yaml:"gateway,omitempty" json:"gateway,omitempty"`
 }
@@ -95,7 +95,7 @@ type Debounce struct {
 // Defaults are inherited by services that do not set a value.
 type Defaults struct {
 	// Protocols of each service: tcp, udp.
-	Protocols []string `yaml:"protocols" json:"protocols"`
+	Protocols []string `yaml:"protocols" json:"protocols" validate:"min=1,dive,oneof=tcp udp"`
 	// IPVS options of each service.
 	IPVS IPVSOptions `yaml:"ipvs" json:"ipvs"`
 	// DrainTimeout is how long a leaving destination keeps weight 0 before it is deleted
@@ -137,10 +137,10 @@ type IPVSOptions struct {
 	Flags []string `yaml:"flags,omitempty" json:"flags,omitempty"`
 	// UpperThreshold (X) is the service's total connection limit, split across realservers in
 	// proportion to weight; 0 means none.
-	UpperThreshold *int `yaml:"upperThreshold,omitempty" json:"upperThreshold,omitempty"`
+	UpperThreshold *int `yaml:"upperThreshold,omitempty" json:"upperThreshold,omitempty" validate:"omitnil,min=0"`
 	// LowerThreshold (Y): a realserver over its limit accepts again below this. When set,
 	// X > Y > 0.
-	LowerThreshold *int `yaml:"lowerThreshold,omitempty" json:"lowerThreshold,omitempty"`
+	LowerThreshold *int `yaml:"lowerThreshold,omitempty" json:"lowerThreshold,omitempty" validate:"omitnil,min=0"`
 }
 
 // Service is one virtual service: a VIP and port, with exactly one source of realservers.
@@ -150,21 +150,21 @@ type Service struct {
 	// VIP is the virtual address; it must be in vipPool.
 	VIP netip.Addr `yaml:"vip" json:"vip"`
 	// Port is the virtual port, 1..65535.
-	Port int `yaml:"port" json:"port"`
+	Port int `yaml:"port" json:"port" validate:"port"`
 	// Protocols of this service; unset inherits defaults.protocols.
-	Protocols []string `yaml:"protocols,omitempty" json:"protocols,omitempty"`
+	Protocols []string `yaml:"protocols,omitempty" json:"protocols,omitempty" validate:"omitnil,min=1,dive,oneof=tcp udp"`
 	// Kubernetes names the Kubernetes service whose ready endpoints back this one.
 	Kubernetes *KubeTarget `yaml:"kubernetes,omitempty" json:"kubernetes,omitempty"`
 	// Backends are static realservers, for use without Kubernetes.
-	Backends []Backend `yaml:"backends,omitempty" json:"backends,omitempty"`
+	Backends []Backend `yaml:"backends,omitempty" json:"backends,omitempty" validate:"dive"`
 	// IPVS overrides defaults.ipvs for this service.
 	IPVS *IPVSOptions `yaml:"ipvs,omitempty" json:"ipvs,omitempty"`
 }
 
 // KubeTarget names a port of a Kubernetes service.
 type KubeTarget struct {
-	Namespace string `yaml:"namespace" json:"namespace"`
-	Service   string `yaml:"service" json:"service"`
+	Namespace string `yaml:"namespace" json:"namespace" validate:"required"`
+	Service   string `yaml:"service" json:"service" validate:"required"`
 	// PortName is the name of the service port; it may be empty when the service has exactly
 	// one unnamed port.
 	PortName string `yaml:"portName" json:"portName"`
@@ -174,9 +174,9 @@ type KubeTarget struct {
 type Backend struct {
 	Address netip.Addr `yaml:"address" json:"address"`
 	// Port is the realserver port; 0 means the service port.
-	Port int `yaml:"port,omitempty" json:"port,omitempty"`
+	Port int `yaml:"port,omitempty" json:"port,omitempty" validate:"port0"`
 	// Weight is 0..65535; unset means 1.
-	Weight *int `yaml:"weight,omitempty" json:"weight,omitempty"`
+	Weight *int `yaml:"weight,omitempty" json:"weight,omitempty" validate:"omitnil,weight"`
 }
 
 // Colocation modes.
@@ -188,7 +188,7 @@ const (
 // Coordinator configures how realservers notice a director's absence.
 type Coordinator struct {
 	// Ports the director listens on; realservers probe the first.
-	Ports []int `yaml:"ports" json:"ports"`
+	Ports []int `yaml:"ports" json:"ports" validate:"min=1,dive,port"`
 	// FailoverTimeout is how long the director must be gone before realservers take over.
 	FailoverTimeout Duration `yaml:"failoverTimeout" json:"failoverTimeout"`
 }
@@ -196,7 +196,7 @@ type Coordinator struct {
 // IPTables configures the chains ravel owns in the nat table.
 type IPTables struct {
 	// Chain is the name of ravel's top chain and the prefix of every chain it owns.
-	Chain string `yaml:"chain" json:"chain"`
+	Chain string `yaml:"chain" json:"chain" validate:"chain"`
 	// Masquerade makes pods see the node's address instead of the client's.
 	Masquerade bool `yaml:"masquerade" json:"masquerade"`
 }
@@ -204,7 +204,7 @@ type IPTables struct {
 // Management configures the management service.
 type Management struct {
 	// Port of a service on every VIP of vipPool; 0 means off.
-	Port int `yaml:"port" json:"port"`
+	Port int `yaml:"port" json:"port" validate:"port0"`
 }
 
 // ARP configures gratuitous ARP.
@@ -217,5 +217,5 @@ type ARP struct {
 // Metrics configures the Prometheus endpoint.
 type Metrics struct {
 	// Listen is host:port of the /metrics endpoint; empty turns it off.
-	Listen string `yaml:"listen" json:"listen"`
+	Listen string `yaml:"listen" json:"listen" validate:"omitempty,hostport"`
 }

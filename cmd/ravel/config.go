@@ -1,0 +1,170 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/spf13/cobra"
+	"gopkg.in/yaml.v3"
+
+	"github.com/ravel-lb/ravel/config"
+	"github.com/ravel-lb/ravel/schema"
+)
+
+func newConfigCmd() *cobra.Command {
+	c := &cobra.Command{
+		Use:   "config",
+		Short: "Validate, print and describe ClusterConfig files",
+	}
+	c.AddCommand(newValidateCmd(), newPrintCmd(), newSchemaCmd())
+	return c
+}
+
+func newValidateCmd() *cobra.Command {
+	var strict bool
+	var output string
+	c := &cobra.Command{
+		Use:   "validate FILE...",
+		Short: "Check config files with exactly the loader the daemon uses",
+		Long: `Check config files with exactly the loader the daemon uses.
+
+Prints "FILE: OK" for a valid file, and otherwise every finding as
+"file:line:col: path.to.key: message". Warnings are normalizations the daemon applies
+(an unknown scheduler becomes wrr, an unknown forwarding method becomes dr, flags that do
+not belong to the scheduler are dropped).
+
+Exit status: 0 every file valid (warnings allowed), 1 a file is invalid, 2 a file cannot be
+read or bad usage, 3 warnings with --strict.`,
+		Example: "  ravel config validate /etc/ravel/config.yaml\n  ravel config validate --strict --output json examples/*.yaml",
+		Args:    cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, files []string) error {
+			if output != "text" && output != "json" {
+				return &exitError{exitUsage, fmt.Errorf("--output must be text or json, not %q", output)}
+			}
+			code := validateFiles(cmd.OutOrStdout(), files, strict, output == "json")
+			if code != exitOK {
+				return &exitError{code: code}
+			}
+			return nil
+		},
+	}
+	c.Flags().BoolVar(&strict, "strict", false, "treat warnings as failures (exit 3)")
+	c.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
+	return c
+}
+
+// fileResult is one file's entry in --output json.
+type fileResult struct {
+	File     string           `json:"file"`
+	Valid    bool             `json:"valid"`
+	ReadErr  string           `json:"readError,omitempty"`
+	Findings []config.Finding `json:"findings"`
+}
+
+func validateFiles(w io.Writer, files []string, strict, asJSON bool) int {
+	code := exitOK
+	worse := func(c int) {
+		// unreadable (2) > invalid (1) > warnings (3) > ok (0)
+		rank := map[int]int{exitOK: 0, exitWarnings: 1, exitInvalid: 2, exitUsage: 3}
+		if rank[c] > rank[code] {
+			code = c
+		}
+	}
+	var results []fileResult
+	for _, f := range files {
+		r := fileResult{File: f, Findings: []config.Finding{}}
+		cfg, err := config.Load(f)
+		var verrs *config.Errors
+		var rerr *config.ReadError
+		switch {
+		case err == nil:
+			r.Valid = true
+			r.Findings = append(r.Findings, cfg.Warnings...)
+			if len(cfg.Warnings) > 0 && strict {
+				worse(exitWarnings)
+			}
+		case errors.As(err, &verrs):
+			r.Findings = append(append(r.Findings, verrs.Errors...), verrs.Warnings...)
+			worse(exitInvalid)
+		case errors.As(err, &rerr):
+			r.ReadErr = rerr.Error()
+			worse(exitUsage)
+		default:
+			r.ReadErr = err.Error()
+			worse(exitUsage)
+		}
+		results = append(results, r)
+		if asJSON {
+			continue
+		}
+		switch {
+		case r.ReadErr != "":
+			fmt.Fprintf(w, "%s: cannot read: %s\n", f, r.ReadErr)
+		case r.Valid && len(r.Findings) == 0:
+			fmt.Fprintf(w, "%s: OK\n", f)
+		default:
+			for _, fd := range r.Findings {
+				fmt.Fprintln(w, fd.String())
+			}
+			if r.Valid {
+				fmt.Fprintf(w, "%s: OK (%d warnings)\n", f, len(r.Findings))
+			}
+		}
+	}
+	if asJSON {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(results)
+	}
+	return code
+}
+
+func newPrintCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "print FILE",
+		Short: "Print the effective config: defaults and normalizations applied",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := loadForCommand(args[0])
+			if err != nil {
+				return err
+			}
+			for _, w := range cfg.Warnings {
+				fmt.Fprintln(cmd.ErrOrStderr(), w.String())
+			}
+			enc := yaml.NewEncoder(cmd.OutOrStdout())
+			enc.SetIndent(2)
+			defer enc.Close()
+			return enc.Encode(&cfg.ClusterConfig)
+		},
+	}
+}
+
+func newSchemaCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "schema",
+		Short: "Print the JSON Schema of the ClusterConfig format (for yaml-language-server)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			_, err := cmd.OutOrStdout().Write(schema.JSONSchema())
+			return err
+		},
+	}
+}
+
+// loadForCommand loads a config for a command that needs a valid one, mapping failures to the
+// validate exit codes.
+func loadForCommand(path string) (*config.Config, error) {
+	cfg, err := config.Load(path)
+	var rerr *config.ReadError
+	switch {
+	case err == nil:
+		return cfg, nil
+	case errors.As(err, &rerr):
+		return nil, &exitError{exitUsage, err}
+	default:
+		return nil, &exitError{exitInvalid, fmt.Errorf("invalid config:\n%w", err)}
+	}
+}

@@ -1,0 +1,141 @@
+package config
+
+import (
+	"fmt"
+	"net/netip"
+	"sort"
+
+	"github.com/ravel-lb/ravel/schema"
+)
+
+// checkCrossField checks the rules that relate several keys.
+func (d *decoder) checkCrossField(c *schema.ClusterConfig) {
+	if c.APIVersion != schema.APIVersion {
+		d.errAt("apiVersion", "unsupported apiVersion %q (this ravel reads %q)", c.APIVersion, schema.APIVersion)
+	}
+	if c.Kind != schema.Kind {
+		d.errAt("kind", "unsupported kind %q (this ravel reads %q)", c.Kind, schema.Kind)
+	}
+
+	pool := map[netip.Addr]bool{}
+	for i, a := range c.VIPPool {
+		if pool[a] && a.IsValid() {
+			d.errAt(fmt.Sprintf("vipPool[%d]", i), "%s is listed twice", a)
+		}
+		pool[a] = true
+	}
+
+	d.checkThresholds("defaults.ipvs", c.Defaults.IPVS.UpperThreshold, c.Defaults.IPVS.LowerThreshold)
+
+	type vkey struct {
+		vip   netip.Addr
+		port  int
+		proto string
+	}
+	seenVIP := map[vkey]int{}
+	seenName := map[string]int{}
+	for i := range c.Services {
+		s := &c.Services[i]
+		p := fmt.Sprintf("services[%d]", i)
+		if !s.VIP.IsValid() {
+			if _, written := d.pos[p+".vip"]; !written {
+				d.errAt(p, "vip is required")
+			}
+		} else if !pool[s.VIP] {
+			d.errAt(p+".vip", "%s is not in vipPool", s.VIP)
+		}
+		if s.Name != "" {
+			if j, dup := seenName[s.Name]; dup {
+				d.errAt(p+".name", "name %q is already used by services[%d]", s.Name, j)
+			} else {
+				seenName[s.Name] = i
+			}
+		}
+		protos := s.Protocols
+		if protos == nil {
+			protos = c.Defaults.Protocols
+		}
+		seenProto := map[string]bool{}
+		for j, pr := range protos {
+			if seenProto[pr] {
+				d.errAt(fmt.Sprintf("%s.protocols[%d]", p, j), "protocol %s is listed twice", pr)
+				continue
+			}
+			seenProto[pr] = true
+			if !s.VIP.IsValid() || s.Port == 0 {
+				continue
+			}
+			k := vkey{s.VIP, s.Port, pr}
+			if j, dup := seenVIP[k]; dup {
+				d.errAt(p, "%s %s:%d is already served by services[%d]", pr, s.VIP, s.Port, j)
+			} else {
+				seenVIP[k] = i
+			}
+		}
+
+		switch {
+		case s.Kubernetes != nil && s.Backends != nil:
+			d.errAt(p, "set exactly one of kubernetes and backends, not both")
+		case s.Kubernetes == nil && s.Backends == nil:
+			d.errAt(p, "set exactly one of kubernetes and backends")
+		case s.Kubernetes != nil && c.Kubernetes == nil:
+			d.errAt(p+".kubernetes", "targets a Kubernetes service, but the file has no top-level kubernetes section")
+		case s.Backends != nil && len(s.Backends) == 0:
+			d.errAt(p+".backends", "must list at least one backend")
+		}
+		seenBackend := map[netip.AddrPort]int{}
+		for j, b := range s.Backends {
+			bp := fmt.Sprintf("%s.backends[%d]", p, j)
+			if !b.Address.IsValid() {
+				if _, written := d.pos[bp+".address"]; !written {
+					d.errAt(bp, "address is required")
+				}
+				continue
+			}
+			port := b.Port
+			if port == 0 {
+				port = s.Port
+			}
+			ap := netip.AddrPortFrom(b.Address, uint16(port))
+			if k, dup := seenBackend[ap]; dup {
+				d.errAt(bp, "backend %s is already listed as backends[%d]", ap, k)
+			} else {
+				seenBackend[ap] = j
+			}
+		}
+	}
+
+	keys := make([]string, 0, len(c.IPVSSysctls))
+	for k := range c.IPVSSysctls {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if !reSysctlKey.MatchString(k) {
+			d.errAt("ipvsSysctls."+k, "%q is not a plain sysctl name under net.ipv4.vs (lowercase letters, digits and '_' only)", k)
+		}
+	}
+
+	seenPort := map[int]int{}
+	for i, port := range c.Coordinator.Ports {
+		if j, dup := seenPort[port]; dup {
+			d.errAt(fmt.Sprintf("coordinator.ports[%d]", i), "port %d is already listed as coordinator.ports[%d]", port, j)
+		} else {
+			seenPort[port] = i
+		}
+	}
+	if c.Node.Role == schema.RoleBGP {
+		d.errAt("node.role", "role bgp is not implemented yet by this ravel")
+	}
+}
+
+// checkThresholds: X > Y > 0 when Y is set (on the effective values, after inheritance).
+// Negative values are caught by the field rules.
+func (d *decoder) checkThresholds(p string, upper, lower *int) {
+	if upper == nil || lower == nil || *upper < 0 || *lower <= 0 {
+		return
+	}
+	if *upper <= *lower {
+		d.errAt(p+".lowerThreshold", "lowerThreshold %d must be below upperThreshold %d (when lowerThreshold is set, upperThreshold > lowerThreshold > 0)", *lower, *upper)
+	}
+}

@@ -1,0 +1,115 @@
+package config
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/ravel-lb/ravel/schema"
+)
+
+// The seed's rule: an invalid IPVS option value is never refused, because ravel must always
+// configure a load balancer. Each value is normalized once, where it is written, and reported as
+// a warning with its position; services that inherit it get the normalized value silently.
+
+func (d *decoder) warnAt(path, format string, args ...any) {
+	p := d.at(path)
+	d.warns = append(d.warns, Finding{Severity: SeverityWarning, File: d.file, Line: p.line, Column: p.col, Path: path, Message: fmt.Sprintf(format, args...)})
+}
+
+// normalizeIPVS fixes o in place. scheduler is the effective scheduler that flags must belong to
+// (o's own, or the inherited one when o does not set it).
+func (d *decoder) normalizeIPVS(p string, o *schema.IPVSOptions, inherited string) {
+	if o.Scheduler != "" && !slices.Contains(schema.Schedulers, o.Scheduler) {
+		d.warnAt(p+".scheduler", "unknown scheduler %q, using wrr", o.Scheduler)
+		o.Scheduler = "wrr"
+	}
+	if o.Forwarding != "" && !slices.Contains(schema.Forwardings, o.Forwarding) {
+		d.warnAt(p+".forwarding", "unknown forwarding method %q, using dr", o.Forwarding)
+		o.Forwarding = schema.ForwardDR
+	}
+	sched := o.Scheduler
+	if sched == "" {
+		sched = inherited
+	}
+	if o.Flags == nil {
+		return
+	}
+	kept := []string{}
+	for i, f := range o.Flags {
+		owner, known := schema.SchedulerFlags[f]
+		switch {
+		case !known:
+			d.warnAt(fmt.Sprintf("%s.flags[%d]", p, i), "unknown flag %q dropped", f)
+		case owner != sched:
+			d.warnAt(fmt.Sprintf("%s.flags[%d]", p, i), "flag %q belongs to scheduler %s, not %s: dropped", f, owner, sched)
+		case slices.Contains(kept, f):
+			d.warnAt(fmt.Sprintf("%s.flags[%d]", p, i), "flag %q is listed twice: dropped", f)
+		default:
+			kept = append(kept, f)
+		}
+	}
+	o.Flags = kept
+}
+
+// resolve normalizes defaults and services, then fills every service's unset values from
+// defaults so that the returned config is the effective one: every service has its protocols,
+// a complete ipvs block and backends with ports and weights.
+func (d *decoder) resolve(c *schema.ClusterConfig) {
+	def := &c.Defaults.IPVS
+	d.normalizeIPVS("defaults.ipvs", def, def.Scheduler)
+	// Flags of the defaults that do not fit a service's own scheduler are dropped for that
+	// service below, with a warning at the service.
+	for i := range c.Services {
+		s := &c.Services[i]
+		p := fmt.Sprintf("services[%d]", i)
+		if s.Protocols == nil {
+			s.Protocols = slices.Clone(c.Defaults.Protocols)
+		}
+		own := schema.IPVSOptions{}
+		if s.IPVS != nil {
+			own = *s.IPVS
+			d.normalizeIPVS(p+".ipvs", &own, def.Scheduler)
+		}
+		eff := *def
+		eff.Flags = slices.Clone(def.Flags)
+		if own.Scheduler != "" {
+			eff.Scheduler = own.Scheduler
+		}
+		if own.Forwarding != "" {
+			eff.Forwarding = own.Forwarding
+		}
+		if own.Flags != nil {
+			eff.Flags = own.Flags
+		} else if eff.Scheduler != def.Scheduler {
+			kept := []string{}
+			for _, f := range eff.Flags {
+				if schema.SchedulerFlags[f] == eff.Scheduler {
+					kept = append(kept, f)
+				} else {
+					d.warnAt(p+".ipvs.scheduler", "inherited flag %q does not belong to scheduler %s: dropped for this service", f, eff.Scheduler)
+				}
+			}
+			eff.Flags = kept
+		}
+		if own.UpperThreshold != nil {
+			eff.UpperThreshold = own.UpperThreshold
+		}
+		if own.LowerThreshold != nil {
+			eff.LowerThreshold = own.LowerThreshold
+		}
+		if s.IPVS != nil && (own.UpperThreshold != nil || own.LowerThreshold != nil) {
+			d.checkThresholds(p+".ipvs", eff.UpperThreshold, eff.LowerThreshold)
+		}
+		s.IPVS = &eff
+		for j := range s.Backends {
+			b := &s.Backends[j]
+			if b.Port == 0 {
+				b.Port = s.Port
+			}
+			if b.Weight == nil {
+				one := 1
+				b.Weight = &one
+			}
+		}
+	}
+}

@@ -92,6 +92,11 @@ type Snapshot struct {
 	Services map[ServiceRef]ServiceState
 	// Stale is true when the safety valve is holding last known endpoints.
 	Stale bool
+	// Changed lists the service refs whose state differs from the previous snapshot, and
+	// NodesChanged says whether any node did; a consumer may recompute only those. The first
+	// snapshot lists every ref and sets NodesChanged.
+	Changed      []ServiceRef
+	NodesChanged bool
 }
 
 // EligibleNodes returns the names of the nodes that may receive traffic, sorted.

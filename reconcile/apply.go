@@ -1,0 +1,111 @@
+package reconcile
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+
+	"github.com/ravel-lb/ravel/netops"
+)
+
+// Kernel groups the netops interfaces a plan is applied through (real or fake).
+type Kernel struct {
+	IPVS   netops.IPVS
+	Links  netops.Links
+	Sysctl netops.Sysctl
+}
+
+// Apply executes plan in order. It does not stop at the first failure: every op is tried and
+// every error is returned (joined), so one bad destination cannot keep the others from being
+// programmed. The caller treats a non-nil error as "next cycle is a full resync".
+func Apply(k Kernel, plan *Plan) error {
+	var errs []error
+	for _, op := range plan.Ops {
+		if err := applyOp(k, op); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", op.String(), err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func applyOp(k Kernel, op Op) error {
+	switch op.Kind {
+	case OpDelService:
+		return k.IPVS.DelService(op.Service.ServiceKey)
+	case OpDelDest:
+		return k.IPVS.DelDestination(op.Service.ServiceKey, op.Dest.DestKey)
+	case OpUpdateService:
+		return k.IPVS.UpdateService(op.Service)
+	case OpDrainDest, OpUpdateDest:
+		return k.IPVS.UpdateDestination(op.Service.ServiceKey, op.Dest)
+	case OpAddService:
+		return k.IPVS.AddService(op.Service)
+	case OpAddDest:
+		return k.IPVS.AddDestination(op.Service.ServiceKey, op.Dest)
+	case OpEnsureDevice:
+		return k.Links.EnsureDummy(op.Device)
+	case OpBindVIP:
+		err := k.Links.AddAddr(op.Device, netip.PrefixFrom(op.VIP, 32))
+		if errors.Is(err, netops.ErrExist) {
+			return nil // bound meanwhile (e.g. by hand): the goal is reached
+		}
+		return err
+	case OpUnbindVIP:
+		err := k.Links.DelAddr(op.Device, netip.PrefixFrom(op.VIP, 32))
+		if errors.Is(err, netops.ErrNotExist) {
+			return nil
+		}
+		return err
+	case OpSetSysctl:
+		return k.Sysctl.Set(op.Key, op.Value)
+	}
+	return fmt.Errorf("unknown op kind %d", op.Kind)
+}
+
+// ReadActual reads what ravel owns from the kernel: IPVS services whose VIP is owned (with
+// their destinations and connection counters), the owned addresses on device, and the current
+// values of the sysctl keys ravel wants. Foreign services and addresses are not returned, so
+// a Diff can never touch them.
+func ReadActual(k Kernel, device string, owned map[netip.Addr]bool, sysctlKeys []string) (*State, error) {
+	st := NewState(device)
+	var errs []error
+	svcs, err := k.IPVS.Services()
+	if err != nil {
+		errs = append(errs, fmt.Errorf("list IPVS services: %w", err))
+	}
+	for _, s := range svcs {
+		if !owned[s.VIP] {
+			continue
+		}
+		vs := &VirtualService{Service: s, Dests: map[netops.DestKey]netops.Destination{}}
+		dests, err := k.IPVS.Destinations(s.ServiceKey)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("list destinations of %s: %w", s.ServiceKey, err))
+		}
+		for _, d := range dests {
+			vs.Dests[d.DestKey] = d
+			if stats, err := k.IPVS.DestStats(s.ServiceKey, d.DestKey); err == nil {
+				st.Stats[DestRef{s.ServiceKey, d.DestKey}] = stats
+			}
+		}
+		st.Services[s.ServiceKey] = vs
+	}
+	addrs, err := k.Links.Addrs(device)
+	if err != nil && !errors.Is(err, netops.ErrNotExist) {
+		errs = append(errs, fmt.Errorf("list addresses of %s: %w", device, err))
+	}
+	for _, p := range addrs {
+		if p.Bits() == 32 && owned[p.Addr()] {
+			st.VIPs[p.Addr()] = true
+		}
+	}
+	for _, key := range sysctlKeys {
+		v, err := k.Sysctl.Get(key)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("read sysctl %s: %w", key, err))
+			continue
+		}
+		st.Sysctls[key] = v
+	}
+	return st, errors.Join(errs...)
+}

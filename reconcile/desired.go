@@ -1,0 +1,153 @@
+package reconcile
+
+import (
+	"fmt"
+	"net/netip"
+	"sort"
+	"strconv"
+
+	"github.com/ravel-lb/ravel/config"
+	"github.com/ravel-lb/ravel/kube"
+	"github.com/ravel-lb/ravel/netops"
+	"github.com/ravel-lb/ravel/schema"
+)
+
+// Node is this machine's identity, as resolved at start (config node.* overridden by flags).
+type Node struct {
+	Name string
+	Role string
+}
+
+// Note is something Desired noticed and the caller should log (and count): a threshold clamped
+// to the kernel's maximum, a service left without realservers.
+type Note struct {
+	Service string // the service's name or vip:port
+	Kind    string // "threshold-clamped", "no-realservers"
+	Message string
+}
+
+// Desired computes the kernel state ravel wants on this node. snap may be nil when the config
+// has no kubernetes section (or before the first snapshot: then Kubernetes-backed services
+// get no destinations but keep their VIP).
+func Desired(cfg *config.Config, snap *kube.Snapshot, node Node) (*State, []Note) {
+	st := NewState(cfg.Node.VIPInterface)
+	var notes []Note
+	for k, v := range cfg.IPVSSysctls {
+		st.Sysctls["net/ipv4/vs/"+k] = strconv.Itoa(v)
+	}
+	if node.Role != schema.RoleDirector {
+		return st, notes
+	}
+	if cfg.Colocation == schema.ColocationColocated {
+		// The colocated director DNATs part of the traffic in iptables before IPVS sees it;
+		// IPVS must track those connections too (the seed requires conntrack=1 here).
+		st.Sysctls["net/ipv4/vs/conntrack"] = "1"
+	}
+	for i := range cfg.Services {
+		for _, vs := range DesiredService(cfg, i, snap, node, &notes) {
+			st.Services[vs.ServiceKey] = vs
+			st.VIPs[vs.VIP] = true
+		}
+	}
+	return st, notes
+}
+
+// DesiredService computes the virtual services (one per protocol) of cfg.Services[i]. It is
+// what Desired does per service, exposed so that a change to one Kubernetes service can be
+// recomputed without the others.
+func DesiredService(cfg *config.Config, i int, snap *kube.Snapshot, node Node, notes *[]Note) []*VirtualService {
+	s := &cfg.Services[i]
+	label := s.Name
+	if label == "" {
+		label = fmt.Sprintf("%s:%d", s.VIP, s.Port)
+	}
+	o := s.IPVS // the loader resolved it: every field is set
+	fwd, _ := netops.ParseForward(o.Forwarding)
+	var flags netops.SchedFlags
+	for _, f := range o.Flags {
+		b, _ := netops.ParseSchedFlag(f)
+		flags |= b
+	}
+
+	type wdest struct {
+		key    netops.DestKey
+		weight int
+	}
+	var dests []wdest
+	switch {
+	case s.Backends != nil:
+		for _, b := range s.Backends {
+			dests = append(dests, wdest{netops.DestKey{Addr: b.Address, Port: uint16(b.Port)}, *b.Weight})
+		}
+	case s.Kubernetes != nil && snap != nil:
+		ref := kube.ServiceRef{Namespace: s.Kubernetes.Namespace, Service: s.Kubernetes.Service, PortName: s.Kubernetes.PortName}
+		state := snap.Services[ref]
+		ready := state.ReadyByNode()
+		include := cfg.Kubernetes != nil && cfg.Kubernetes.IncludeCordoned
+		for _, name := range snap.EligibleNodes(include) {
+			if name == node.Name {
+				// The director's own node is never an IPVS destination: isolated mode keeps it
+				// out entirely, colocated mode serves its share in iptables before IPVS.
+				continue
+			}
+			w := min(ready[name], netops.MaxWeight)
+			dests = append(dests, wdest{netops.DestKey{Addr: snap.Nodes[name].Address, Port: uint16(s.Port)}, w})
+		}
+	}
+	sort.Slice(dests, func(a, b int) bool { return dests[a].key.Addr.Less(dests[b].key.Addr) })
+
+	total := 0
+	for _, d := range dests {
+		total += d.weight
+	}
+	if total == 0 && notes != nil {
+		*notes = append(*notes, Note{Service: label, Kind: "no-realservers", Message: "no destination has a non-zero weight: the VIP stays bound but the service has no realservers"})
+	}
+	x, y := *o.UpperThreshold, *o.LowerThreshold
+	clamped := false
+	var out []*VirtualService
+	for _, p := range s.Protocols {
+		proto, _ := netops.ParseProto(p)
+		key := netops.ServiceKey{VIP: s.VIP, Port: uint16(s.Port), Proto: proto}
+		vs := &VirtualService{
+			Service: netops.Service{ServiceKey: key, Scheduler: o.Scheduler, Flags: flags},
+			Name:    label,
+			Dests:   make(map[netops.DestKey]netops.Destination, len(dests)),
+		}
+		for _, d := range dests {
+			up, c1 := split(x, d.weight, total)
+			lo, c2 := split(y, d.weight, total)
+			clamped = clamped || c1 || c2
+			vs.Dests[d.key] = netops.Destination{DestKey: d.key, Weight: d.weight, Forward: fwd, Upper: up, Lower: lo}
+		}
+		out = append(out, vs)
+	}
+	if clamped && notes != nil {
+		*notes = append(*notes, Note{Service: label, Kind: "threshold-clamped", Message: fmt.Sprintf("a realserver's share of the thresholds (upper %d, lower %d) exceeds the kernel's per-realserver maximum %d: clamped", x, y, netops.MaxWeight)})
+	}
+	return out
+}
+
+// split gives a destination its share of a service-wide threshold, in proportion to its
+// weight and rounded up (so the shares add up to at least the threshold), clamped to the
+// kernel's per-realserver maximum. A weight-0 destination gets no new connections anyway; it
+// gets threshold 0.
+func split(threshold, weight, total int) (uint32, bool) {
+	if threshold <= 0 || weight <= 0 || total <= 0 {
+		return 0, false
+	}
+	share := (int64(threshold)*int64(weight) + int64(total) - 1) / int64(total)
+	if share > netops.MaxWeight {
+		return netops.MaxWeight, true
+	}
+	return uint32(share), false
+}
+
+// OwnedVIPs is the set of addresses ravel may touch: the config's vipPool.
+func OwnedVIPs(cfg *config.Config) map[netip.Addr]bool {
+	m := make(map[netip.Addr]bool, len(cfg.VIPPool))
+	for _, a := range cfg.VIPPool {
+		m[a] = true
+	}
+	return m
+}

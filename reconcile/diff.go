@@ -1,0 +1,169 @@
+package reconcile
+
+import (
+	"net/netip"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/ravel-lb/ravel/netops"
+)
+
+// DiffOptions are the inputs of Diff besides the two states.
+type DiffOptions struct {
+	// Now is the current time; Diff never reads the clock.
+	Now time.Time
+	// DrainTimeout is how long a leaving destination stays at weight 0 before it is deleted
+	// even if it still has connections.
+	DrainTimeout time.Duration
+	// DrainStart says when ravel started draining each destination.
+	DrainStart map[DestRef]time.Time
+	// Owned is the vipPool: services and addresses outside it are never touched.
+	Owned map[netip.Addr]bool
+}
+
+// Diff compares desired with actual and returns the plan that makes actual desired: deletions
+// and in-place edits first, additions last. Only objects whose VIP is in opts.Owned are
+// considered. A weight change is an in-place edit, never a delete and add, so established
+// connections survive; a destination that leaves is drained (weight 0 at once, deleted after
+// DrainTimeout or as soon as it has no connections).
+func Diff(desired, actual *State, opts DiffOptions) *Plan {
+	keys := map[netops.ServiceKey]bool{}
+	for k := range desired.Services {
+		keys[k] = true
+	}
+	for k := range actual.Services {
+		keys[k] = true
+	}
+	list := make([]netops.ServiceKey, 0, len(keys))
+	for k := range keys {
+		list = append(list, k)
+	}
+	slices.SortFunc(list, netops.ServiceKey.Compare)
+
+	var b builder
+	b.services(desired, actual, list, opts)
+	b.vips(desired, actual, opts)
+	b.sysctls(desired, actual)
+	return b.plan()
+}
+
+// DiffServices is Diff restricted to the given virtual services: what a change to a few
+// Kubernetes services needs, at a cost that does not grow with the number of services.
+// VIP bindings and sysctls are left to the full Diff.
+func DiffServices(desired, actual *State, keys []netops.ServiceKey, opts DiffOptions) *Plan {
+	keys = slices.Clone(keys)
+	slices.SortFunc(keys, netops.ServiceKey.Compare)
+	keys = slices.Compact(keys)
+	var b builder
+	b.services(desired, actual, keys, opts)
+	return b.plan()
+}
+
+// builder collects ops in the three phases of a plan.
+type builder struct {
+	del, edit, add []Op
+	drains         []DestRef
+}
+
+func (b *builder) plan() *Plan {
+	ops := make([]Op, 0, len(b.del)+len(b.edit)+len(b.add))
+	ops = append(append(append(ops, b.del...), b.edit...), b.add...)
+	// Within a phase, keep the kinds in their declared order (e.g. destinations are deleted
+	// before VIPs are unbound, devices are ensured before VIPs are bound); stable, so the
+	// key order from the callers is kept within a kind.
+	sort.SliceStable(ops, func(i, j int) bool { return ops[i].Kind < ops[j].Kind })
+	return &Plan{Ops: ops, DrainsStarted: b.drains}
+}
+
+func (b *builder) services(desired, actual *State, keys []netops.ServiceKey, opts DiffOptions) {
+	for _, k := range keys {
+		if !opts.Owned[k.VIP] {
+			continue // foreign: never touched
+		}
+		d, a := desired.Services[k], actual.Services[k]
+		switch {
+		case d == nil && a == nil:
+		case d == nil:
+			b.del = append(b.del, Op{Kind: OpDelService, Name: a.Name, Service: a.Service})
+		case a == nil:
+			b.add = append(b.add, Op{Kind: OpAddService, Name: d.Name, Service: d.Service})
+			for _, dk := range sortedDestKeys(d.Dests) {
+				b.add = append(b.add, Op{Kind: OpAddDest, Name: d.Name, Service: d.Service, Dest: d.Dests[dk]})
+			}
+		default:
+			b.service(d, a, actual, opts)
+		}
+	}
+}
+
+func (b *builder) service(d, a *VirtualService, actual *State, opts DiffOptions) {
+	if d.Scheduler != a.Scheduler || d.Flags != a.Flags {
+		b.edit = append(b.edit, Op{Kind: OpUpdateService, Name: d.Name, Service: d.Service, OldSvc: a.Service})
+	}
+	for _, dk := range sortedDestKeys(a.Dests) {
+		ad := a.Dests[dk]
+		if dd, ok := d.Dests[dk]; ok {
+			if dd != ad {
+				b.edit = append(b.edit, Op{Kind: OpUpdateDest, Name: d.Name, Service: d.Service, Dest: dd, OldDest: ad})
+			}
+			continue
+		}
+		// Leaving: drain first, delete later.
+		ref := DestRef{d.ServiceKey, dk}
+		if ad.Weight != 0 {
+			drained := ad
+			drained.Weight = 0
+			b.edit = append(b.edit, Op{Kind: OpDrainDest, Name: d.Name, Service: d.Service, Dest: drained, OldDest: ad})
+			continue
+		}
+		start, known := opts.DrainStart[ref]
+		if !known {
+			b.drains = append(b.drains, ref)
+			start = opts.Now
+		}
+		st, hasStats := actual.Stats[ref]
+		switch {
+		case hasStats && st.ActiveConns == 0 && st.InactiveConns == 0:
+			b.del = append(b.del, Op{Kind: OpDelDest, Name: d.Name, Service: d.Service, Dest: ad, Reason: "drained: no connections left"})
+		case opts.Now.Sub(start) >= opts.DrainTimeout:
+			b.del = append(b.del, Op{Kind: OpDelDest, Name: d.Name, Service: d.Service, Dest: ad, Reason: "drain timeout"})
+		}
+	}
+	for _, dk := range sortedDestKeys(d.Dests) {
+		if _, ok := a.Dests[dk]; !ok {
+			b.add = append(b.add, Op{Kind: OpAddDest, Name: d.Name, Service: d.Service, Dest: d.Dests[dk]})
+		}
+	}
+}
+
+func (b *builder) vips(desired, actual *State, opts DiffOptions) {
+	for _, v := range sortedAddrs(actual.VIPs) {
+		if opts.Owned[v] && !desired.VIPs[v] {
+			b.del = append(b.del, Op{Kind: OpUnbindVIP, VIP: v, Device: actual.Device})
+		}
+	}
+	added := false
+	for _, v := range sortedAddrs(desired.VIPs) {
+		if opts.Owned[v] && !actual.VIPs[v] {
+			if !added && desired.Device != "lo" {
+				b.add = append(b.add, Op{Kind: OpEnsureDevice, Device: desired.Device})
+				added = true
+			}
+			b.add = append(b.add, Op{Kind: OpBindVIP, VIP: v, Device: desired.Device})
+		}
+	}
+}
+
+func (b *builder) sysctls(desired, actual *State) {
+	keys := make([]string, 0, len(desired.Sysctls))
+	for k := range desired.Sysctls {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if actual.Sysctls[k] != desired.Sysctls[k] {
+			b.edit = append(b.edit, Op{Kind: OpSetSysctl, Key: k, Value: desired.Sysctls[k], Old: actual.Sysctls[k]})
+		}
+	}
+}

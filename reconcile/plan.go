@@ -1,0 +1,185 @@
+package reconcile
+
+import (
+	"fmt"
+	"net/netip"
+	"strings"
+
+	"github.com/ravel-lb/ravel/netops"
+)
+
+// OpKind is what an Op does.
+type OpKind int
+
+// Op kinds, in the order a plan runs them: deletions, then in-place edits, then additions.
+const (
+	OpDelService OpKind = iota
+	OpDelDest
+	OpUnbindVIP
+	OpSetSysctl
+	OpUpdateService
+	OpDrainDest
+	OpUpdateDest
+	OpEnsureDevice
+	OpAddService
+	OpAddDest
+	OpBindVIP
+)
+
+// Op is one kernel change. Old holds the value being replaced for edits, so a plan can say
+// "weight 3 -> 5".
+type Op struct {
+	Kind    OpKind
+	Name    string // the service's label
+	Service netops.Service
+	OldSvc  netops.Service
+	Dest    netops.Destination
+	OldDest netops.Destination
+	VIP     netip.Addr
+	Device  string
+	Key     string
+	Value   string
+	Old     string // sysctl's old value; "" if unknown
+	Reason  string // why a destination is deleted
+}
+
+// Plan is an ordered list of kernel changes, readable by an operator through String.
+type Plan struct {
+	Ops []Op
+	// DrainsStarted lists destinations found at weight 0 and not desired, whose drain ravel
+	// did not start itself (e.g. after a restart): the caller starts their clock now.
+	DrainsStarted []DestRef
+}
+
+// Empty reports whether the plan changes nothing.
+func (p *Plan) Empty() bool { return len(p.Ops) == 0 }
+
+// Counts returns how many ops of each kind the plan has.
+func (p *Plan) Counts() map[OpKind]int {
+	m := map[OpKind]int{}
+	for _, op := range p.Ops {
+		m[op.Kind]++
+	}
+	return m
+}
+
+func (k OpKind) String() string {
+	return [...]string{"delete-service", "delete-destination", "unbind-vip", "set-sysctl", "update-service", "drain-destination", "update-destination", "ensure-device", "add-service", "add-destination", "bind-vip"}[k]
+}
+
+// String renders the plan one op per line, prefixed "-" for removals, "~" for in-place edits
+// and "+" for additions.
+func (p *Plan) String() string {
+	if p.Empty() {
+		return "no changes\n"
+	}
+	var b strings.Builder
+	for _, op := range p.Ops {
+		b.WriteString(op.String())
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
+
+func (op Op) String() string {
+	svc := func(s netops.Service) string {
+		if op.Name != "" {
+			return fmt.Sprintf("%s (%s)", s.ServiceKey, op.Name)
+		}
+		return s.ServiceKey.String()
+	}
+	switch op.Kind {
+	case OpDelService:
+		return fmt.Sprintf("- delete service %s", svc(op.Service))
+	case OpDelDest:
+		return fmt.Sprintf("- delete destination %s from %s (%s)", op.Dest.DestKey, svc(op.Service), op.Reason)
+	case OpUnbindVIP:
+		return fmt.Sprintf("- unbind %s from %s", op.VIP, op.Device)
+	case OpSetSysctl:
+		old := op.Old
+		if old == "" {
+			old = "?"
+		}
+		return fmt.Sprintf("~ set sysctl %s: %s -> %s", strings.ReplaceAll(op.Key, "/", "."), old, op.Value)
+	case OpUpdateService:
+		return fmt.Sprintf("~ update service %s: %s", svc(op.Service), serviceChanges(op.OldSvc, op.Service))
+	case OpDrainDest:
+		return fmt.Sprintf("~ drain destination %s of %s: weight %d -> 0", op.Dest.DestKey, svc(op.Service), op.OldDest.Weight)
+	case OpUpdateDest:
+		return fmt.Sprintf("~ update destination %s of %s: %s", op.Dest.DestKey, svc(op.Service), destChanges(op.OldDest, op.Dest))
+	case OpEnsureDevice:
+		return fmt.Sprintf("+ ensure device %s exists and is up", op.Device)
+	case OpAddService:
+		return fmt.Sprintf("+ add service %s: scheduler %s%s", svc(op.Service), op.Service.Scheduler, flagText(op.Service))
+	case OpAddDest:
+		d := op.Dest
+		return fmt.Sprintf("+ add destination %s to %s: %s weight %d%s", d.DestKey, svc(op.Service), d.Forward, d.Weight, thresholdText(d))
+	case OpBindVIP:
+		return fmt.Sprintf("+ bind %s on %s", op.VIP, op.Device)
+	}
+	return fmt.Sprintf("? op %d", op.Kind)
+}
+
+func flagText(s netops.Service) string {
+	if s.Flags == 0 {
+		return ""
+	}
+	return " flags " + FlagNames(s.Scheduler, s.Flags)
+}
+
+// FlagNames spells scheduler flags the way the config does (sh-port, mh-fallback, ...).
+func FlagNames(sched string, f netops.SchedFlags) string {
+	var names []string
+	prefix := sched
+	if prefix != "sh" && prefix != "mh" {
+		prefix = "sched"
+	}
+	if f&netops.FlagSched1 != 0 {
+		names = append(names, prefix+"-fallback")
+	}
+	if f&netops.FlagSched2 != 0 {
+		names = append(names, prefix+"-port")
+	}
+	if rest := f &^ (netops.FlagSched1 | netops.FlagSched2); rest != 0 {
+		names = append(names, fmt.Sprintf("0x%x", uint32(rest)))
+	}
+	if len(names) == 0 {
+		return "none"
+	}
+	return strings.Join(names, ",")
+}
+
+func thresholdText(d netops.Destination) string {
+	if d.Upper == 0 && d.Lower == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" upper %d lower %d", d.Upper, d.Lower)
+}
+
+func serviceChanges(o, n netops.Service) string {
+	var c []string
+	if o.Scheduler != n.Scheduler {
+		c = append(c, fmt.Sprintf("scheduler %s -> %s", o.Scheduler, n.Scheduler))
+	}
+	if o.Flags != n.Flags {
+		c = append(c, fmt.Sprintf("flags %s -> %s", FlagNames(o.Scheduler, o.Flags), FlagNames(n.Scheduler, n.Flags)))
+	}
+	return strings.Join(c, ", ")
+}
+
+func destChanges(o, n netops.Destination) string {
+	var c []string
+	if o.Weight != n.Weight {
+		c = append(c, fmt.Sprintf("weight %d -> %d", o.Weight, n.Weight))
+	}
+	if o.Forward != n.Forward {
+		c = append(c, fmt.Sprintf("forwarding %s -> %s", o.Forward, n.Forward))
+	}
+	if o.Upper != n.Upper {
+		c = append(c, fmt.Sprintf("upper %d -> %d", o.Upper, n.Upper))
+	}
+	if o.Lower != n.Lower {
+		c = append(c, fmt.Sprintf("lower %d -> %d", o.Lower, n.Lower))
+	}
+	return strings.Join(c, ", ")
+}

@@ -1,0 +1,127 @@
+package chains
+
+import (
+	"crypto/sha256"
+	"encoding/base32"
+	"fmt"
+	"net/netip"
+	"strings"
+
+	"github.com/ravel-lb/ravel/netops"
+)
+
+// Table is the only iptables table ravel writes.
+const Table = "nat"
+
+// MaxChainLen is the longest chain name iptables accepts (XT_EXTENSION_MAXNAMELEN - 1, the same
+// for the legacy and the nf_tables backend).
+const MaxChainLen = 28
+
+// hashLen is how many base32 characters of sha256(vip:port:proto) name a service chain: 60 bits,
+// so that 10,000 services collide with odds below 1e-10, while leaving the prefix room.
+const hashLen = 12
+
+// Suffixes of the chains ravel owns below its top chain.
+const (
+	svcInfix   = "-SVC-"
+	masqSuffix = "-MASQ"
+	postSuffix = "-POSTROUTING"
+)
+
+// DefaultMasqMark is the mark bit ravel sets on connections to masquerade.
+const DefaultMasqMark = 0x2000
+
+// MaxPrefixLen is the longest top chain name (config iptables.chain) that leaves room for
+// "<prefix>-SVC-<12 characters of hash>" within MaxChainLen.
+const MaxPrefixLen = MaxChainLen - len(svcInfix) - hashLen
+
+// Options are the node-wide settings of the chains (config section iptables).
+type Options struct {
+	// Chain is the top chain and the prefix of every chain ravel owns (default RAVEL). A chain
+	// is owned when its name is Chain or starts with Chain + "-".
+	Chain string
+	// Masquerade makes pods see the node's address instead of the client's.
+	Masquerade bool
+	// MasqMark is the packet mark bit that asks for masquerade; 0 means DefaultMasqMark
+	// (0x2000: kube-proxy uses 0x4000, kubelet 0x8000, Calico the upper 16 bits).
+	MasqMark uint32
+}
+
+// Service is one VIP:port:protocol this node serves from its own pods.
+type Service struct {
+	// Name is written into the rule's comment (e.g. "default/web:http"); it may be empty.
+	Name string
+	// Key is the VIP, port and protocol the director forwards to this node.
+	Key netops.ServiceKey
+	// Endpoints are the ready pods of this service on this node (pod IP and target port).
+	Endpoints []netip.AddrPort
+	// Probability is the share of new connections to the VIP this node's pods take before
+	// anything else sees them: 1 on a realserver, local/total ready endpoints on a colocated
+	// director (the rest falls through to IPVS). 0 renders no rule.
+	Probability float64
+}
+
+// foreignPrefixes are chain families of other programs; a prefix that would own any of them is
+// refused, since ravel deletes every owned chain it did not render.
+var foreignPrefixes = []string{"KUBE", "DOCKER", "cali", "CILIUM", "FLANNEL", "WEAVE", "ISTIO", "LIBVIRT"}
+
+// builtinNames are built-in chains and standard targets, which cannot be user chain names.
+var builtinNames = map[string]bool{
+	"PREROUTING": true, "INPUT": true, "FORWARD": true, "OUTPUT": true, "POSTROUTING": true,
+	"ACCEPT": true, "DROP": true, "RETURN": true, "QUEUE": true,
+}
+
+// Validate reports whether o.Chain can name ravel's chains: 1 to MaxPrefixLen characters of
+// letters, digits, '-' and '_', not starting with '-', and not a built-in name or a prefix that
+// would make another program's chains (KUBE-*, DOCKER*, ...) look like ravel's.
+func (o Options) Validate() error {
+	c := o.Chain
+	switch {
+	case c == "":
+		return fmt.Errorf("chain name is empty")
+	case len(c) > MaxPrefixLen:
+		return fmt.Errorf("chain name %q is longer than %d characters (iptables allows %d, and %q is appended)",
+			c, MaxPrefixLen, MaxChainLen, svcInfix+strings.Repeat("X", hashLen))
+	case c[0] == '-':
+		return fmt.Errorf("chain name %q starts with '-'", c)
+	case builtinNames[strings.ToUpper(c)]:
+		return fmt.Errorf("chain name %q is a built-in chain or target", c)
+	}
+	for _, r := range c {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+			return fmt.Errorf("chain name %q has %q: only letters, digits, '-' and '_' are allowed", c, r)
+		}
+	}
+	for _, f := range foreignPrefixes {
+		if strings.HasPrefix(c, f) || strings.HasPrefix(f, c+"-") {
+			return fmt.Errorf("chain name %q would own chains of another program (%s*)", c, f)
+		}
+	}
+	return nil
+}
+
+// Owned reports whether chain belongs to ravel under prefix: the top chain itself or any
+// chain named prefix + "-...". "RAVELX" is not owned by "RAVEL".
+func Owned(prefix, chain string) bool {
+	return chain == prefix || strings.HasPrefix(chain, prefix+"-")
+}
+
+// ServiceChain is the name of the per-service chain of k: prefix-SVC- and 12 base32 characters
+// of sha256("vip:port:proto"), stable across restarts and independent of the service's name.
+func ServiceChain(prefix string, k netops.ServiceKey) string {
+	sum := sha256.Sum256([]byte(fmt.Sprintf("%s:%d:%s", k.VIP, k.Port, k.Proto)))
+	return prefix + svcInfix + base32.StdEncoding.EncodeToString(sum[:])[:hashLen]
+}
+
+// MasqChain is the chain that marks a connection for masquerade.
+func MasqChain(prefix string) string { return prefix + masqSuffix }
+
+// PostroutingChain is the chain, jumped to from POSTROUTING, that masquerades marked packets.
+func PostroutingChain(prefix string) string { return prefix + postSuffix }
+
+func (o Options) mark() uint32 {
+	if o.MasqMark == 0 {
+		return DefaultMasqMark
+	}
+	return o.MasqMark
+}

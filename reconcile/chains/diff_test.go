@@ -29,7 +29,7 @@ func TestDiff(t *testing.T) {
 			write: []string{"RAVEL", svcChain("10.0.0.1:80"), svcChain("10.0.0.2:80")}, golden: "patch-create"},
 		{name: "unchanged", cur: base, want: base, empty: true},
 		{name: "reordered input is unchanged", cur: base,
-			want: Render(realserver, []Service{twoServices()[1], makeService("default/web:http", "10.0.0.1:80", withEndpoints("10.244.1.3:8080", "10.244.1.2:8080"))}),
+			want:  Render(realserver, []Service{twoServices()[1], makeService("default/web:http", "10.0.0.1:80", withEndpoints("10.244.1.3:8080", "10.244.1.2:8080"))}),
 			empty: true},
 		{name: "one endpoint removed", cur: base,
 			want:  Render(realserver, []Service{makeService("default/web:http", "10.0.0.1:80", withEndpoints("10.244.1.3:8080")), twoServices()[1]}),
@@ -73,7 +73,7 @@ func TestDiffJumps(t *testing.T) {
 	p := Diff(Parse("RAVEL", nodeSave), want)
 	if d := cmp.Diff([]Jump{
 		{From: "PREROUTING", Rule: `-m comment --comment "old -j RAVEL" -j RAVEL`}, // not ours any more
-		{From: "POSTROUTING", Rule: "-g RAVEL-POSTROUTING"},                         // masquerade is off
+		{From: "POSTROUTING", Rule: "-g RAVEL-POSTROUTING"},                        // masquerade is off
 	}, p.DelJumps); d != "" {
 		t.Errorf("DelJumps (-want +got):\n%s", d)
 	}

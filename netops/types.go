@@ -206,3 +206,11 @@ func cmpInt(a, b int) int {
 	}
 	return 0
 }
+
+// Compare orders destination keys by address, then port.
+func (k DestKey) Compare(o DestKey) int {
+	if c := k.Addr.Compare(o.Addr); c != 0 {
+		return c
+	}
+	return cmpInt(int(k.Port), int(o.Port))
+}

@@ -1,0 +1,259 @@
+package iptables
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os/exec"
+	"regexp"
+	"strings"
+	"sync"
+
+	goipt "github.com/coreos/go-iptables/iptables"
+
+	"github.com/ravel-lb/ravel/netops"
+	"github.com/ravel-lb/ravel/reconcile/chains"
+)
+
+var _ Tables = (*Real)(nil)
+
+// Real programs the kernel's nat table by running iptables, iptables-save and iptables-restore.
+// Its methods are safe for concurrent use; they run one at a time.
+type Real struct {
+	mu sync.Mutex // held by Apply, Cleanup and Dump for their whole run
+	e  engine
+
+	// Set by New, read-only afterwards.
+	mode    string // "nf_tables" or "legacy"
+	ipt     *goipt.IPTables
+	saveBin string
+	restBin string
+	restArg []string // iptables-restore's arguments before the batch on stdin
+	netns   string   // path of the network namespace to run in, "" for the caller's
+}
+
+// Option configures New.
+type Option func(*options)
+
+type options struct {
+	mode  string
+	netns string
+}
+
+// WithMode picks the iptables backend, "nft" or "legacy", instead of the one the `iptables` on
+// PATH uses. Tests use it to run the same checks against both.
+func WithMode(mode string) Option { return func(o *options) { o.mode = mode } }
+
+// WithNetns runs every iptables command in the network namespace at path (or named name under
+// /run/netns, as `ip netns add` makes them). Tests use it to program throwaway namespaces.
+//
+// It is done with setns(2) on a locked OS thread around each command's fork (see inNetns),
+// rather than by prefixing `ip netns exec NAME`: go-iptables runs its binary itself and takes
+// no command prefix, and one mechanism keeps go-iptables, iptables-save and iptables-restore in
+// the same namespace.
+func WithNetns(pathOrName string) Option {
+	return func(o *options) {
+		if !strings.Contains(pathOrName, "/") {
+			pathOrName = "/run/netns/" + pathOrName
+		}
+		o.netns = pathOrName
+	}
+}
+
+// New returns Tables for the chains under prefix (config iptables.chain; see
+// chains.Options.Validate).
+//
+// iptables exists in two backends, nf_tables and legacy, whose rules live in different kernel
+// tables: a rule written by one is invisible to the other's save. Debian and RHEL switch
+// `iptables`, `iptables-save` and `iptables-restore` together (one alternative), and kube-proxy
+// and kubelet detect the backend the same way, so New asks the `iptables` on PATH which it is
+// (`iptables --version` says "(nf_tables)" or "(legacy)") and then runs that backend's own
+// binaries (iptables-nft-save, iptables-legacy-restore, ...) when they exist, falling back to
+// the plain names after checking they report the same backend.
+func New(prefix string, opts ...Option) (*Real, error) {
+	if err := (chains.Options{Chain: prefix}).Validate(); err != nil {
+		return nil, fmt.Errorf("iptables: %w: %w", err, netops.ErrInvalid)
+	}
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	r := &Real{netns: o.netns}
+	r.e = engine{prefix: prefix, b: realBackend{r}}
+
+	main := "iptables"
+	switch o.mode {
+	case "":
+	case "nft", "legacy":
+		main = "iptables-" + o.mode
+	default:
+		return nil, fmt.Errorf("iptables mode %q: want nft or legacy: %w", o.mode, netops.ErrInvalid)
+	}
+	mode, err := binaryMode(main)
+	if err != nil {
+		return nil, err
+	}
+	r.mode = mode
+	short := map[string]string{"nf_tables": "nft", "legacy": "legacy"}[mode]
+	for _, pick := range []struct {
+		dst  *string
+		tool string
+	}{{&r.saveBin, "save"}, {&r.restBin, "restore"}} {
+		*pick.dst, err = exec.LookPath("iptables-" + short + "-" + pick.tool)
+		if err != nil {
+			*pick.dst, err = exec.LookPath("iptables-" + pick.tool)
+			if err != nil {
+				return nil, fmt.Errorf("iptables-%s not found: %w", pick.tool, err)
+			}
+			if m, err := binaryMode(*pick.dst); err != nil || m != mode {
+				return nil, fmt.Errorf("%s is not the %s backend of %s (%q, %v)", *pick.dst, mode, main, m, err)
+			}
+		}
+	}
+	path, err := exec.LookPath(main)
+	if err != nil {
+		return nil, fmt.Errorf("iptables: %w", err)
+	}
+	// go-iptables adds --wait to every command: wait for the xtables lock instead of failing.
+	r.ipt, err = goipt.New(goipt.Path(path), goipt.Timeout(5))
+	if err != nil {
+		return nil, fmt.Errorf("iptables: %w", err)
+	}
+	r.restArg = []string{"--noflush"}
+	// -w: wait up to 5 s for the xtables lock that legacy iptables (and kube-proxy) hold while
+	// writing; nf_tables ignores it. iptables-restore has -w since 1.6.2.
+	if v1, v2, v3 := r.ipt.GetIptablesVersion(); v1 > 1 || v1 == 1 && (v2 > 6 || v2 == 6 && v3 >= 2) {
+		r.restArg = append([]string{"-w", "5"}, r.restArg...)
+	}
+	return r, nil
+}
+
+var modeRE = regexp.MustCompile(`v\d+\.\d+\.\d+(?: \((\w+)\))?`)
+
+// binaryMode runs `bin --version` and returns its backend, "nf_tables" or "legacy" (versions
+// before 1.8 print no backend: they are legacy).
+func binaryMode(bin string) (string, error) {
+	out, err := exec.Command(bin, "--version").Output()
+	if err != nil {
+		return "", fmt.Errorf("%s --version: %w", bin, err)
+	}
+	m := modeRE.FindSubmatch(out)
+	switch {
+	case m == nil:
+		return "", fmt.Errorf("%s --version: no version in %q", bin, out)
+	case len(m[1]) == 0:
+		return "legacy", nil
+	}
+	return string(m[1]), nil
+}
+
+// Mode is the backend in use, "nf_tables" or "legacy".
+func (r *Real) Mode() string { return r.mode }
+
+// Apply implements Tables.
+func (r *Real) Apply(ctx context.Context, rs chains.Ruleset) (chains.Patch, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.e.apply(ctx, rs)
+}
+
+// Cleanup implements Tables.
+func (r *Real) Cleanup(ctx context.Context) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.e.cleanup(ctx)
+}
+
+// Dump implements Tables.
+func (r *Real) Dump(ctx context.Context) (string, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.e.dump(ctx)
+}
+
+// realBackend runs the binaries New chose, in r.netns when set.
+type realBackend struct{ r *Real }
+
+func (b realBackend) save(ctx context.Context) (string, error) {
+	var out, stderr bytes.Buffer
+	cmd := exec.CommandContext(ctx, b.r.saveBin, "-t", chains.Table)
+	// stdout only: iptables-nft-save warns on stderr when legacy tables also exist.
+	cmd.Stdout, cmd.Stderr = &out, &stderr
+	if err := inNetns(b.r.netns, cmd.Run); err != nil {
+		return "", commandError(b.r.saveBin, err, stderr.String())
+	}
+	return out.String(), nil
+}
+
+func (b realBackend) restore(ctx context.Context, batch string) error {
+	var stderr bytes.Buffer
+	cmd := exec.CommandContext(ctx, b.r.restBin, b.r.restArg...)
+	cmd.Stdin, cmd.Stderr = strings.NewReader(batch), &stderr
+	if err := inNetns(b.r.netns, cmd.Run); err != nil {
+		return commandError(b.r.restBin, err, stderr.String())
+	}
+	return nil
+}
+
+func (b realBackend) insert(chain string, pos int, rule string) error {
+	err := inNetns(b.r.netns, func() error {
+		return b.r.ipt.Insert(chains.Table, chain, pos, chains.SplitRule(rule)...)
+	})
+	return goiptError(err)
+}
+
+func (b realBackend) deleteIfExists(chain, rule string) error {
+	err := inNetns(b.r.netns, func() error {
+		return b.r.ipt.DeleteIfExists(chains.Table, chain, chains.SplitRule(rule)...)
+	})
+	return goiptError(err)
+}
+
+// commandError wraps a failed iptables command with its stderr and error class.
+func commandError(bin string, err error, stderr string) error {
+	msg := strings.Join(strings.Fields(strings.ReplaceAll(stderr, "Try `", "\nTry `")), " ")
+	if i := strings.Index(msg, "Try `"); i >= 0 {
+		msg = strings.TrimSpace(msg[:i]) // drop the usage hint
+	}
+	if class := classify(stderr); class != nil {
+		return fmt.Errorf("%s: %s: %w (%w)", bin, msg, class, err)
+	}
+	return fmt.Errorf("%s: %s: %w", bin, msg, err)
+}
+
+func goiptError(err error) error {
+	if err == nil {
+		return nil
+	}
+	if e, ok := err.(*goipt.Error); ok {
+		if class := classify(e.Error()); class != nil {
+			return fmt.Errorf("%w (%w)", class, err)
+		}
+	}
+	return err
+}
+
+// classify maps iptables' messages to error classes. The two backends word them differently:
+//
+//	missing chain or target: nft "Chain 'X' does not exist", legacy "Couldn't load target `X'"
+//	                         or "No chain/target/match by that name"
+//	chain in use (-X):       nft "CHAIN_DEL failed (Device or resource busy)",
+//	                         legacy "Too many links" (referenced) / "Directory not empty"
+//	bad name or value:       nft "too long (must be under 29 chars)", legacy "Invalid chain
+//	                         name", both "Need TCP, UDP, SCTP or DCCP with port specification"
+func classify(stderr string) error {
+	switch {
+	case strings.Contains(stderr, "does not exist"), strings.Contains(stderr, "Couldn't load target"),
+		strings.Contains(stderr, "No chain/target/match"), strings.Contains(stderr, "Bad rule (does a matching rule exist"):
+		return netops.ErrNotExist
+	case strings.Contains(stderr, "Device or resource busy"), strings.Contains(stderr, "Too many links"),
+		strings.Contains(stderr, "Directory not empty"):
+		return ErrInUse
+	case strings.Contains(stderr, "already exists"), strings.Contains(stderr, "File exists"):
+		return netops.ErrExist
+	case strings.Contains(stderr, "too long"), strings.Contains(stderr, "Invalid"),
+		strings.Contains(stderr, "Need TCP, UDP"), strings.Contains(stderr, "Bad argument"):
+		return netops.ErrInvalid
+	}
+	return nil
+}

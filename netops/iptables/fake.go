@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"strings"
 	"sync"
 
 	"github.com/ravel-lb/ravel/netops"
@@ -155,9 +154,4 @@ func (b fakeBackend) deleteIfExists(chain, rule string) error {
 
 func refuse(class error, format string, args ...any) error {
 	return fmt.Errorf("%s: %w", fmt.Sprintf(format, args...), class)
-}
-
-// lines splits a batch into trimmed lines, numbered from 1 like iptables-restore's messages.
-func lines(batch string) []string {
-	return strings.Split(strings.TrimRight(batch, "\n"), "\n")
 }

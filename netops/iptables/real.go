@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os/exec"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -190,9 +191,35 @@ func (b realBackend) restore(ctx context.Context, batch string) error {
 	cmd := exec.CommandContext(ctx, b.r.restBin, b.r.restArg...)
 	cmd.Stdin, cmd.Stderr = strings.NewReader(batch), &stderr
 	if err := inNetns(b.r.netns, cmd.Run); err != nil {
-		return commandError(b.r.restBin, err, stderr.String())
+		return restoreError(b.r.restBin, err, stderr.String(), batch)
 	}
 	return nil
+}
+
+// failedLine finds "line N failed" (legacy) or "line N: ..." (nf_tables), the messages of
+// errors found when the batch is committed; their line numbers are exact. (nf_tables' parse
+// errors, "Error occurred at line: N", can point one line too far: they are not quoted.)
+var failedLine = regexp.MustCompile(`line (\d+)(?: failed|:)`)
+
+// restoreError is commandError with the batch line that failed quoted. Legacy
+// iptables-restore gives no reason when a -X fails at commit, only "line N failed": such a
+// -X was of a chain iptables-save had just listed, so it failed because the chain is still
+// referenced (EMLINK), and is classed ErrInUse.
+func restoreError(bin string, err error, stderr, batch string) error {
+	m := failedLine.FindStringSubmatch(stderr)
+	if m == nil {
+		return commandError(bin, err, stderr)
+	}
+	n, _ := strconv.Atoi(m[1])
+	ls := lines(batch)
+	if n < 1 || n > len(ls) {
+		return commandError(bin, err, stderr)
+	}
+	line := ls[n-1]
+	if classify(stderr) == nil && strings.HasPrefix(line, "-X ") {
+		stderr += " (Too many links)"
+	}
+	return commandError(bin, err, fmt.Sprintf("%s [batch line %d: %s]", stderr, n, line))
 }
 
 func (b realBackend) insert(chain string, pos int, rule string) error {

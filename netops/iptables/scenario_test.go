@@ -194,6 +194,7 @@ func scenarioInUse(t *testing.T, h harness) {
 	if !errors.Is(err, ErrInUse) {
 		t.Fatalf("Apply with a foreign reference to a stale chain: err = %v, want ErrInUse", err)
 	}
+	t.Logf("Apply refused as it should: %v", err)
 	if o, _ := splitSave(h.save()); o != mustOwned(before) {
 		t.Errorf("failed batch changed the table (-before +after):\n%s", cmp.Diff(mustOwned(before), o))
 	}

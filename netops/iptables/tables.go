@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/ravel-lb/ravel/netops"
 	"github.com/ravel-lb/ravel/reconcile/chains"
@@ -101,4 +102,9 @@ func (e engine) dump(ctx context.Context) (string, error) {
 		return "", err
 	}
 	return cur.String(), nil
+}
+
+// lines splits a batch into lines, numbered from 1 like iptables-restore's messages.
+func lines(batch string) []string {
+	return strings.Split(strings.TrimRight(batch, "\n"), "\n")
 }

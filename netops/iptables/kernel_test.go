@@ -1,0 +1,141 @@
+package iptables
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// The tests in this file run iptables for real, each in a network namespace of its own
+// (`ip netns add ravel-t-<random>`), deleted at the end: the host's tables are never touched.
+// They need root, and skip with a message without it.
+
+func needRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("skipped: real-kernel iptables tests need root (network namespaces); run go test as root")
+	}
+	if _, err := exec.LookPath("ip"); err != nil {
+		t.Skip("skipped: real-kernel iptables tests need ip(8) from iproute2")
+	}
+}
+
+// newNetns creates a throwaway network namespace and returns its name.
+func newNetns(t *testing.T) string {
+	t.Helper()
+	b := make([]byte, 4)
+	rand.Read(b)
+	name := "ravel-t-" + hex.EncodeToString(b)
+	mustRun(t, "ip", "netns", "add", name)
+	t.Cleanup(func() {
+		if out, err := exec.Command("ip", "netns", "del", name).CombinedOutput(); err != nil {
+			t.Errorf("ip netns del %s: %v: %s", name, err, out)
+		}
+	})
+	return name
+}
+
+func mustRun(t *testing.T, name string, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(name, args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s %s: %v: %s", name, strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// inNs runs a command in the namespace ns (as `ip netns exec ns ...` would, with setns).
+func inNs(ns string, stdin string, name string, args ...string) (string, error) {
+	var out, stderr bytes.Buffer
+	cmd := exec.Command(name, args...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = strings.NewReader(stdin), &out, &stderr
+	err := inNetns("/run/netns/"+ns, cmd.Run)
+	if err != nil {
+		return out.String(), fmt.Errorf("%s %s: %w: %s", name, strings.Join(args, " "), err, stderr.String())
+	}
+	return out.String(), nil
+}
+
+// forModes runs f once per iptables backend installed here (nft, legacy), each with its own
+// namespace and Real.
+func forModes(t *testing.T, f func(t *testing.T, r *Real, ns string, h harness)) {
+	needRoot(t)
+	for _, mode := range []string{"nft", "legacy"} {
+		t.Run(mode, func(t *testing.T) {
+			if _, err := exec.LookPath("iptables-" + mode); err != nil {
+				t.Skipf("skipped: iptables-%s is not installed", mode)
+			}
+			ns := newNetns(t)
+			r, err := New(prefix, WithNetns(ns), WithMode(mode))
+			if err != nil {
+				t.Fatal(err)
+			}
+			h := harness{
+				tables: r,
+				restore: func(batch string) error {
+					_, err := inNs(ns, batch, r.restBin, "--noflush")
+					return err
+				},
+				save: func() string {
+					out, err := inNs(ns, "", r.saveBin, "-t", "nat")
+					if err != nil {
+						t.Fatal(err)
+					}
+					return out
+				},
+			}
+			f(t, r, ns, h)
+		})
+	}
+}
+
+// TestKernelScenarios runs the scenarios the Fake passes against the kernel, with both
+// backends, and compares against the same golden files: the fake and the kernel agree.
+func TestKernelScenarios(t *testing.T) {
+	for _, sc := range scenarios {
+		t.Run(sc.name, func(t *testing.T) {
+			forModes(t, func(t *testing.T, _ *Real, _ string, h harness) { sc.run(t, h) })
+		})
+	}
+}
+
+func TestKernelMode(t *testing.T) {
+	forModes(t, func(t *testing.T, r *Real, _ string, _ harness) {
+		want := map[string]string{"nft": "nf_tables", "legacy": "legacy"}[t.Name()[strings.LastIndex(t.Name(), "/")+1:]]
+		if r.Mode() != want {
+			t.Errorf("Mode() = %q, want %q", r.Mode(), want)
+		}
+		for _, bin := range []string{r.saveBin, r.restBin} {
+			if m, err := binaryMode(bin); err != nil || m != want {
+				t.Errorf("%s is %q (%v), want %q", bin, m, err, want)
+			}
+		}
+	})
+}
+
+func TestNewDefaultMode(t *testing.T) {
+	needRoot(t)
+	r, err := New(prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := binaryMode("iptables")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Mode() != want {
+		t.Errorf("Mode() = %q, want the mode of iptables on PATH, %q", r.Mode(), want)
+	}
+	t.Logf("iptables on PATH: %s; save %s, restore %s %v", want, r.saveBin, r.restBin, r.restArg)
+}
+
+func TestNewRefusesBadPrefix(t *testing.T) {
+	if _, err := New("KUBE-SVC"); err == nil {
+		t.Error("New accepted prefix KUBE-SVC, which would own kube-proxy's chains")
+	}
+}

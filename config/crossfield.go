@@ -18,14 +18,20 @@ func (d *decoder) checkCrossField(c *schema.ClusterConfig) {
 	}
 
 	pool := map[netip.Addr]bool{}
+	firstVIP := map[netip.Addr]int{}
 	for i, a := range c.VIPPool {
-		if pool[a] && a.IsValid() {
-			d.errAt(fmt.Sprintf("vipPool[%d]", i), "%s is listed twice", a)
+		if !a.IsValid() {
+			continue
 		}
+		if j, dup := firstVIP[a]; dup {
+			d.errAt(index("vipPool", i), "%s is already listed as vipPool[%d]", a, j)
+			continue
+		}
+		firstVIP[a] = i
 		pool[a] = true
 	}
 
-	d.checkThresholds("defaults.ipvs", c.Defaults.IPVS.UpperThreshold, c.Defaults.IPVS.LowerThreshold)
+	d.checkThresholds("defaults.ipvs", c.Defaults.IPVS.UpperThreshold, c.Defaults.IPVS.LowerThreshold, true, true)
 
 	type vkey struct {
 		vip   netip.Addr
@@ -38,8 +44,8 @@ func (d *decoder) checkCrossField(c *schema.ClusterConfig) {
 		s := &c.Services[i]
 		p := fmt.Sprintf("services[%d]", i)
 		if !s.VIP.IsValid() {
-			if _, written := d.pos[p+".vip"]; !written {
-				d.errAt(p, "vip is required")
+			if !d.written(p + ".vip") {
+				d.errAt(p+".vip", "is required")
 			}
 		} else if !pool[s.VIP] {
 			d.errAt(p+".vip", "%s is not in vipPool", s.VIP)
@@ -71,6 +77,9 @@ func (d *decoder) checkCrossField(c *schema.ClusterConfig) {
 			} else {
 				seenVIP[k] = i
 			}
+			if pr == "tcp" && c.Management.Port != 0 && s.Port == c.Management.Port && pool[s.VIP] {
+				d.errAt(p+".port", "tcp %s:%d is taken by the management service (management.port)", s.VIP, s.Port)
+			}
 		}
 
 		switch {
@@ -87,8 +96,8 @@ func (d *decoder) checkCrossField(c *schema.ClusterConfig) {
 		for j, b := range s.Backends {
 			bp := fmt.Sprintf("%s.backends[%d]", p, j)
 			if !b.Address.IsValid() {
-				if _, written := d.pos[bp+".address"]; !written {
-					d.errAt(bp, "address is required")
+				if !d.written(bp + ".address") {
+					d.errAt(bp+".address", "is required")
 				}
 				continue
 			}
@@ -112,7 +121,7 @@ func (d *decoder) checkCrossField(c *schema.ClusterConfig) {
 	sort.Strings(keys)
 	for _, k := range keys {
 		if !reSysctlKey.MatchString(k) {
-			d.errAt("ipvsSysctls."+k, "%q is not a plain sysctl name under net.ipv4.vs (lowercase letters, digits and '_' only)", k)
+			d.errAt(join("ipvsSysctls", k), "%s is not a plain sysctl name under net.ipv4.vs (lowercase letters, digits and '_' only)", quote(k))
 		}
 	}
 
@@ -124,18 +133,30 @@ func (d *decoder) checkCrossField(c *schema.ClusterConfig) {
 			seenPort[port] = i
 		}
 	}
+	if c.Node.VIPInterface == c.Node.Interface && c.Node.Interface != "" {
+		d.errAt("node.vipInterface", "must differ from node.interface (%s): ravel creates and owns the vipInterface", c.Node.Interface)
+	}
 	if c.Node.Role == schema.RoleBGP {
 		d.errAt("node.role", "role bgp is not implemented yet by this ravel")
 	}
 }
 
-// checkThresholds: X > Y > 0 when Y is set (on the effective values, after inheritance).
-// Negative values are caught by the field rules.
-func (d *decoder) checkThresholds(p string, upper, lower *int) {
-	if upper == nil || lower == nil || *upper < 0 || *lower <= 0 {
+// checkThresholds: X > Y > 0 when Y is set, on the effective values. p is where they apply
+// (defaults.ipvs or services[i].ipvs); from says where the values the service did not set come
+// from, "" when both are its own. Negative values are caught by the field rules.
+func (d *decoder) checkThresholds(p string, upper, lower *int, ownUpper, ownLower bool) {
+	if upper == nil || lower == nil || *upper < 0 || *lower <= 0 || *upper > *lower {
 		return
 	}
-	if *upper <= *lower {
-		d.errAt(p+".lowerThreshold", "lowerThreshold %d must be below upperThreshold %d (when lowerThreshold is set, upperThreshold > lowerThreshold > 0)", *lower, *upper)
+	const rule = "when lowerThreshold is set, upperThreshold > lowerThreshold > 0"
+	switch {
+	case *upper == 0:
+		d.errAt(p+".lowerThreshold", "lowerThreshold %d needs an upperThreshold above it (upperThreshold 0 means no limit; %s)", *lower, rule)
+	case ownLower && ownUpper:
+		d.errAt(p+".lowerThreshold", "lowerThreshold %d must be below upperThreshold %d (%s)", *lower, *upper, rule)
+	case ownLower:
+		d.errAt(p+".lowerThreshold", "lowerThreshold %d must be below upperThreshold %d inherited from defaults.ipvs (%s)", *lower, *upper, rule)
+	default:
+		d.errAt(p+".upperThreshold", "upperThreshold %d must be above lowerThreshold %d inherited from defaults.ipvs (%s)", *upper, *lower, rule)
 	}
 }

@@ -5,18 +5,20 @@ import (
 	"math"
 	"net/netip"
 	"reflect"
-	"sort"
 	"strconv"
 	"strings"
-	"time"
 
 	"gopkg.in/yaml.v3"
 
 	"github.com/ravel-lb/ravel/schema"
 )
 
-// pos is a position in the file, 1-based.
-type pos struct{ line, col int }
+// pos is a position in the file, 1-based. null says the key was written with no value, which
+// means the same as leaving it out.
+type pos struct {
+	line, col int
+	null      bool
+}
 
 // decoder is a strict YAML-node-to-struct decoder that speaks YAML vocabulary in its errors and
 // remembers where every key path was written, so validation can point at lines too.
@@ -24,19 +26,54 @@ type pos struct{ line, col int }
 // yaml.v3's own KnownFields decoding is strict as well, but its messages name Go types
 // ("field x not found in type schema.Node") and stop at the first error; ravel reports every
 // error in the user's words.
+//
+// The meaning of a key written with no value (`key:` or `key: ~`) is the same as leaving it
+// out: it keeps its default. The one exception is a section that is a pointer in the Go types
+// (the top-level kubernetes, a service's kubernetes and ipvs): written empty, it is present with
+// its defaults, as with `{}`.
 type decoder struct {
 	file  string
-	pos   map[string]pos // key path -> position of its value
+	pos   map[string]pos  // key path -> position of its value (of the key, for map entries)
+	bad   map[string]bool // key paths whose value could not be decoded
 	errs  Findings
 	warns Findings
 	depth int
+	// budget is how many more nodes decode may visit. Aliases and merge keys can make a small
+	// file expand exponentially ("billion laughs"); the budget turns that into one error.
+	budget   int
+	overflow bool
+	dropped  int          // errors beyond maxErrors
+	merging  []*yaml.Node // mappings whose merge keys are being resolved, to catch cycles
 }
 
-// maxDepth bounds nesting (and alias expansion) so a hostile file cannot exhaust the stack.
+// maxDepth bounds nesting (and alias cycles) so a hostile file cannot exhaust the stack.
 const maxDepth = 64
 
+// maxErrors bounds the findings of one file; the rest are counted.
+const maxErrors = 10000
+
+func newDecoder(file string) *decoder {
+	return &decoder{file: file, pos: map[string]pos{}, bad: map[string]bool{}}
+}
+
+// fail reports that the value at path could not be decoded; later checks of that path (and of
+// the keys under it) are skipped, since they would only repeat the same mistake.
+func (d *decoder) fail(n *yaml.Node, path, format string, args ...any) {
+	d.bad[path] = true
+	d.add(Finding{Severity: SeverityError, File: d.file, Line: n.Line, Column: n.Column, Path: path, Message: fmt.Sprintf(format, args...)})
+}
+
+// errorf reports an error at node n without marking its path as undecodable.
 func (d *decoder) errorf(n *yaml.Node, path, format string, args ...any) {
-	d.errs = append(d.errs, Finding{Severity: SeverityError, File: d.file, Line: n.Line, Column: n.Column, Path: path, Message: fmt.Sprintf(format, args...)})
+	d.add(Finding{Severity: SeverityError, File: d.file, Line: n.Line, Column: n.Column, Path: path, Message: fmt.Sprintf(format, args...)})
+}
+
+func (d *decoder) add(f Finding) {
+	if len(d.errs) >= maxErrors {
+		d.dropped++
+		return
+	}
+	d.errs = append(d.errs, f)
 }
 
 var (
@@ -58,11 +95,21 @@ func defaults(t reflect.Type) reflect.Value {
 	return v
 }
 
+func isNull(n *yaml.Node) bool { return n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null" }
+
 func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
+	if d.overflow {
+		return
+	}
+	if d.budget--; d.budget < 0 {
+		d.overflow = true
+		d.fail(n, path, "the file expands to too many values through aliases and merge keys")
+		return
+	}
 	d.depth++
 	defer func() { d.depth-- }()
 	if d.depth > maxDepth {
-		d.errorf(n, path, "nesting is deeper than %d levels", maxDepth)
+		d.fail(n, path, "nesting is deeper than %d levels", maxDepth)
 		return
 	}
 	if n.Kind == yaml.AliasNode {
@@ -75,164 +122,179 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 		}
 		n = n.Content[0]
 	}
-	d.pos[path] = pos{n.Line, n.Column}
-	isNull := n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null"
+	null := isNull(n)
+	d.pos[path] = pos{n.Line, n.Column, null}
 
-	switch {
-	case v.Type() == typeAddr:
+	switch v.Type() {
+	case typeAddr:
 		d.addr(n, v, path)
 		return
-	case v.Type() == typeDuration:
-		d.duration(n, v, path)
+	case typeDuration:
+		if !null {
+			d.duration(n, v, path)
+		}
 		return
 	}
 
 	switch v.Kind() {
 	case reflect.Pointer:
-		if isNull {
-			v.SetZero()
+		et := v.Type().Elem()
+		if null {
+			// An empty section is present with its defaults; any other empty value is unset.
+			if et.Kind() == reflect.Struct && et != typeAddr && v.IsNil() {
+				nv := reflect.New(et)
+				nv.Elem().Set(defaults(et))
+				v.Set(nv)
+			}
 			return
 		}
 		// An empty string for an optional address means "unset", as in `gateway: ""`.
-		if v.Type().Elem() == typeAddr && n.Kind == yaml.ScalarNode && n.Value == "" {
+		if et == typeAddr && n.Kind == yaml.ScalarNode && n.Value == "" {
 			v.SetZero()
 			return
 		}
-		nv := reflect.New(v.Type().Elem())
+		nv := reflect.New(et)
 		if !v.IsNil() {
 			nv.Elem().Set(v.Elem())
 		} else {
-			nv.Elem().Set(defaults(v.Type().Elem()))
+			nv.Elem().Set(defaults(et))
 		}
 		d.decode(n, nv.Elem(), path)
 		v.Set(nv)
 	case reflect.Struct:
-		if isNull {
-			return // `key:` with nothing keeps the defaults
+		if !null {
+			d.structure(n, v, path)
 		}
-		d.structure(n, v, path)
 	case reflect.Slice:
-		if isNull {
-			v.Set(reflect.MakeSlice(v.Type(), 0, 0))
-			return
+		if !null {
+			d.list(n, v, path)
 		}
-		if n.Kind != yaml.SequenceNode {
-			d.errorf(n, path, "must be a list, not %s", describe(n))
-			return
-		}
-		s := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
-		for i, c := range n.Content {
-			s.Index(i).Set(defaults(v.Type().Elem()))
-			d.decode(c, s.Index(i), fmt.Sprintf("%s[%d]", path, i))
-		}
-		v.Set(s)
 	case reflect.Map:
-		if isNull {
-			v.Set(reflect.MakeMap(v.Type()))
-			return
+		if !null {
+			d.mapping(n, v, path)
 		}
-		if n.Kind != yaml.MappingNode {
-			d.errorf(n, path, "must be a mapping, not %s", describe(n))
-			return
-		}
-		m := reflect.MakeMap(v.Type())
-		seen := map[string]bool{}
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			k, val := n.Content[i], n.Content[i+1]
-			if k.Kind != yaml.ScalarNode {
-				d.errorf(k, path, "keys must be plain strings")
-				continue
-			}
-			kp := join(path, k.Value)
-			if seen[k.Value] {
-				d.errorf(k, kp, "duplicate key")
-				continue
-			}
-			seen[k.Value] = true
-			e := reflect.New(v.Type().Elem()).Elem()
-			d.decode(val, e, kp)
-			m.SetMapIndex(reflect.ValueOf(k.Value), e)
-		}
-		v.Set(m)
 	case reflect.String:
-		if n.Kind != yaml.ScalarNode {
-			d.errorf(n, path, "must be a string, not %s", describe(n))
-			return
+		switch {
+		case n.Kind != yaml.ScalarNode:
+			d.fail(n, path, "must be a string, not %s", describe(n))
+		case !null:
+			v.SetString(n.Value)
 		}
-		if isNull {
-			v.SetString("")
-			return
-		}
-		v.SetString(n.Value)
 	case reflect.Int:
-		if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!int" {
-			d.errorf(n, path, "must be an integer, not %s", describe(n))
-			return
+		if !null {
+			d.integer(n, v, path)
 		}
-		i, err := strconv.ParseInt(strings.ReplaceAll(n.Value, "_", ""), 0, 64)
-		if err != nil || i > math.MaxInt32 || i < math.MinInt32 {
-			d.errorf(n, path, "integer %s is out of range", n.Value)
-			return
-		}
-		v.SetInt(i)
 	case reflect.Bool:
-		if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!bool" {
-			d.errorf(n, path, "must be true or false, not %s", describe(n))
-			return
+		switch {
+		case null:
+		case n.Kind != yaml.ScalarNode || n.ShortTag() != "!!bool":
+			d.fail(n, path, "must be true or false, not %s", describe(n))
+		default:
+			b, _ := strconv.ParseBool(n.Value)
+			v.SetBool(b)
 		}
-		b, _ := strconv.ParseBool(n.Value)
-		v.SetBool(b)
 	default:
 		// Every type of package schema is handled above; this is a programming error.
 		panic(fmt.Sprintf("config: no decoder for %s at %s", v.Type(), path))
 	}
 }
 
-func (d *decoder) structure(n *yaml.Node, v reflect.Value, path string) {
-	if n.Kind != yaml.MappingNode {
-		d.errorf(n, path, "must be a mapping, not %s", describe(n))
+func (d *decoder) list(n *yaml.Node, v reflect.Value, path string) {
+	if n.Kind != yaml.SequenceNode {
+		d.fail(n, path, "must be a list, not %s", describe(n))
 		return
 	}
+	s := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
+	for i, c := range n.Content {
+		s.Index(i).Set(defaults(v.Type().Elem()))
+		d.decode(c, s.Index(i), index(path, i))
+	}
+	v.Set(s)
+}
+
+func (d *decoder) structure(n *yaml.Node, v reflect.Value, path string) {
 	fields := fieldsOf(v.Type())
-	seen := map[string]bool{}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, val := n.Content[i], n.Content[i+1]
-		if k.Kind != yaml.ScalarNode {
-			d.errorf(k, path, "keys must be plain strings")
-			continue
-		}
-		kp := join(path, k.Value)
-		idx, ok := fields[k.Value]
+	for _, e := range d.entries(n, path) {
+		kp := join(path, e.key.Value)
+		idx, ok := fields.index[e.key.Value]
 		if !ok {
-			msg := fmt.Sprintf("unknown key %q", k.Value)
-			if s := suggest(k.Value, fields); s != "" {
+			msg := fmt.Sprintf("unknown key %q", e.key.Value)
+			if s := suggest(e.key.Value, fields.names); s != "" {
 				msg += fmt.Sprintf(" (did you mean %q?)", s)
 			}
-			d.errorf(k, kp, "%s", msg)
+			d.fail(e.key, kp, "%s", msg)
 			continue
 		}
-		if seen[k.Value] {
-			d.errorf(k, kp, "duplicate key")
-			continue
-		}
-		seen[k.Value] = true
-		d.decode(val, v.Field(idx), kp)
+		d.decode(e.value, v.Field(idx), kp)
 	}
 }
 
-func (d *decoder) addr(n *yaml.Node, v reflect.Value, path string) {
+func (d *decoder) mapping(n *yaml.Node, v reflect.Value, path string) {
+	entries := d.entries(n, path)
+	if entries == nil && n.Kind != yaml.MappingNode {
+		return
+	}
+	m := reflect.MakeMapWithSize(v.Type(), len(entries))
+	for _, e := range entries {
+		kp := join(path, e.key.Value)
+		val := reflect.New(v.Type().Elem()).Elem()
+		d.decode(e.value, val, kp)
+		// Findings about a map entry are about its key (a sysctl name, a label).
+		d.pos[kp] = pos{line: e.key.Line, col: e.key.Column}
+		m.SetMapIndex(reflect.ValueOf(e.key.Value), val)
+	}
+	v.Set(m)
+}
+
+func (d *decoder) integer(n *yaml.Node, v reflect.Value, path string) {
 	if n.Kind != yaml.ScalarNode {
-		d.errorf(n, path, "must be an IPv4 address, not %s", describe(n))
+		d.fail(n, path, "must be an integer, not %s", describe(n))
+		return
+	}
+	tag := n.ShortTag()
+	// yaml.v3 tags an integer too large for 64 bits as a float.
+	if tag == "!!float" && reDigits.MatchString(n.Value) {
+		d.fail(n, path, "integer %s is out of range", n.Value)
+		return
+	}
+	if tag != "!!int" {
+		d.fail(n, path, "must be an integer, not %s", describe(n))
+		return
+	}
+	i, err := strconv.ParseInt(strings.ReplaceAll(n.Value, "_", ""), 0, 64)
+	if err != nil || i > math.MaxInt32 || i < math.MinInt32 {
+		d.fail(n, path, "integer %s is out of range", n.Value)
+		return
+	}
+	v.SetInt(i)
+}
+
+// addrError is the reason netip gives, without its "ParseAddr(...): " prefix.
+func addrError(err error) string {
+	s := err.Error()
+	if i := strings.Index(s, "): "); i >= 0 {
+		s = s[i+3:]
+	}
+	return s
+}
+
+func (d *decoder) addr(n *yaml.Node, v reflect.Value, path string) {
+	if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!str" {
+		d.fail(n, path, "must be an IPv4 address, not %s", describe(n))
 		return
 	}
 	a, err := netip.ParseAddr(n.Value)
 	switch {
+	case err != nil && strings.Contains(n.Value, "/"):
+		d.fail(n, path, "%s is not an IP address: write the address alone, without a prefix length", quote(n.Value))
+	case err != nil && reHostname.MatchString(n.Value):
+		d.fail(n, path, "%s is not an IP address (host names are not resolved)", quote(n.Value))
 	case err != nil:
-		d.errorf(n, path, "%q is not an IP address", n.Value)
+		d.fail(n, path, "%s is not an IP address: %s", quote(n.Value), addrError(err))
 	case !a.Is4():
-		d.errorf(n, path, "%q is not an IPv4 address (only IPv4 is supported)", n.Value)
+		d.fail(n, path, "%s is not an IPv4 address (only IPv4 is supported)", quote(n.Value))
 	case a.IsUnspecified() || a.IsMulticast() || a == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
-		d.errorf(n, path, "%s cannot be used here (unspecified, multicast or broadcast)", a)
+		d.fail(n, path, "%s cannot be used here (unspecified, multicast or broadcast)", a)
 	default:
 		v.Set(reflect.ValueOf(a))
 	}
@@ -240,101 +302,20 @@ func (d *decoder) addr(n *yaml.Node, v reflect.Value, path string) {
 
 func (d *decoder) duration(n *yaml.Node, v reflect.Value, path string) {
 	if n.Kind != yaml.ScalarNode {
-		d.errorf(n, path, "must be a duration like 30s, not %s", describe(n))
+		d.fail(n, path, "must be a duration like 30s, not %s", describe(n))
 		return
 	}
-	t, err := time.ParseDuration(n.Value)
+	if tag := n.ShortTag(); tag == "!!int" || tag == "!!float" {
+		d.fail(n, path, "must be a duration with a unit, like %ss, not %s", n.Value, describe(n))
+		return
+	}
+	t, err := parseDuration(n.Value)
 	switch {
 	case err != nil:
-		d.errorf(n, path, "%q is not a duration (write it like 500ms, 30s or 1m30s)", n.Value)
+		d.fail(n, path, "%s is not a duration (write it like 500ms, 30s or 1m30s)", quote(n.Value))
 	case t < 0:
-		d.errorf(n, path, "duration %s must not be negative", n.Value)
+		d.fail(n, path, "duration %s must not be negative", n.Value)
 	default:
 		v.SetInt(int64(t))
 	}
-}
-
-// fieldsOf maps YAML key names to struct field indexes.
-func fieldsOf(t reflect.Type) map[string]int {
-	m := map[string]int{}
-	for i := range t.NumField() {
-		name, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ",")
-		if name != "" && name != "-" {
-			m[name] = i
-		}
-	}
-	return m
-}
-
-// suggest returns the known key closest to an unknown one, if it is a likely typo.
-func suggest(key string, fields map[string]int) string {
-	best, bestD := "", 3
-	names := make([]string, 0, len(fields))
-	for f := range fields {
-		names = append(names, f)
-	}
-	sort.Strings(names)
-	for _, f := range names {
-		if dd := editDistance(strings.ToLower(key), strings.ToLower(f)); dd < bestD {
-			best, bestD = f, dd
-		}
-	}
-	return best
-}
-
-func editDistance(a, b string) int {
-	if len(a) > 64 || len(b) > 64 {
-		return 99
-	}
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			c := prev[j-1]
-			if a[i-1] != b[j-1] {
-				c++
-			}
-			cur[j] = min(c, prev[j]+1, cur[j-1]+1)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
-}
-
-// describe names what a node is, in YAML terms, for "must be X, not Y" messages.
-func describe(n *yaml.Node) string {
-	switch n.Kind {
-	case yaml.MappingNode:
-		return "a mapping"
-	case yaml.SequenceNode:
-		return "a list"
-	case yaml.AliasNode:
-		return "an alias"
-	}
-	switch n.ShortTag() {
-	case "!!null":
-		return "null"
-	case "!!int":
-		return "the integer " + n.Value
-	case "!!float":
-		return "the number " + n.Value
-	case "!!bool":
-		return n.Value
-	}
-	v := n.Value
-	if len(v) > 40 {
-		v = v[:40] + "…"
-	}
-	return strconv.Quote(v)
-}
-
-func join(path, key string) string {
-	if path == "" {
-		return key
-	}
-	return path + "." + key
 }

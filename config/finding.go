@@ -50,7 +50,10 @@ func (fs Findings) sort() {
 		if fs[i].Line != fs[j].Line {
 			return fs[i].Line < fs[j].Line
 		}
-		return fs[i].Column < fs[j].Column
+		if fs[i].Column != fs[j].Column {
+			return fs[i].Column < fs[j].Column
+		}
+		return fs[i].Path < fs[j].Path
 	})
 }
 

@@ -8,8 +8,6 @@ import (
 	"io"
 	"os"
 	"reflect"
-	"regexp"
-	"strconv"
 
 	"gopkg.in/yaml.v3"
 
@@ -59,40 +57,43 @@ func Load(path string) (*Config, error) {
 
 // Parse is Load for bytes already read; name is used in findings.
 func Parse(name string, data []byte) (*Config, error) {
-	d := &decoder{file: name, pos: map[string]pos{}}
-	var root yaml.Node
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	if err := dec.Decode(&root); err != nil {
-		if errors.Is(err, io.EOF) {
-			d.errs = append(d.errs, Finding{Severity: SeverityError, File: name, Line: 1, Column: 1, Message: "the file is empty"})
-		} else {
-			d.errs = append(d.errs, syntaxFinding(name, err))
-		}
+	d := newDecoder(name)
+	root, extra, err := parseYAML(data)
+	if err != nil {
+		d.add(syntaxFinding(name, data, err))
 		return nil, &Errors{Errors: d.errs}
 	}
-	var extra yaml.Node
-	if err := dec.Decode(&extra); err == nil {
-		d.errs = append(d.errs, Finding{Severity: SeverityError, File: name, Line: extra.Line, Column: extra.Column, Message: "a second YAML document; a ClusterConfig file holds exactly one"})
-	} else if !errors.Is(err, io.EOF) {
-		d.errs = append(d.errs, syntaxFinding(name, err))
+	if root == nil {
+		d.add(Finding{Severity: SeverityError, File: name, Line: 1, Column: 1, Message: "the file is empty"})
+		return nil, &Errors{Errors: d.errs}
+	}
+	if extra != nil {
+		d.add(Finding{Severity: SeverityError, File: name, Line: extra.Line, Column: extra.Column, Message: "a second YAML document; a ClusterConfig file holds exactly one"})
+	}
+	if len(root.Content) == 1 && root.Content[0].Kind != yaml.MappingNode {
+		top := root.Content[0]
+		d.add(Finding{Severity: SeverityError, File: name, Line: top.Line, Column: top.Column, Message: "the file must be a mapping of keys (apiVersion, kind, ...), not " + describe(top)})
+		return nil, &Errors{Errors: d.errs}
 	}
 
+	d.budget = min(100_000+16*countNodes(root, 0), 8_000_000)
 	c := schema.Default()
-	doc := &root
-	if len(doc.Content) == 1 && doc.Content[0].Kind != yaml.MappingNode {
-		d.errorf(doc.Content[0], "", "the file must be a mapping of keys (apiVersion, kind, ...), not %s", describe(doc.Content[0]))
-		return nil, &Errors{Errors: d.errs}
+	d.decode(root, reflect.ValueOf(&c).Elem(), "")
+	if !d.overflow {
+		if p, ok := d.pos["apiVersion"]; !ok || p.null {
+			d.errAt("apiVersion", "is required (apiVersion: %s)", schema.APIVersion)
+		}
+		if p, ok := d.pos["kind"]; !ok || p.null {
+			d.errAt("kind", "is required (kind: %s)", schema.Kind)
+		}
+		d.checkFields(&c)
+		d.checkCrossField(&c)
+		d.resolve(&c)
 	}
-	d.decode(doc, reflect.ValueOf(&c).Elem(), "")
-	if _, ok := d.pos["apiVersion"]; !ok {
-		d.errAt("", "apiVersion is required (apiVersion: %s)", schema.APIVersion)
+	if d.dropped > 0 {
+		d.errs = append(d.errs, Finding{Severity: SeverityError, File: name, Line: 1, Column: 1,
+			Message: fmt.Sprintf("too many errors: %d more are not listed", d.dropped)})
 	}
-	if _, ok := d.pos["kind"]; !ok {
-		d.errAt("", "kind is required (kind: %s)", schema.Kind)
-	}
-	d.checkFields(&c)
-	d.checkCrossField(&c)
-	d.resolve(&c)
 	d.errs.sort()
 	d.warns.sort()
 	if len(d.errs) > 0 {
@@ -101,15 +102,54 @@ func Parse(name string, data []byte) (*Config, error) {
 	return &Config{ClusterConfig: c, File: name, Hash: sha256.Sum256(data), Warnings: d.warns}, nil
 }
 
-// yaml.v3 reports syntax errors as "yaml: line N: message" (sometimes "yaml: message" with no
-// line); ravel puts them in its own file:line:col form. yaml.v3 does not give a column here.
-var reYAMLLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
-
-func syntaxFinding(name string, err error) Finding {
-	f := Finding{Severity: SeverityError, File: name, Line: 1, Column: 1, Message: "YAML syntax: " + err.Error()}
-	if m := reYAMLLine.FindStringSubmatch(err.Error()); m != nil {
-		f.Line, _ = strconv.Atoi(m[1])
-		f.Message = "YAML syntax: " + m[2]
+// parseYAML parses the first YAML document of data into root (nil for a file with no document).
+// extra is a second document, if the file has one that is not empty; a bare trailing `---` is
+// allowed. A panic of the YAML library becomes an error.
+func parseYAML(data []byte) (root, extra *yaml.Node, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			root, extra, err = nil, nil, fmt.Errorf("yaml: the YAML parser failed: %v", r)
+		}
+	}()
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var first yaml.Node
+	if err := dec.Decode(&first); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, nil, nil
+		}
+		return nil, nil, err
 	}
-	return f
+	for {
+		var next yaml.Node
+		if err := dec.Decode(&next); err != nil {
+			if errors.Is(err, io.EOF) {
+				return &first, nil, nil
+			}
+			return nil, nil, err
+		}
+		if !emptyDocument(&next) {
+			return &first, &next, nil
+		}
+	}
+}
+
+// emptyDocument reports whether n is a document with nothing in it (a bare `---`).
+func emptyDocument(n *yaml.Node) bool {
+	if len(n.Content) == 0 {
+		return true
+	}
+	c := n.Content[0]
+	return len(n.Content) == 1 && c.Kind == yaml.ScalarNode && c.Tag == "!!null" && c.Value == "" && c.Anchor == ""
+}
+
+// countNodes counts the nodes of the tree under n without following aliases.
+func countNodes(n *yaml.Node, depth int) int {
+	if depth > 20000 {
+		return 0
+	}
+	c := 1
+	for _, ch := range n.Content {
+		c += countNodes(ch, depth+1)
+	}
+	return c
 }

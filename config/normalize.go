@@ -56,6 +56,15 @@ func (d *decoder) normalizeIPVS(p string, o *schema.IPVSOptions, inherited strin
 // a complete ipvs block and backends with ports and weights.
 func (d *decoder) resolve(c *schema.ClusterConfig) {
 	def := &c.Defaults.IPVS
+	// In a service an empty value inherits; in defaults there is nothing to inherit from.
+	if def.Scheduler == "" {
+		d.warnAt("defaults.ipvs.scheduler", "empty scheduler, using wrr")
+		def.Scheduler = "wrr"
+	}
+	if def.Forwarding == "" {
+		d.warnAt("defaults.ipvs.forwarding", "empty forwarding method, using dr")
+		def.Forwarding = schema.ForwardDR
+	}
 	d.normalizeIPVS("defaults.ipvs", def, def.Scheduler)
 	// Flags of the defaults that do not fit a service's own scheduler are dropped for that
 	// service below, with a warning at the service.
@@ -98,7 +107,7 @@ func (d *decoder) resolve(c *schema.ClusterConfig) {
 			eff.LowerThreshold = own.LowerThreshold
 		}
 		if s.IPVS != nil && (own.UpperThreshold != nil || own.LowerThreshold != nil) {
-			d.checkThresholds(p+".ipvs", eff.UpperThreshold, eff.LowerThreshold)
+			d.checkThresholds(p+".ipvs", eff.UpperThreshold, eff.LowerThreshold, own.UpperThreshold != nil, own.LowerThreshold != nil)
 		}
 		s.IPVS = &eff
 		for j := range s.Backends {

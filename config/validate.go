@@ -24,7 +24,11 @@ var (
 )
 
 var (
+	// Linux interface names: at most 15 bytes, no '/', no whitespace, not "." or "..". ravel is
+	// stricter than the kernel and allows only the characters below.
 	reIfName = regexp.MustCompile(`^[A-Za-z0-9_.:-]{1,15}$`)
+	// Kubernetes namespace, service and port names are RFC 1123 labels.
+	reK8sName = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
 	// Chain names are at most 28 characters in iptables; ravel appends "-SVC-" and a 10-char
 	// hash to the configured chain for per-service chains, which leaves 13 for the prefix.
 	reChain = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_]{0,12}$`)
@@ -41,9 +45,14 @@ func validatorInstance() *validator.Validate {
 		})
 		v.RegisterAlias("port", "min=1,max=65535")
 		v.RegisterAlias("port0", "min=0,max=65535")
+		v.RegisterAlias("port0off", "min=0,max=65535")
 		v.RegisterAlias("weight", "min=0,max=65535")
 		must(v.RegisterValidation("ifname", func(fl validator.FieldLevel) bool {
-			return reIfName.MatchString(fl.Field().String())
+			s := fl.Field().String()
+			return reIfName.MatchString(s) && s != "." && s != ".."
+		}))
+		must(v.RegisterValidation("k8sname", func(fl validator.FieldLevel) bool {
+			return reK8sName.MatchString(fl.Field().String())
 		}))
 		must(v.RegisterValidation("chain", func(fl validator.FieldLevel) bool {
 			return reChain.MatchString(fl.Field().String())
@@ -78,22 +87,29 @@ func message(fe validator.FieldError) string {
 	case "port":
 		return fmt.Sprintf("must be a port in 1..65535, not %v", val)
 	case "port0":
-		return fmt.Sprintf("must be in 0..65535, not %v", val)
+		return fmt.Sprintf("must be a port in 1..65535, or 0 for the service port, not %v", val)
+	case "port0off":
+		return fmt.Sprintf("must be a port in 1..65535, or 0 for off, not %v", val)
 	case "weight":
-		return fmt.Sprintf("weight must be in 0..65535, not %v", val)
+		return fmt.Sprintf("must be a weight in 0..65535, not %v", val)
 	case "oneof":
-		return fmt.Sprintf("must be one of %s, not %q", strings.ReplaceAll(fe.Param(), " ", ", "), val)
+		return fmt.Sprintf("must be one of %s, not %s", strings.ReplaceAll(fe.Param(), " ", ", "), quote(fmt.Sprint(val)))
 	case "required":
 		return "is required"
 	case "ifname":
-		return fmt.Sprintf("%q is not an interface name (1 to 15 letters, digits, '.', '_', ':' or '-')", val)
+		return fmt.Sprintf("%s is not an interface name (1 to 15 letters, digits, '.', '_', ':' or '-')", quote(fmt.Sprint(val)))
 	case "chain":
-		return fmt.Sprintf("%q is not a usable chain name (a letter, then up to 12 letters, digits or '_'; ravel appends suffixes to it)", val)
+		return fmt.Sprintf("%s is not a usable chain name (a letter, then up to 12 letters, digits or '_'; ravel appends suffixes to it)", quote(fmt.Sprint(val)))
+	case "k8sname":
+		return fmt.Sprintf("%s is not a Kubernetes name (lowercase letters, digits and '-', at most 63, starting and ending with a letter or digit)", quote(fmt.Sprint(val)))
 	case "hostport":
-		return fmt.Sprintf("%q is not host:port", val)
+		return fmt.Sprintf("%s is not host:port with a port in 0..65535 (like 127.0.0.1:10234 or :10234)", quote(fmt.Sprint(val)))
 	case "min":
 		if fe.Kind() == reflect.Slice {
-			return "must list at least " + fe.Param()
+			return "must not be empty"
+		}
+		if fe.Param() == "0" {
+			return fmt.Sprintf("must not be negative, not %v", val)
 		}
 		return fmt.Sprintf("must be at least %s, not %v", fe.Param(), val)
 	case "max":
@@ -109,26 +125,62 @@ func yamlPath(ns string) string {
 	return p
 }
 
-func (d *decoder) at(path string) pos {
-	for p := path; ; {
-		if ps, ok := d.pos[p]; ok {
-			return ps
-		}
-		if p == "" {
-			return pos{1, 1}
-		}
-		i := strings.LastIndexAny(p, ".[")
-		if i < 0 {
-			p = ""
-		} else {
-			p = p[:i]
+// parent returns the path one level up ("services[0].port" -> "services[0]" -> "services"),
+// and false at the top.
+func parent(p string) (string, bool) {
+	if p == "" {
+		return "", false
+	}
+	if strings.HasSuffix(p, "]") {
+		// An index or a quoted key: cut at its "[" (a quoted key may hold '.' or '[').
+		if i := strings.LastIndex(p, "[\""); i >= 0 && strings.HasSuffix(p, "\"]") {
+			return p[:i], true
 		}
 	}
+	i := strings.LastIndexAny(p, ".[")
+	if i < 0 {
+		return "", true
+	}
+	return p[:i], true
 }
 
+// at returns where path was written, or where its closest written ancestor was.
+func (d *decoder) at(path string) pos {
+	for p, ok := path, true; ok; p, ok = parent(p) {
+		if ps, found := d.pos[p]; found {
+			return ps
+		}
+	}
+	return pos{line: 1, col: 1}
+}
+
+// isBad reports whether path or one of its ancestors failed to decode.
+func (d *decoder) isBad(path string) bool {
+	if len(d.bad) == 0 {
+		return false
+	}
+	for p, ok := path, true; ok; p, ok = parent(p) {
+		if d.bad[p] {
+			return true
+		}
+	}
+	return false
+}
+
+// written reports whether path was given a value in the file (a key with no value is not).
+func (d *decoder) written(path string) bool {
+	p, ok := d.pos[path]
+	return ok && !p.null
+}
+
+// errAt reports an error about path at the position where it was written. Errors under a path
+// that already failed to decode are dropped: they would only restate that mistake.
 func (d *decoder) errAt(path, format string, args ...any) {
+	if d.isBad(path) {
+		return
+	}
 	p := d.at(path)
-	d.errs = append(d.errs, Finding{Severity: SeverityError, File: d.file, Line: p.line, Column: p.col, Path: path, Message: fmt.Sprintf(format, args...)})
+	d.add(Finding{Severity: SeverityError, File: d.file, Line: p.line, Column: p.col, Path: path, Message: fmt.Sprintf(format, args...)})
 }
 
 func (d *decoder) checkFields(c *schema.ClusterConfig) {
@@ -142,6 +194,16 @@ func (d *decoder) checkFields(c *schema.ClusterConfig) {
 		return
 	}
 	for _, fe := range ves {
-		d.errAt(yamlPath(fe.Namespace()), "%s", message(fe))
+		path := yamlPath(fe.Namespace())
+		if !d.written(path) && isZero(fe.Value()) && fe.Tag() != "min" {
+			d.errAt(path, "is required")
+			continue
+		}
+		d.errAt(path, "%s", message(fe))
 	}
+}
+
+func isZero(v any) bool {
+	rv := reflect.ValueOf(v)
+	return !rv.IsValid() || rv.IsZero()
 }

@@ -163,11 +163,13 @@ type Service struct {
 
 // KubeTarget names a port of a Kubernetes service.
 type KubeTarget struct {
-	Namespace string `yaml:"namespace" json:"namespace" validate:"required"`
-	Service   string `yaml:"service" json:"service" validate:"required"`
+	// Namespace of the Kubernetes service.
+	Namespace string `yaml:"namespace" json:"namespace" validate:"required,k8sname"`
+	// Service is the name of the Kubernetes service.
+	Service string `yaml:"service" json:"service" validate:"required,k8sname"`
 	// PortName is the name of the service port; it may be empty when the service has exactly
 	// one unnamed port.
-	PortName string `yaml:"portName" json:"portName"`
+	PortName string `yaml:"portName" json:"portName" validate:"omitempty,k8sname"`
 }
 
 // Backend is a static realserver.
@@ -204,7 +206,7 @@ type IPTables struct {
 // Management configures the management service.
 type Management struct {
 	// Port of a service on every VIP of vipPool; 0 means off.
-	Port int `yaml:"port" json:"port" validate:"port0"`
+	Port int `yaml:"port" json:"port" validate:"port0off"`
 }
 
 // ARP configures gratuitous ARP.

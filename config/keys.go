@@ -1,0 +1,271 @@
+package config
+
+import (
+	"reflect"
+	"regexp"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"gopkg.in/yaml.v3"
+)
+
+// entry is one key and its value in a mapping, after merge keys are resolved.
+type entry struct{ key, value *yaml.Node }
+
+// isMerge reports whether k is YAML's merge key `<<` (plain, not quoted).
+func isMerge(k *yaml.Node) bool {
+	return k.Kind == yaml.ScalarNode && k.Value == "<<" && k.ShortTag() == "!!merge"
+}
+
+// entries returns the keys of the mapping n in file order, followed by the keys that merge keys
+// (`<<: *base` or `<<: [*a, *b]`) bring in and that the mapping does not set itself. As in YAML,
+// a key written in the mapping wins over a merged one, and an earlier merged mapping wins over a
+// later one; a merged value replaces the whole value (no deep merge). It reports duplicate
+// keys, keys that are not plain scalars, and a node that is not a mapping (returning nil).
+func (d *decoder) entries(n *yaml.Node, path string) []entry {
+	if n.Kind != yaml.MappingNode {
+		d.fail(n, path, "must be a mapping, not %s", describe(n))
+		return nil
+	}
+	out := entrySet{list: make([]entry, 0, len(n.Content)/2)}
+	var merges []*yaml.Node
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if isMerge(k) {
+			merges = append(merges, v)
+			continue
+		}
+		if k.Kind != yaml.ScalarNode {
+			d.fail(k, path, "keys must be plain strings, not %s", describe(k))
+			continue
+		}
+		if first := out.find(k.Value); first != nil {
+			// Not d.fail: the first value is still decoded and checked.
+			d.errorf(k, join(path, k.Value), "duplicate key (first written on line %d)", first.key.Line)
+			continue
+		}
+		out.add(entry{k, v})
+	}
+	for _, m := range merges {
+		for _, src := range d.mergeSources(m, path) {
+			if d.overflow {
+				return out.list
+			}
+			if slices.Contains(d.merging, src) || src == n {
+				d.fail(m, path, "a merge key (<<) merges a mapping into itself")
+				return out.list
+			}
+			if len(d.merging) >= maxDepth {
+				d.fail(m, path, "merge keys nest deeper than %d levels", maxDepth)
+				return out.list
+			}
+			d.merging = append(d.merging, n)
+			for _, e := range d.entries(src, path) {
+				if out.find(e.key.Value) == nil {
+					out.add(e)
+				}
+			}
+			d.merging = d.merging[:len(d.merging)-1]
+		}
+	}
+	return out.list
+}
+
+// mergeSources returns the mappings that the value of a merge key names.
+func (d *decoder) mergeSources(v *yaml.Node, path string) []*yaml.Node {
+	if d.overflow {
+		return nil
+	}
+	if d.budget--; d.budget < 0 {
+		d.overflow = true
+		d.fail(v, path, "the file expands to too many values through aliases and merge keys")
+		return nil
+	}
+	v = deref(v)
+	switch {
+	case v.Kind == yaml.MappingNode:
+		return []*yaml.Node{v}
+	case v.Kind == yaml.SequenceNode:
+		srcs := make([]*yaml.Node, 0, len(v.Content))
+		for _, c := range v.Content {
+			if c = deref(c); c.Kind != yaml.MappingNode {
+				d.fail(c, path, "a merge key (<<) takes a mapping or a list of mappings, not a list of %s", describe(c))
+				return nil
+			}
+			srcs = append(srcs, c)
+		}
+		return srcs
+	}
+	d.fail(v, path, "a merge key (<<) takes a mapping or a list of mappings, not %s", describe(v))
+	return nil
+}
+
+// deref follows aliases. The parser never creates an alias of an alias, but a hostile file
+// must not make this loop forever.
+func deref(n *yaml.Node) *yaml.Node {
+	for i := 0; n.Kind == yaml.AliasNode && n.Alias != nil && i < maxDepth; i++ {
+		n = n.Alias
+	}
+	return n
+}
+
+// entrySet is a list of entries with a lookup by key; small mappings (most of them) are
+// searched linearly, large ones (a long nodeSelector, a hostile file) through a map.
+type entrySet struct {
+	list  []entry
+	index map[string]int
+}
+
+const linearEntries = 16
+
+func (s *entrySet) find(key string) *entry {
+	if s.index != nil {
+		if i, ok := s.index[key]; ok {
+			return &s.list[i]
+		}
+		return nil
+	}
+	for i := range s.list {
+		if s.list[i].key.Value == key {
+			return &s.list[i]
+		}
+	}
+	return nil
+}
+
+func (s *entrySet) add(e entry) {
+	s.list = append(s.list, e)
+	switch {
+	case s.index != nil:
+		s.index[e.key.Value] = len(s.list) - 1
+	case len(s.list) > linearEntries:
+		s.index = make(map[string]int, 2*len(s.list))
+		for i, x := range s.list {
+			s.index[x.key.Value] = i
+		}
+	}
+}
+
+// fields maps YAML key names to struct field indexes.
+type fields struct {
+	index map[string]int
+	names []string // sorted, for suggestions
+}
+
+var fieldCache sync.Map // reflect.Type -> *fields
+
+func fieldsOf(t reflect.Type) *fields {
+	if f, ok := fieldCache.Load(t); ok {
+		return f.(*fields)
+	}
+	f := &fields{index: map[string]int{}}
+	for i := range t.NumField() {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ",")
+		if name != "" && name != "-" {
+			f.index[name] = i
+			f.names = append(f.names, name)
+		}
+	}
+	sort.Strings(f.names)
+	fieldCache.Store(t, f)
+	return f
+}
+
+// suggest returns the known key closest to an unknown one, if it is a likely typo.
+func suggest(key string, names []string) string {
+	best, bestD := "", 3
+	for _, f := range names {
+		if dd := editDistance(strings.ToLower(key), strings.ToLower(f)); dd < bestD {
+			best, bestD = f, dd
+		}
+	}
+	return best
+}
+
+func editDistance(a, b string) int {
+	if len(a) > 64 || len(b) > 64 {
+		return 99
+	}
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			c := prev[j-1]
+			if a[i-1] != b[j-1] {
+				c++
+			}
+			cur[j] = min(c, prev[j]+1, cur[j-1]+1)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
+// describe names what a node is, in YAML terms, for "must be X, not Y" messages.
+func describe(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.AliasNode:
+		return "an alias"
+	}
+	switch n.ShortTag() {
+	case "!!null":
+		return "null"
+	case "!!int":
+		return "the integer " + n.Value
+	case "!!float":
+		return "the number " + n.Value
+	case "!!bool":
+		return n.Value
+	}
+	return quote(n.Value)
+}
+
+// quote quotes a value from the file for a message, cut to 40 bytes on a rune boundary.
+func quote(v string) string {
+	if len(v) > 40 {
+		cut := 40
+		for cut > 0 && !utf8.RuneStart(v[cut]) {
+			cut--
+		}
+		return strconv.Quote(v[:cut]) + "…"
+	}
+	return strconv.Quote(v)
+}
+
+var (
+	rePlainKey = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
+	reDigits   = regexp.MustCompile(`^[-+]?[0-9][0-9_]*$`)
+	reHostname = regexp.MustCompile(`^[A-Za-z0-9-]*[A-Za-z][A-Za-z0-9-]*(\.[A-Za-z0-9-]+)*\.?$`)
+)
+
+// join appends a key to a path: "node" + "role" = "node.role". A key that is not a plain word
+// is quoted, so that a sysctl named "a.b" reads `ipvsSysctls["a.b"]`, not `ipvsSysctls.a.b`.
+func join(path, key string) string {
+	if !rePlainKey.MatchString(key) {
+		return path + "[" + quote(key) + "]"
+	}
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+// index appends a list index to a path: "services" + 3 = "services[3]".
+func index(path string, i int) string { return path + "[" + strconv.Itoa(i) + "]" }
+
+// parseDuration is time.ParseDuration; a separate name keeps the YAML vocabulary of durations
+// (Go's syntax: 500ms, 30s, 1m30s, 2h) in one place.
+func parseDuration(s string) (time.Duration, error) { return time.ParseDuration(s) }

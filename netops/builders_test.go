@@ -81,3 +81,11 @@ func checkClass(t *testing.T, what string, err error, want string) {
 		t.Errorf("%s: got %s (%v), want %s", what, got, err, want)
 	}
 }
+
+func prefixStrings(ps []netip.Prefix) []string {
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = p.String()
+	}
+	return out
+}

@@ -39,8 +39,9 @@ func NewFakeLinks() *FakeLinks {
 			[]string{"Addrs", "HardwareAddr"},
 			[]string{"EnsureDummy", "EnsureIPIP", "AddAddr", "DelAddr"}),
 	}
-	// netlink reports the loopback device's kind as "device" (no IFLA_INFO_KIND).
-	f.devices["lo"] = &fakeDevice{kind: "device", hw: make(net.HardwareAddr, 6), addrs: map[netip.Prefix]bool{}}
+	// netlink reports the loopback device's kind as "device" (no IFLA_INFO_KIND), and no
+	// hardware address because it is all zeroes.
+	f.devices["lo"] = &fakeDevice{kind: "device", addrs: map[netip.Prefix]bool{}}
 	return f
 }
 
@@ -77,10 +78,8 @@ func (f *FakeLinks) ensure(op, name, kind string) error {
 func (f *FakeLinks) newDevice(name, kind string) *fakeDevice {
 	f.nextMAC++
 	d := &fakeDevice{kind: kind, addrs: map[netip.Prefix]bool{}}
-	if kind != "ipip" { // an ipip device has a 4-byte link address (0.0.0.0), like the kernel's
+	if kind != "ipip" { // tunl0's link address is 0.0.0.0, which netlink reports as nil
 		d.hw = net.HardwareAddr{0x02, 0, 0, 0, 0, f.nextMAC}
-	} else {
-		d.hw = net.HardwareAddr{0, 0, 0, 0}
 	}
 	f.devices[name] = d
 	return d
@@ -143,7 +142,8 @@ func (f *FakeLinks) DelAddr(dev string, p netip.Prefix) error {
 	return nil
 }
 
-// HardwareAddr returns the link-layer address of dev.
+// HardwareAddr returns the link-layer address of dev (nil for lo and ipip devices, as
+// KernelLinks reports them).
 func (f *FakeLinks) HardwareAddr(dev string) (net.HardwareAddr, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -27,6 +27,16 @@ func (f *FakeLinks) IsUp(dev string) bool {
 	return d != nil && d.up
 }
 
+// Kind returns the kind of dev ("dummy", "ipip", "device" for lo, ...), "" if missing.
+func (f *FakeLinks) Kind(dev string) string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if d := f.devices[dev]; d != nil {
+		return d.kind
+	}
+	return ""
+}
+
 // FailNext makes the next call of op (a method name, e.g. "AddAddr") return err without
 // changing anything. It panics on an unknown op.
 func (f *FakeLinks) FailNext(op string, err error) {

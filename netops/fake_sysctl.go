@@ -14,8 +14,8 @@ var _ Sysctl = (*FakeSysctl)(nil)
 // FakeSysctl is a semantic fake of Sysctl: a map of keys that exist, refusing keys ravel may
 // not touch (ErrNotOwned), keys that do not exist (ErrNotExist) and values that are not
 // integers (ErrInvalid: every key ravel may write is an integer vector, parsed by
-// proc_dointvec). Values read back normalized as the kernel prints them ("01" → "1",
-// several values separated by tabs). It counts calls, fails on demand and dumps itself.
+// proc_dointvec as C literals). Values read back normalized as the kernel prints them
+// ("010" → "8", several values separated by tabs). It counts calls, fails on demand and dumps itself.
 type FakeSysctl struct {
 	mu     sync.Mutex // guards everything below
 	values map[string]string
@@ -103,8 +103,9 @@ func (f *FakeSysctl) Set(key, value string) error {
 	// values are ignored.
 	vals := strings.Fields(old)
 	for i, s := range strings.Fields(value) {
-		n, err := strconv.ParseInt(s, 10, 32)
-		if err != nil {
+		// The kernel parses C literals (strtoul base 0): "010" is 8, "0x10" is 16.
+		n, err := strconv.ParseInt(s, 0, 32)
+		if err != nil || strings.ContainsAny(s, "_oObB") {
 			return refuse(ErrInvalid, "write sysctl %s = %q", key, value)
 		}
 		if i < len(vals) {

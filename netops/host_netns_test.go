@@ -1,0 +1,70 @@
+package netops
+
+import (
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// Tests against the machine's own kernel that need no IPVS, dummy or ipip: they run on the
+// host (in throwaway network namespaces) and in the guest alike.
+
+func requireRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to create network namespaces")
+	}
+}
+
+// TestNewIPVSFailsWithoutIPVS checks that a kernel without IPVS is an error at construction,
+// not a handle that silently does nothing (see the quirks on KernelIPVS).
+func TestNewIPVSFailsWithoutIPVS(t *testing.T) {
+	if _, err := os.Stat("/proc/net/ip_vs"); err == nil {
+		t.Skip("this kernel has IPVS")
+	}
+	k, err := NewIPVS()
+	if err == nil {
+		k.Close()
+		t.Fatal("NewIPVS succeeded on a kernel without IPVS")
+	}
+	if !strings.Contains(err.Error(), "IPVS is not available") {
+		t.Errorf("error %q does not say IPVS is missing", err)
+	}
+}
+
+// TestNetnsLinksLoopback exercises KernelLinks on lo of a fresh namespace.
+func TestNetnsLinksLoopback(t *testing.T) {
+	requireRoot(t)
+	n := newTestNetns(t, true)
+	l := n.links(t)
+	checkClass(t, "EnsureDummy(lo)", l.EnsureDummy("lo"), "exist")
+	before, err := l.Addrs("lo")
+	must(t, err)
+	if diff := cmp.Diff([]string{"127.0.0.1/8"}, prefixStrings(before)); diff != "" {
+		t.Errorf("Addrs(lo) of a fresh namespace (-want +got):\n%s", diff)
+	}
+	vip := p32("10.0.0.1")
+	checkClass(t, "AddAddr", l.AddAddr("lo", vip), "ok")
+	checkClass(t, "AddAddr again", l.AddAddr("lo", vip), "exist")
+	got, err := l.Addrs("lo")
+	must(t, err)
+	if diff := cmp.Diff([]string{"10.0.0.1/32", "127.0.0.1/8"}, prefixStrings(got)); diff != "" {
+		t.Errorf("Addrs(lo) (-want +got):\n%s", diff)
+	}
+	checkClass(t, "DelAddr", l.DelAddr("lo", vip), "ok")
+	checkClass(t, "DelAddr again", l.DelAddr("lo", vip), "notexist")
+	checkClass(t, "DelAddr 127.0.0.1/32", l.DelAddr("lo", p32("127.0.0.1")), "notexist")
+	got, err = l.Addrs("lo")
+	must(t, err)
+	if diff := cmp.Diff([]string{"127.0.0.1/8"}, prefixStrings(got)); diff != "" {
+		t.Errorf("Addrs(lo) after DelAddr (-want +got):\n%s", diff)
+	}
+	_, err = l.Addrs("nosuch0")
+	checkClass(t, "Addrs(nosuch0)", err, "notexist")
+	hw, err := l.HardwareAddr("lo")
+	if err != nil || hw != nil {
+		t.Errorf("HardwareAddr(lo) = %v, %v", hw, err)
+	}
+}

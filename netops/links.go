@@ -1,0 +1,193 @@
+package netops
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+)
+
+var _ Links = (*KernelLinks)(nil)
+
+// KernelLinks manages devices and addresses over rtnetlink (github.com/vishvananda/netlink)
+// in the network namespace it was created in. It only creates devices and adds or removes
+// the addresses it is asked to: it never deletes a device nor changes one ravel does not
+// name. It is safe for concurrent use (netlink.Handle locks its socket).
+type KernelLinks struct {
+	h *netlink.Handle // read-only after construction
+}
+
+// NewLinks returns Links for the current network namespace (of the calling thread).
+func NewLinks() (*KernelLinks, error) {
+	h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
+	if err != nil {
+		return nil, fmt.Errorf("open rtnetlink socket: %w", err)
+	}
+	return &KernelLinks{h: h}, nil
+}
+
+// NewLinksInNetns returns Links for the network namespace at path.
+func NewLinksInNetns(path string) (*KernelLinks, error) {
+	ns, err := netns.GetFromPath(path)
+	if err != nil {
+		return nil, fmt.Errorf("open network namespace %s: %w", path, err)
+	}
+	defer ns.Close() // the socket keeps the namespace
+	h, err := netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)
+	if err != nil {
+		return nil, fmt.Errorf("open rtnetlink socket in %s: %w", path, err)
+	}
+	return &KernelLinks{h: h}, nil
+}
+
+// Close releases the netlink socket.
+func (l *KernelLinks) Close() error {
+	l.h.Close()
+	return nil
+}
+
+// EnsureDummy creates the dummy device name if missing and sets it up.
+func (l *KernelLinks) EnsureDummy(name string) error {
+	return l.ensure(name, &netlink.Dummy{LinkAttrs: netlink.LinkAttrs{Name: name}})
+}
+
+// EnsureIPIP makes sure the IPIP device name (tunl0) exists and is up.
+//
+// tunl0 is the ipip module's fallback device: the module creates it in every network
+// namespace when it loads and in each new namespace afterwards (unless
+// net.core.fb_tunnels_only_for_init_net says otherwise). It receives every IPIP packet
+// that no configured tunnel claims, which is what a realserver behind an IPVS tunnel
+// director needs. If it is missing, ask for an ipip link of that name: when the module is
+// not loaded yet, the kernel loads it for the request, the module creates tunl0 itself and
+// the request then fails with EEXIST, so EEXIST is followed by a new look-up. Another name
+// would make a second catch-all tunnel (no local, no remote), which the kernel refuses with
+// EEXIST while tunl0 exists.
+func (l *KernelLinks) EnsureIPIP(name string) error {
+	return l.ensure(name, &netlink.Iptun{
+		LinkAttrs: netlink.LinkAttrs{Name: name},
+		PMtuDisc:  1, // as the fallback device
+		Proto:     unix.IPPROTO_IPIP,
+	})
+}
+
+func (l *KernelLinks) ensure(name string, want netlink.Link) error {
+	if err := checkLinkName(name); err != nil {
+		return err
+	}
+	link, err := l.h.LinkByName(name)
+	if isLinkNotFound(err) {
+		err = l.h.LinkAdd(want)
+		if err != nil && !errors.Is(err, unix.EEXIST) {
+			return kernelError(err, "create %s device %s", want.Type(), name)
+		}
+		link, err = l.h.LinkByName(name)
+	}
+	if err != nil {
+		return kernelError(err, "look up device %s", name)
+	}
+	if link.Type() != want.Type() {
+		return refuse(ErrExist, "device %s is a %s device, not %s", name, link.Type(), want.Type())
+	}
+	if link.Attrs().Flags&net.FlagUp == 0 {
+		if err := l.h.LinkSetUp(link); err != nil {
+			return kernelError(err, "set %s up", name)
+		}
+	}
+	return nil
+}
+
+// Addrs lists the IPv4 addresses of dev, sorted.
+func (l *KernelLinks) Addrs(dev string) ([]netip.Prefix, error) {
+	link, err := l.link(dev)
+	if err != nil {
+		return nil, err
+	}
+	var addrs []netlink.Addr
+	// A dump that races with a change ends with NLM_F_DUMP_INTR; netlink v1.3 then returns
+	// the partial result with ErrDumpInterrupted. Ask again a few times.
+	for range 5 {
+		addrs, err = l.h.AddrList(link, netlink.FAMILY_V4)
+		if !errors.Is(err, netlink.ErrDumpInterrupted) {
+			break
+		}
+	}
+	if err != nil {
+		return nil, kernelError(err, "list addresses of %s", dev)
+	}
+	set := make(map[netip.Prefix]bool, len(addrs))
+	for _, a := range addrs {
+		ip, ok := netip.AddrFromSlice(a.IP.To4())
+		if !ok {
+			continue
+		}
+		bits, _ := a.Mask.Size()
+		set[netip.PrefixFrom(ip, bits)] = true
+	}
+	return sortedPrefixes(set), nil
+}
+
+// AddAddr adds an IPv4 /32 address to dev; ErrExist if it is there.
+func (l *KernelLinks) AddAddr(dev string, p netip.Prefix) error {
+	if err := checkAddrPrefix(dev, p); err != nil {
+		return err
+	}
+	link, err := l.link(dev)
+	if err != nil {
+		return err
+	}
+	return kernelError(l.h.AddrAdd(link, toNetlinkAddr(p)), "add address %s to %s", p, dev)
+}
+
+// DelAddr removes an IPv4 /32 address from dev; ErrNotExist if it is not there. The kernel
+// matches the prefix length too, so a foreign 10.0.0.1/24 survives DelAddr of 10.0.0.1/32;
+// it reports a missing address with EADDRNOTAVAIL.
+func (l *KernelLinks) DelAddr(dev string, p netip.Prefix) error {
+	if err := checkAddrPrefix(dev, p); err != nil {
+		return err
+	}
+	link, err := l.link(dev)
+	if err != nil {
+		return err
+	}
+	return kernelError(l.h.AddrDel(link, toNetlinkAddr(p)), "delete address %s from %s", p, dev)
+}
+
+// HardwareAddr returns the link-layer address of dev: 6 bytes for a dummy or Ethernet
+// device, nil for an all-zero address (lo, tunl0), which netlink v1.3 leaves out.
+func (l *KernelLinks) HardwareAddr(dev string) (net.HardwareAddr, error) {
+	link, err := l.link(dev)
+	if err != nil {
+		return nil, err
+	}
+	return slices.Clone(link.Attrs().HardwareAddr), nil
+}
+
+func (l *KernelLinks) link(dev string) (netlink.Link, error) {
+	if err := checkLinkName(dev); err != nil {
+		return nil, err
+	}
+	link, err := l.h.LinkByName(dev)
+	if isLinkNotFound(err) {
+		return nil, refuse(ErrNotExist, "device %s", dev)
+	}
+	if err != nil {
+		return nil, kernelError(err, "look up device %s", dev)
+	}
+	return link, nil
+}
+
+func isLinkNotFound(err error) bool {
+	var nf netlink.LinkNotFoundError
+	return errors.As(err, &nf) || errors.Is(err, unix.ENODEV)
+}
+
+// toNetlinkAddr builds a /32 without a broadcast address (netlink adds one only below /31)
+// and without a label.
+func toNetlinkAddr(p netip.Prefix) *netlink.Addr {
+	return &netlink.Addr{IPNet: &net.IPNet{IP: net.IP(p.Addr().AsSlice()), Mask: net.CIDRMask(p.Bits(), 32)}}
+}

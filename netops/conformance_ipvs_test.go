@@ -200,16 +200,17 @@ udp 10.0.0.1:80 rr flags=0x0
 	dump: "tcp 10.0.0.1:80 rr flags=0x0\ntcp 10.0.0.2:80 wrr flags=0x0\n  -> 10.0.1.5:80 dr w=1 x=0 y=0\n",
 }, {
 	name: "addresses that are not unicast are ErrInvalid",
+	// The namespace has lo up (a fresh one with lo down refuses every IPv4 destination).
 	steps: []ipvsStep{
 		addSvc(makeService(vs), "ok"),
 		addDst(vs, makeDest("0.0.0.0:80"), "invalid"),
-		addDst(vs, makeDest("0.1.2.3:80"), "invalid"),
+		addDst(vs, makeDest("0.1.2.3:80"), "ok"), // the rest of 0.0.0.0/8 is unicast to 6.1
 		addDst(vs, makeDest("224.0.0.1:80"), "invalid"),
 		addDst(vs, makeDest("255.255.255.255:80"), "invalid"),
 		addDst(vs, makeDest("[2001:db8::5]:80"), "invalid"),
 		addDst(vs, makeDest("[::ffff:10.0.1.5]:80"), "invalid"),
 	},
-	dump: "tcp 10.0.0.1:80 wrr flags=0x0\n",
+	dump: "tcp 10.0.0.1:80 wrr flags=0x0\n  -> 0.1.2.3:80 dr w=1 x=0 y=0\n",
 }, {
 	name: "what ravel never programs is ErrInvalid",
 	steps: []ipvsStep{

@@ -25,6 +25,9 @@ var sysctlSteps = []sysctlStep{
 	{"get", "net/ipv4/vs/expire_nodest_conn", "16", "ok"},
 	{"set", "net/ipv4/vs/sync_threshold", "5", "ok"}, // the second value stays
 	{"get", "net/ipv4/vs/sync_threshold", "5\t50", "ok"},
+	{"set", "net/ipv4/vs/conntrack", "1 2", "ok"}, // extra values are ignored
+	{"get", "net/ipv4/vs/conntrack", "1", "ok"},
+	{"set", "net/ipv4/vs/conntrack", "0", "ok"},
 	{"set", "net/ipv4/vs/conntrack", "abc", "invalid"},
 	{"set", "net/ipv4/vs/conntrack", "", "invalid"},
 	{"get", "net/ipv4/vs/conntrack", "0", "ok"},

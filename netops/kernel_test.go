@@ -227,15 +227,22 @@ func TestKernelQuirks(t *testing.T) {
 		must(t, h.NewDestination(svc, dest("127.0.0.1:80", 1, 0, 0)))
 		ds, err := h.GetDestinations(svc)
 		must(t, err)
-		t.Logf("DR destination 127.0.0.1 reads back with connection flags %#x", ds[0].ConnectionFlags)
+		// Old kernels turned a local destination into IP_VS_CONN_F_LOCALNODE (1); 6.1 keeps
+		// the method asked for.
+		if ds[0].ConnectionFlags != ipvs.ConnectionFlagDirectRoute {
+			t.Errorf("DR destination 127.0.0.1 reads back with connection flags %#x", ds[0].ConnectionFlags)
+		}
 	})
 
-	t.Run("protocols other than tcp and udp", func(t *testing.T) {
+	t.Run("the netlink interface takes any protocol number", func(t *testing.T) {
+		// checkServiceKey refuses all but tcp and udp before the kernel is asked.
 		h := raw(t, newTestNetns(t, true))
 		for _, p := range []uint16{132, 99} {
 			s := *svc
 			s.Protocol = p
-			t.Logf("NewService protocol %d: %v", p, h.NewService(&s))
+			if err := h.NewService(&s); err != nil {
+				t.Errorf("NewService protocol %d: %v", p, err)
+			}
 		}
 	})
 
@@ -250,13 +257,26 @@ func TestKernelQuirks(t *testing.T) {
 		}
 	})
 
-	t.Run("sysctl writes of extra values", func(t *testing.T) {
+	t.Run("EnsureIPIP creates tunl0 where the ipip module made none", func(t *testing.T) {
+		// With fb_tunnels_only_for_init_net=1 a new namespace gets no fallback tunl0, and
+		// EnsureIPIP must create it. The knob is global (initial namespace): this test
+		// goroutine's thread is there; restore it afterwards.
+		const knob = "/proc/sys/net/core/fb_tunnels_only_for_init_net"
+		old, err := os.ReadFile(knob)
+		must(t, err)
+		must(t, os.WriteFile(knob, []byte("1\n"), 0))
+		t.Cleanup(func() { os.WriteFile(knob, old, 0) })
 		n := newTestNetns(t, false)
-		n.run(t, func() {
-			s := NewSysctl("")
-			err := s.Set("net/ipv4/vs/conntrack", "1 2")
-			v, _ := s.Get("net/ipv4/vs/conntrack")
-			t.Logf("Set conntrack \"1 2\": %v; reads back %q", err, v)
-		})
+		if kind := n.linkKind(t, "tunl0"); kind != "" {
+			t.Fatalf("tunl0 exists (%s) in a new namespace with %s=1", kind, knob)
+		}
+		must(t, n.links(t).EnsureIPIP("tunl0"))
+		if n.linkKind(t, "tunl0") != "ipip" || !n.linkUp(t, "tunl0") {
+			t.Errorf("tunl0 after EnsureIPIP: kind %q up %v", n.linkKind(t, "tunl0"), n.linkUp(t, "tunl0"))
+		}
+		// A second catch-all ipip device is refused while tunl0 exists.
+		err = n.links(t).EnsureIPIP("ravel-tun0")
+		t.Logf("EnsureIPIP(ravel-tun0) beside tunl0: %v", err)
+		checkClass(t, "EnsureIPIP(ravel-tun0)", err, "exist")
 	})
 }

@@ -81,11 +81,16 @@ func (l *KernelLinks) ensure(name string, want netlink.Link) error {
 	}
 	link, err := l.h.LinkByName(name)
 	if isLinkNotFound(err) {
-		err = l.h.LinkAdd(want)
-		if err != nil && !errors.Is(err, unix.EEXIST) {
-			return kernelError(err, "create %s device %s", want.Type(), name)
+		addErr := l.h.LinkAdd(want)
+		if addErr != nil && !errors.Is(addErr, unix.EEXIST) {
+			return kernelError(addErr, "create %s device %s", want.Type(), name)
 		}
 		link, err = l.h.LinkByName(name)
+		if addErr != nil && isLinkNotFound(err) {
+			// EEXIST for a name that is still free: the kernel has an equivalent device
+			// under another name (for ipip: the catch-all tunl0), seen in the guest.
+			return kernelError(addErr, "create %s device %s (an equivalent device exists under another name)", want.Type(), name)
+		}
 	}
 	if err != nil {
 		return kernelError(err, "look up device %s", name)

@@ -81,9 +81,10 @@ func checkDest(k ServiceKey, d Destination) error {
 // checkDest, for the fake to imitate: a lower threshold above the upper one (ERANGE, even
 // when the upper is 0 = none: ip_vs_add_dest and ip_vs_edit_dest compare them
 // unconditionally), and, when adding, an address that is not unicast (EINVAL:
-// ip_vs_new_dest wants inet_addr_type RTN_LOCAL or RTN_UNICAST, which excludes 0.0.0.0/8,
-// multicast and 255.255.255.255; for IPv6, unicast and not link-local). The fake cannot
-// know the namespace's subnet broadcast addresses, which the kernel also refuses.
+// ip_vs_new_dest wants inet_addr_type RTN_LOCAL or RTN_UNICAST, which excludes 0.0.0.0,
+// multicast and 255.255.255.255, but not the rest of 0.0.0.0/8 on 6.1, as seen in the
+// guest; for IPv6, unicast and not link-local). The fake cannot know the namespace's subnet
+// broadcast addresses, which the kernel also refuses.
 func kernelRefusesDest(k ServiceKey, d Destination, adding bool) error {
 	if d.Lower > d.Upper {
 		return refuse(ErrInvalid, "destination %s of %s: lower threshold %d above upper %d", d.DestKey, k, d.Lower, d.Upper)
@@ -96,11 +97,10 @@ func kernelRefusesDest(k ServiceKey, d Destination, adding bool) error {
 
 // kernelUnicast reports whether ip_vs_new_dest would take a as a unicast address.
 func kernelUnicast(a netip.Addr) bool {
-	if a.Is4() {
-		b := a.As4()
-		return b[0] != 0 && !a.IsMulticast() && a != netip.AddrFrom4([4]byte{255, 255, 255, 255})
+	if a.Is4() && a == netip.AddrFrom4([4]byte{255, 255, 255, 255}) {
+		return false
 	}
-	return !a.IsUnspecified() && !a.IsMulticast() && !a.IsLinkLocalUnicast()
+	return !a.IsUnspecified() && !a.IsMulticast() && !(a.Is6() && a.IsLinkLocalUnicast())
 }
 
 // checkLinkName refuses names the kernel refuses (dev_valid_name: 1 to 15 bytes, not "."

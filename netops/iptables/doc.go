@@ -8,9 +8,9 @@
 //  1. read the nat table with `iptables-save -t nat` and parse only the chains of ravel's prefix
 //     and the jumps into them (chains.Parse);
 //  2. diff against the desired chains (chains.Diff);
-//  3. delete unwanted jump rules (go-iptables), run ONE `iptables-restore --noflush` batch that
-//     rewrites only the changed chains and removes stale ones atomically, then insert missing
-//     jump rules at position 1 (go-iptables).
+//  3. run ONE `iptables-restore --noflush` batch, one transaction, that rewrites only the
+//     changed chains, removes stale ones and adds, moves or deletes the jumps from PREROUTING,
+//     OUTPUT and POSTROUTING (jumps inserted at position 1, in front of KUBE-SERVICES).
 //
 // ravel never restores a whole table and never flushes, deletes or rewrites a chain outside its
 // prefix: kube-proxy's KUBE-* chains and every other program's rules are left byte-identical.

@@ -6,7 +6,6 @@ import (
 	"slices"
 	"sync"
 
-	"github.com/ravel-lb/ravel/netops"
 	"github.com/ravel-lb/ravel/reconcile/chains"
 )
 
@@ -33,8 +32,6 @@ type Fake struct {
 const (
 	OpSave    = "save"    // iptables-save -t nat
 	OpRestore = "restore" // iptables-restore --noflush
-	OpInsert  = "insert"  // iptables -I
-	OpDelete  = "delete"  // iptables -D (if the rule exists)
 )
 
 // NewFake returns a fake nat table with only the built-in chains, for ravel's chains under prefix.
@@ -120,36 +117,6 @@ func (b fakeBackend) restore(ctx context.Context, batch string) error {
 	}
 	b.f.batches = append(b.f.batches, batch)
 	return b.f.t.restore(batch)
-}
-
-func (b fakeBackend) insert(chain string, pos int, rule string) error {
-	b.f.mu.Lock()
-	defer b.f.mu.Unlock()
-	if err := b.f.call(OpInsert); err != nil {
-		return err
-	}
-	next := b.f.t.clone()
-	if err := next.insert(chain, pos, rule); err != nil {
-		return err
-	}
-	b.f.t = next
-	return nil
-}
-
-func (b fakeBackend) deleteIfExists(chain, rule string) error {
-	b.f.mu.Lock()
-	defer b.f.mu.Unlock()
-	if err := b.f.call(OpDelete); err != nil {
-		return err
-	}
-	rules, ok := b.f.t.rules[chain]
-	if !ok {
-		return refuse(netops.ErrNotExist, "chain %q does not exist", chain)
-	}
-	if i := slices.Index(rules, rule); i >= 0 {
-		b.f.t.rules[chain] = slices.Delete(slices.Clone(rules), i, i+1)
-	}
-	return nil
 }
 
 func refuse(class error, format string, args ...any) error {

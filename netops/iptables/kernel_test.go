@@ -111,7 +111,7 @@ func TestKernelMode(t *testing.T) {
 			t.Errorf("Mode() = %q, want %q", r.Mode(), want)
 		}
 		for _, bin := range []string{r.saveBin, r.restBin} {
-			if m, err := binaryMode(bin); err != nil || m != want {
+			if m, _, err := binaryMode(bin); err != nil || m != want {
 				t.Errorf("%s is %q (%v), want %q", bin, m, err, want)
 			}
 		}
@@ -124,7 +124,7 @@ func TestNewDefaultMode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want, err := binaryMode("iptables")
+	want, _, err := binaryMode("iptables")
 	if err != nil {
 		t.Fatal(err)
 	}

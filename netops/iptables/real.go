@@ -6,11 +6,10 @@ import (
 	"fmt"
 	"os/exec"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
-
-	goipt "github.com/coreos/go-iptables/iptables"
 
 	"github.com/ravel-lb/ravel/netops"
 	"github.com/ravel-lb/ravel/reconcile/chains"
@@ -18,15 +17,16 @@ import (
 
 var _ Tables = (*Real)(nil)
 
-// Real programs the kernel's nat table by running iptables, iptables-save and iptables-restore.
-// Its methods are safe for concurrent use; they run one at a time.
+// Real programs the kernel's nat table by running iptables-save and iptables-restore: one save
+// and at most one restore per Apply, jumps included (see chains.Patch for why not one
+// `iptables -I` per jump, with go-iptables). Its methods are safe for concurrent use; they run
+// one at a time.
 type Real struct {
 	mu sync.Mutex // held by Apply, Cleanup and Dump for their whole run
 	e  engine
 
 	// Set by New, read-only afterwards.
 	mode    string // "nf_tables" or "legacy"
-	ipt     *goipt.IPTables
 	saveBin string
 	restBin string
 	restArg []string // iptables-restore's arguments before the batch on stdin
@@ -48,10 +48,10 @@ func WithMode(mode string) Option { return func(o *options) { o.mode = mode } }
 // WithNetns runs every iptables command in the network namespace at path (or named name under
 // /run/netns, as `ip netns add` makes them). Tests use it to program throwaway namespaces.
 //
-// It is done with setns(2) on a locked OS thread around each command's fork (see inNetns),
-// rather than by prefixing `ip netns exec NAME`: go-iptables runs its binary itself and takes
-// no command prefix, and one mechanism keeps go-iptables, iptables-save and iptables-restore in
-// the same namespace.
+// It is done with setns(2) on a locked OS thread around each command's fork (see inNetns)
+// rather than by prefixing `ip netns exec NAME`: the commands keep their own argv and exit
+// status, nothing depends on ip(8), and the test's servers and clients join namespaces the
+// same way.
 func WithNetns(pathOrName string) Option {
 	return func(o *options) {
 		if !strings.Contains(pathOrName, "/") {
@@ -90,7 +90,7 @@ func New(prefix string, opts ...Option) (*Real, error) {
 	default:
 		return nil, fmt.Errorf("iptables mode %q: want nft or legacy: %w", o.mode, netops.ErrInvalid)
 	}
-	mode, err := binaryMode(main)
+	mode, version, err := binaryMode(main)
 	if err != nil {
 		return nil, err
 	}
@@ -106,46 +106,41 @@ func New(prefix string, opts ...Option) (*Real, error) {
 			if err != nil {
 				return nil, fmt.Errorf("iptables-%s not found: %w", pick.tool, err)
 			}
-			if m, err := binaryMode(*pick.dst); err != nil || m != mode {
+			if m, _, err := binaryMode(*pick.dst); err != nil || m != mode {
 				return nil, fmt.Errorf("%s is not the %s backend of %s (%q, %v)", *pick.dst, mode, main, m, err)
 			}
 		}
 	}
-	path, err := exec.LookPath(main)
-	if err != nil {
-		return nil, fmt.Errorf("iptables: %w", err)
-	}
-	// go-iptables adds --wait to every command: wait for the xtables lock instead of failing.
-	r.ipt, err = goipt.New(goipt.Path(path), goipt.Timeout(5))
-	if err != nil {
-		return nil, fmt.Errorf("iptables: %w", err)
-	}
 	r.restArg = []string{"--noflush"}
 	// -w: wait up to 5 s for the xtables lock that legacy iptables (and kube-proxy) hold while
-	// writing; nf_tables ignores it. iptables-restore has -w since 1.6.2.
-	if v1, v2, v3 := r.ipt.GetIptablesVersion(); v1 > 1 || v1 == 1 && (v2 > 6 || v2 == 6 && v3 >= 2) {
+	// writing, instead of failing at once; nf_tables needs no lock and ignores it.
+	// iptables-restore has -w since 1.6.2.
+	if slices.Compare(version[:], []int{1, 6, 2}) >= 0 {
 		r.restArg = append([]string{"-w", "5"}, r.restArg...)
 	}
 	return r, nil
 }
 
-var modeRE = regexp.MustCompile(`v\d+\.\d+\.\d+(?: \((\w+)\))?`)
+var versionRE = regexp.MustCompile(`v(\d+)\.(\d+)\.(\d+)(?: \((\w+)\))?`)
 
 // binaryMode runs `bin --version` and returns its backend, "nf_tables" or "legacy" (versions
-// before 1.8 print no backend: they are legacy).
-func binaryMode(bin string) (string, error) {
+// before 1.8 print no backend: they are legacy), and its version.
+func binaryMode(bin string) (mode string, version [3]int, err error) {
 	out, err := exec.Command(bin, "--version").Output()
 	if err != nil {
-		return "", fmt.Errorf("%s --version: %w", bin, err)
+		return "", version, fmt.Errorf("%s --version: %w", bin, err)
 	}
-	m := modeRE.FindSubmatch(out)
-	switch {
-	case m == nil:
-		return "", fmt.Errorf("%s --version: no version in %q", bin, out)
-	case len(m[1]) == 0:
-		return "legacy", nil
+	m := versionRE.FindSubmatch(out)
+	if m == nil {
+		return "", version, fmt.Errorf("%s --version: no version in %q", bin, out)
 	}
-	return string(m[1]), nil
+	for i := range version {
+		version[i], _ = strconv.Atoi(string(m[i+1]))
+	}
+	if len(m[4]) == 0 {
+		return "legacy", version, nil
+	}
+	return string(m[4]), version, nil
 }
 
 // Mode is the backend in use, "nf_tables" or "legacy".
@@ -222,20 +217,6 @@ func restoreError(bin string, err error, stderr, batch string) error {
 	return commandError(bin, err, fmt.Sprintf("%s [batch line %d: %s]", stderr, n, line))
 }
 
-func (b realBackend) insert(chain string, pos int, rule string) error {
-	err := inNetns(b.r.netns, func() error {
-		return b.r.ipt.Insert(chains.Table, chain, pos, chains.SplitRule(rule)...)
-	})
-	return goiptError(err)
-}
-
-func (b realBackend) deleteIfExists(chain, rule string) error {
-	err := inNetns(b.r.netns, func() error {
-		return b.r.ipt.DeleteIfExists(chains.Table, chain, chains.SplitRule(rule)...)
-	})
-	return goiptError(err)
-}
-
 // commandError wraps a failed iptables command with its stderr and error class.
 func commandError(bin string, err error, stderr string) error {
 	msg := strings.Join(strings.Fields(strings.ReplaceAll(stderr, "Try `", "\nTry `")), " ")
@@ -246,18 +227,6 @@ func commandError(bin string, err error, stderr string) error {
 		return fmt.Errorf("%s: %s: %w (%w)", bin, msg, class, err)
 	}
 	return fmt.Errorf("%s: %s: %w", bin, msg, err)
-}
-
-func goiptError(err error) error {
-	if err == nil {
-		return nil
-	}
-	if e, ok := err.(*goipt.Error); ok {
-		if class := classify(e.Error()); class != nil {
-			return fmt.Errorf("%w (%w)", class, err)
-		}
-	}
-	return err
 }
 
 // classify maps iptables' messages to error classes. The two backends word them differently:

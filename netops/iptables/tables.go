@@ -35,10 +35,6 @@ type backend interface {
 	save(ctx context.Context) (string, error)
 	// restore runs batch as `iptables-restore --noflush` does: all of it or nothing.
 	restore(ctx context.Context, batch string) error
-	// insert inserts rule (iptables-save syntax, after "-A chain ") at pos in chain.
-	insert(chain string, pos int, rule string) error
-	// deleteIfExists deletes the first rule of chain equal to rule, if there is one.
-	deleteIfExists(chain, rule string) error
 }
 
 // engine is the Apply algorithm shared by Real and Fake. The caller serializes calls.
@@ -55,6 +51,11 @@ func (e engine) current(ctx context.Context) (chains.Ruleset, error) {
 	return chains.Parse(e.prefix, save), nil
 }
 
+// apply reads the table, diffs, and runs the patch as one batch (see chains.Patch for its
+// order). The jumps are inserted at position 1, in front of kube-proxy's KUBE-SERVICES (and
+// moved back there when found behind it, see chains.Jump.Late): a VIP is a local address on a
+// realserver, and may also be a Service's loadBalancer IP, and either way kube-proxy would
+// take the connection to any pod in the cluster, the extra hop ravel exists to avoid.
 func (e engine) apply(ctx context.Context, want chains.Ruleset) (chains.Patch, error) {
 	if want.Prefix != e.prefix {
 		return chains.Patch{}, fmt.Errorf("ruleset for chain %q given to tables of chain %q: %w",
@@ -65,28 +66,12 @@ func (e engine) apply(ctx context.Context, want chains.Ruleset) (chains.Patch, e
 		return chains.Patch{}, err
 	}
 	p := chains.Diff(cur, want)
-	// Jumps out first: the batch may delete the chain a jump targets (-X of a referenced chain
-	// fails). iptables -D deletes the first equal rule; a duplicate is deleted once per copy.
-	for _, j := range p.DelJumps {
-		if err := e.b.deleteIfExists(j.From, j.Rule); err != nil {
-			return p, fmt.Errorf("delete jump %q: %w", j, err)
-		}
+	if p.Empty() {
+		return p, nil
 	}
-	if batch := p.Batch(); batch != "" {
-		if err := ctx.Err(); err != nil {
-			return p, err
-		}
-		if err := e.b.restore(ctx, batch); err != nil {
-			return p, fmt.Errorf("restore %d chains, delete %d: %w", len(p.Write), len(p.Delete), err)
-		}
-	}
-	// Jumps in last, once their target chains exist. Position 1: in front of kube-proxy's
-	// KUBE-SERVICES (see chains.Jump.Late), so a VIP that is also local, or also a Service's
-	// loadBalancer IP, is DNATed to this node's pods and never handed to kube-proxy.
-	for _, j := range p.AddJumps {
-		if err := e.b.insert(j.From, 1, j.Rule); err != nil {
-			return p, fmt.Errorf("insert jump %q: %w", j, err)
-		}
+	if err := e.b.restore(ctx, p.Batch()); err != nil {
+		return p, fmt.Errorf("write %d chains, delete %d, %d jumps: %w",
+			len(p.Write), len(p.Delete), len(p.AddJumps)+len(p.DelJumps)+len(p.MoveJumps), err)
 	}
 	return p, nil
 }

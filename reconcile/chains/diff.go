@@ -5,31 +5,35 @@ import (
 	"strings"
 )
 
-// Patch is what turns the current owned chains into the desired ones: an
-// `iptables-restore --noflush` batch (Batch) and the jump rules to change around it.
+// Patch is what turns the current owned chains into the desired ones: ONE
+// `iptables-restore --noflush` batch (Batch), which iptables applies as one transaction, so no
+// packet ever sees a half-written state.
 //
-// The order of operations, which the applier must keep:
-//  1. DelJumps are deleted (one `iptables -D` each), so that no built-in chain refers to a
-//     chain the batch removes.
-//  2. Batch runs, atomically: it (re)declares Write and Delete chains, which creates a new chain
-//     and flushes an existing one (with --noflush, ":CHAIN - [0:0]" flushes only that chain);
-//     then moves the Late jumps back in front; then fills Write; then deletes (-X) the stale
-//     chains, which are empty and no longer referenced by then: their only references were in
-//     owned chains, which were rewritten or flushed above.
-//  3. AddJumps are inserted at position 1 (one `iptables -I ... 1` each), after the chains they
-//     jump to exist.
+// The order of the batch, which matters:
+//  1. ":CHAIN - [0:0]" for every chain in Write and Delete: creates a new chain, flushes an
+//     existing one (with --noflush only the chains declared are flushed; nothing else is).
+//  2. -D of DelJumps: unwanted jumps out of built-in chains, before their target goes in 5.
+//  3. -D then -I 1 of each MoveJumps: the jump back in front of KUBE-SERVICES, in one step.
+//  4. -A of every rule of Write, then -I 1 of AddJumps: jumps into chains that are complete.
+//  5. -X of Delete: the stale chains are empty (flushed in 1) and no longer referenced: their
+//     only references were rules of owned chains (rewritten or flushed in 1) and jumps (2).
+//
+// Jumps are changed in the batch rather than with one `iptables -I/-D` each (go-iptables):
+// legacy iptables rewrites the whole nat table for every single-rule command, which costs as
+// much as the batch itself at 5,000 rules, and a separate command would not be atomic with the
+// chains it jumps to.
 type Patch struct {
 	Prefix string
 	// Write are the owned chains that are new or whose rules changed, with all their rules.
 	Write []Chain
 	// Delete are the stale owned chains, sorted.
 	Delete []string
-	// DelJumps are jump rules to delete before the batch: unwanted, or duplicates.
+	// DelJumps are jump rules to delete: unwanted, or duplicates.
 	DelJumps []Jump
-	// MoveJumps are wanted jump rules found behind KUBE-SERVICES or DOCKER; the batch deletes
-	// and reinserts each at position 1 in one transaction, so no connection misses them.
+	// MoveJumps are wanted jump rules found behind KUBE-SERVICES or DOCKER, to delete and
+	// insert again at position 1.
 	MoveJumps []Jump
-	// AddJumps are missing jump rules, inserted at position 1 after the batch.
+	// AddJumps are missing jump rules, to insert at position 1.
 	AddJumps []Jump
 }
 
@@ -89,14 +93,13 @@ func (p Patch) Empty() bool {
 		len(p.MoveJumps) == 0 && len(p.AddJumps) == 0
 }
 
-// Batch is the input of `iptables-restore --noflush` for step 2, "" when the batch has nothing
-// to do.
+// Batch is the input of `iptables-restore --noflush`, "" when p is empty.
 func (p Patch) Batch() string {
-	if len(p.Write) == 0 && len(p.Delete) == 0 && len(p.MoveJumps) == 0 {
+	if p.Empty() {
 		return ""
 	}
 	var b strings.Builder
-	n := len(p.Delete) + 2*len(p.MoveJumps)
+	n := len(p.Delete)*2 + len(p.DelJumps) + 2*len(p.MoveJumps) + len(p.AddJumps)
 	for _, c := range p.Write {
 		n += 1 + len(c.Rules)
 	}
@@ -108,12 +111,18 @@ func (p Patch) Batch() string {
 	for _, name := range p.Delete {
 		declare(&b, name) // flushes it, dropping its references to other stale chains
 	}
+	for _, j := range p.DelJumps {
+		b.WriteString("-D " + j.From + " " + j.Rule + "\n")
+	}
 	for _, j := range p.MoveJumps {
 		b.WriteString("-D " + j.From + " " + j.Rule + "\n")
 		b.WriteString("-I " + j.From + " 1 " + j.Rule + "\n")
 	}
 	for _, c := range p.Write {
 		appendRules(&b, c)
+	}
+	for _, j := range p.AddJumps {
+		b.WriteString("-I " + j.From + " 1 " + j.Rule + "\n")
 	}
 	for _, name := range p.Delete {
 		b.WriteString("-X " + name + "\n")
@@ -122,19 +131,8 @@ func (p Patch) Batch() string {
 	return b.String()
 }
 
-// String shows p for an operator (`ravel plan`, logs, tests): the jump changes as comments in
-// the order they are made, around the batch. It is itself valid iptables-restore input.
-func (p Patch) String() string {
-	var b strings.Builder
-	for _, j := range p.DelJumps {
-		b.WriteString("# before: iptables -t nat -D " + j.From + " " + j.Rule + "\n")
-	}
-	b.WriteString(p.Batch())
-	for _, j := range p.AddJumps {
-		b.WriteString("# after: iptables -t nat -I " + j.From + " 1 " + j.Rule + "\n")
-	}
-	return b.String()
-}
+// String shows p for an operator (`ravel plan`, logs, tests): its batch.
+func (p Patch) String() string { return p.Batch() }
 
 // Changed lists the names of the chains p writes or deletes, sorted, for logs and metrics.
 func (p Patch) Changed() []string {

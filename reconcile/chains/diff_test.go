@@ -94,7 +94,5 @@ func TestDiffJumps(t *testing.T) {
 	if d := cmp.Diff([]Jump{{From: "OUTPUT", Rule: "-j RAVEL"}}, p.AddJumps); d != "" {
 		t.Errorf("AddJumps (-want +got):\n%s", d)
 	}
-	if p.Batch() != "" {
-		t.Errorf("jumps alone need no batch, got:\n%s", p.Batch())
-	}
+	golden(t, "patch-duplicate-jumps", p.String())
 }

@@ -6,7 +6,7 @@
 // fragment. Parse reads the same value back from `iptables-save -t nat` output, looking only at
 // chains of ravel's prefix and at jumps from built-in chains into them, and Diff turns
 // (current, desired) into a Patch: one `iptables-restore --noflush` batch that rewrites only the
-// chains whose rules changed and deletes stale ones, plus the jump rules to add or delete.
+// chains whose rules changed, deletes stale ones and fixes the jumps, as one transaction.
 //
 // The chains, with the default prefix RAVEL:
 //

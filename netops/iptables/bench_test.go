@@ -1,0 +1,169 @@
+package iptables
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/ravel-lb/ravel/netops"
+	"github.com/ravel-lb/ravel/reconcile/chains"
+)
+
+// Benchmarks of Apply against the kernel, in a throwaway namespace (root only). The figures the
+// project reports come from bench/iptables.sh, which runs:
+//
+//	go test ./netops/iptables -run '^$' -bench 'Full|OneEndpoint|Noop' -benchtime 15x
+//
+// BenchmarkFull loads the same 5,000 realserver rules (500 services x 10 local endpoints) into
+// an empty nat table, alternately with ravel's Apply (its iptables-save read, parse, diff and
+// the one batch, jumps included) and with a plain `iptables-restore --noflush` of the very batch
+// Apply writes, and reports the median of each and their ratio: ravel's overhead over the
+// floor. Alternating, and medians, keep the ratio fair on a busy machine.
+
+const benchServices, benchEndpoints = 500, 10
+
+func benchRuleset(drop bool) chains.Ruleset {
+	svcs := make([]chains.Service, 0, benchServices)
+	for s := range benchServices {
+		svc := chains.Service{
+			Name:        fmt.Sprintf("bench/svc-%d:http", s),
+			Key:         netops.ServiceKey{VIP: netip.AddrFrom4([4]byte{198, 19, byte(s / 250), byte(s%250 + 1)}), Port: 80, Proto: netops.TCP},
+			Probability: 1,
+		}
+		for e := range benchEndpoints {
+			if drop && s == 0 && e == 0 {
+				continue // the one-endpoint change
+			}
+			svc.Endpoints = append(svc.Endpoints, netip.AddrPortFrom(netip.AddrFrom4([4]byte{198, 18, byte(s / 20), byte(s%20*10 + e + 1)}), 8080))
+		}
+		svcs = append(svcs, svc)
+	}
+	return chains.Render(chains.Options{Chain: prefix}, svcs)
+}
+
+func benchSetup(b *testing.B, mode string) (*Real, string) {
+	b.Helper()
+	if os.Geteuid() != 0 {
+		b.Skip("skipped: iptables benchmarks need root (network namespaces)")
+	}
+	if _, err := exec.LookPath("iptables-" + mode); err != nil {
+		b.Skipf("skipped: iptables-%s is not installed", mode)
+	}
+	name := fmt.Sprintf("ravel-b-%d", os.Getpid())
+	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
+		b.Fatalf("ip netns add: %v: %s", err, out)
+	}
+	b.Cleanup(func() { exec.Command("ip", "netns", "del", name).Run() })
+	r, err := New(prefix, WithNetns(name), WithMode(mode))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return r, name
+}
+
+func benchModes(b *testing.B, f func(b *testing.B, r *Real)) {
+	for _, mode := range []string{"nft", "legacy"} {
+		b.Run(mode, func(b *testing.B) {
+			r, _ := benchSetup(b, mode)
+			f(b, r)
+		})
+	}
+}
+
+func BenchmarkFull(b *testing.B) {
+	want := benchRuleset(false)
+	batch := chains.Diff(chains.Ruleset{Prefix: prefix}, want).Batch()
+	benchModes(b, func(b *testing.B, r *Real) {
+		ctx := context.Background()
+		rb := realBackend{r}
+		var apply, restore []time.Duration
+		timed := func(samples *[]time.Duration, f func() error) {
+			if err := r.Cleanup(ctx); err != nil {
+				b.Fatal(err)
+			}
+			start := time.Now()
+			if err := f(); err != nil {
+				b.Fatal(err)
+			}
+			*samples = append(*samples, time.Since(start))
+		}
+		for b.Loop() {
+			timed(&apply, func() error { _, err := r.Apply(ctx, want); return err })
+			timed(&restore, func() error { return rb.restore(ctx, batch) })
+		}
+		a, rs := median(apply), median(restore)
+		b.ReportMetric(ms(a), "apply-ms")
+		b.ReportMetric(ms(rs), "restore-ms")
+		b.ReportMetric(float64(a)/float64(rs), "ratio")
+	})
+}
+
+func median(d []time.Duration) time.Duration {
+	s := slices.Clone(d)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// BenchmarkApplyOneEndpoint is the steady state: 5,000 rules in place, one endpoint of one
+// service goes away or comes back; each Apply reads the table and rewrites one chain.
+func BenchmarkApplyOneEndpoint(b *testing.B) {
+	full, less := benchRuleset(false), benchRuleset(true)
+	benchModes(b, func(b *testing.B, r *Real) {
+		ctx := context.Background()
+		if _, err := r.Apply(ctx, full); err != nil {
+			b.Fatal(err)
+		}
+		var samples []time.Duration
+		for i := 0; b.Loop(); i++ {
+			want := less
+			if i%2 == 1 {
+				want = full
+			}
+			start := time.Now()
+			p, err := r.Apply(ctx, want)
+			if err != nil {
+				b.Fatal(err)
+			}
+			samples = append(samples, time.Since(start))
+			if len(p.Write) != 1 {
+				b.Fatalf("Apply wrote %d chains, want 1", len(p.Write))
+			}
+		}
+		b.ReportMetric(ms(median(samples)), "apply-ms")
+	})
+}
+
+// BenchmarkApplyNoop is a periodic resync that finds nothing to repair: read and diff only.
+func BenchmarkApplyNoop(b *testing.B) {
+	full := benchRuleset(false)
+	benchModes(b, func(b *testing.B, r *Real) {
+		ctx := context.Background()
+		if _, err := r.Apply(ctx, full); err != nil {
+			b.Fatal(err)
+		}
+		var samples []time.Duration
+		for b.Loop() {
+			start := time.Now()
+			if p, err := r.Apply(ctx, full); err != nil || !p.Empty() {
+				b.Fatalf("Apply: %v, patch:\n%s", err, p)
+			}
+			samples = append(samples, time.Since(start))
+		}
+		b.ReportMetric(ms(median(samples)), "apply-ms")
+	})
+}
+
+// BenchmarkRenderDiff is the pure part of an Apply of 5,000 endpoints: render, parse, diff.
+func BenchmarkRenderDiff(b *testing.B) {
+	save := benchRuleset(false).String()
+	for b.Loop() {
+		chains.Diff(chains.Parse(prefix, save), benchRuleset(true))
+	}
+}

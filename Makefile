@@ -1,0 +1,54 @@
+# ravel — build, test, demo. `make test` installs what it needs on a fresh Debian machine
+# (apt packages, the Debian kernel for the QEMU guest, kube-apiserver and etcd built from the
+# Go module proxy) and caches them under ~/.cache/ravel, outside the clone.
+SHELL := /bin/bash
+GO ?= go
+export PATH := /usr/local/go/bin:$(PATH)
+BIN := bin
+RAVEL := $(BIN)/ravel
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+# Debian packages the tests and the demo use.
+DEB_PACKAGES := qemu-system-x86 ipvsadm busybox-static cpio kmod iptables iproute2 curl systemd
+
+.PHONY: all build test unit e2e demo lint bench deps kapi clean fuzz
+
+all: build
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-X main.version=$(VERSION)" -o $(RAVEL) ./cmd/ravel
+
+# deps installs the Debian packages that are missing (quietly, once).
+deps:
+	@missing=""; for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then echo "installing:$$missing"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; fi
+
+include hack/kapi/kapi.mk
+
+# test is what CI runs: unit and host-kernel tests (iptables in namespaces), integration tests
+# against a real kube-apiserver, and the real-kernel e2e scenarios in the QEMU guest.
+test: deps kapi build unit e2e
+
+unit:
+	RAVEL_REQUIRE_KAPI=1 KAPI_BIN=$$(hack/kapi/build.sh | tail -n1) $(GO) test -count=1 ./...
+
+e2e: deps build
+	RAVEL_BIN=$(abspath $(RAVEL)) bash test/e2e/run.sh
+
+demo: deps build
+	RAVEL_BIN=$(abspath $(RAVEL)) bash test/e2e/demo.sh
+
+lint:
+	@fmt=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$fmt" ]; then echo "gofmt:"; echo "$$fmt"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./config ./reconcile
+
+fuzz:
+	$(GO) test ./config -run '^$$' -fuzz FuzzParse -fuzztime 60s
+
+clean:
+	rm -rf $(BIN)

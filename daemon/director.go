@@ -1,0 +1,299 @@
+package daemon
+
+import (
+	"context"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/ravel-lb/ravel/config"
+	"github.com/ravel-lb/ravel/kube"
+	"github.com/ravel-lb/ravel/netops"
+	"github.com/ravel-lb/ravel/reconcile"
+)
+
+// Announcer sends gratuitous ARP for a VIP (netops.GARP in production).
+type Announcer interface {
+	Announce(vip netip.Addr) error
+}
+
+// Director is the director role's reconcile loop.
+//
+// Everything below is owned by the goroutine running Run; nothing is shared.
+type Director struct {
+	cfg    *config.Config
+	node   reconcile.Node
+	kernel reconcile.Kernel
+	garp   Announcer // may be nil
+	log    *slog.Logger
+	m      *Metrics
+	now    func() time.Time
+
+	owned      map[netip.Addr]bool
+	snap       *kube.Snapshot
+	desired    *reconcile.State
+	drains     map[reconcile.DestRef]time.Time
+	fullResync bool // set after a failed apply: the next cycle reads the whole kernel state
+	announced  map[netip.Addr]bool
+}
+
+// NewDirector returns a director for cfg. garp may be nil (no ARP announcements).
+func NewDirector(cfg *config.Config, node reconcile.Node, k reconcile.Kernel, garp Announcer, log *slog.Logger, m *Metrics) *Director {
+	return &Director{
+		cfg: cfg, node: node, kernel: k, garp: garp, log: log, m: m, now: time.Now,
+		owned:     reconcile.OwnedVIPs(cfg),
+		drains:    map[reconcile.DestRef]time.Time{},
+		announced: map[netip.Addr]bool{},
+	}
+}
+
+// Run reconciles until ctx ends. With a Kubernetes source (snapshots non-nil) it waits for the
+// first snapshot before programming anything, so a half-synced cache never empties a service.
+// On return the kernel is left exactly as it is: a restart adopts it and converges by diff.
+func (d *Director) Run(ctx context.Context, snapshots <-chan *kube.Snapshot) error {
+	if snapshots != nil {
+		d.log.Info("waiting for the first complete Kubernetes snapshot before programming")
+		select {
+		case <-ctx.Done():
+			return nil
+		case s := <-snapshots:
+			d.snap = s
+		}
+	}
+	d.FullSync()
+
+	resync := time.NewTicker(max(d.cfg.Resync.D(), time.Second))
+	defer resync.Stop()
+	// Drains finish when a destination has no connections left or its timeout passes; check
+	// often while any is pending, so a drained destination does not linger a whole resync.
+	drainTick := time.NewTicker(time.Second)
+	defer drainTick.Stop()
+	var arpC <-chan time.Time
+	if d.garp != nil && d.cfg.ARP.Interval > 0 {
+		t := time.NewTicker(d.cfg.ARP.Interval.D())
+		defer t.Stop()
+		arpC = t.C
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			d.log.Info("director stopping; kernel state is left as it is")
+			return nil
+		case s := <-snapshots:
+			d.OnSnapshot(s)
+		case <-resync.C:
+			d.FullSync()
+		case <-drainTick.C:
+			if len(d.drains) > 0 || d.fullResync {
+				d.FullSync()
+			}
+		case <-arpC:
+			d.announceAll()
+		}
+	}
+}
+
+// OnSnapshot programs a new cluster snapshot. When only some services changed (and no node
+// did), it recomputes and diffs just those; otherwise it runs a full sync.
+func (d *Director) OnSnapshot(s *kube.Snapshot) {
+	d.snap = s
+	if s.Stale {
+		d.log.Warn("Kubernetes safety valve active: programming the last known endpoints")
+	}
+	if d.fullResync || s.NodesChanged || d.desired == nil {
+		d.FullSync()
+		return
+	}
+	changed := map[kube.ServiceRef]bool{}
+	for _, r := range s.Changed {
+		changed[r] = true
+	}
+	var keys []netops.ServiceKey
+	var notes []reconcile.Note
+	for i := range d.cfg.Services {
+		t := d.cfg.Services[i].Kubernetes
+		if t == nil || !changed[kube.ServiceRef{Namespace: t.Namespace, Service: t.Service, PortName: t.PortName}] {
+			continue
+		}
+		for _, vs := range reconcile.DesiredService(d.cfg, i, s, d.node, &notes) {
+			d.desired.Services[vs.ServiceKey] = vs
+			keys = append(keys, vs.ServiceKey)
+		}
+	}
+	if len(keys) == 0 {
+		return
+	}
+	d.logNotes(notes)
+	start := d.now()
+	// A partial sync reads only the destinations of the changed services. Their scheduler and
+	// flags come from the config, which a snapshot cannot change, so the desired ones stand in;
+	// drift of those is repaired by the periodic full resync.
+	actual := reconcile.NewState(d.cfg.Node.VIPInterface)
+	for _, k := range keys {
+		dests, err := d.kernel.IPVS.Destinations(k)
+		if err != nil {
+			continue // missing: the diff adds it
+		}
+		vs := &reconcile.VirtualService{Service: d.desired.Services[k].Service, Dests: map[netops.DestKey]netops.Destination{}}
+		for _, dst := range dests {
+			vs.Dests[dst.DestKey] = dst
+		}
+		actual.Services[k] = vs
+	}
+	plan := reconcile.DiffServices(d.desired, actual, keys, d.diffOptions())
+	d.apply(plan, "partial", start)
+}
+
+// FullSync reads every owned object from the kernel, diffs it against the desired state and
+// repairs the difference (drift, drains, a previous failure).
+func (d *Director) FullSync() {
+	start := d.now()
+	desired, notes := reconcile.Desired(d.cfg, d.snap, d.node)
+	d.desired = desired
+	d.logNotes(notes)
+	keys := make([]string, 0, len(desired.Sysctls))
+	for k := range desired.Sysctls {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	actual, err := reconcile.ReadActual(d.kernel, d.cfg.Node.VIPInterface, d.owned, keys)
+	if err != nil {
+		d.log.Warn("reading kernel state was incomplete", "err", err)
+	}
+	plan := d.diff(desired, actual)
+	d.apply(plan, "full", start)
+	d.gauges(desired)
+}
+
+func (d *Director) diff(desired, actual *reconcile.State) *reconcile.Plan {
+	plan := reconcile.Diff(desired, actual, d.diffOptions())
+	// Forget drains that are over: the destination is back in the desired state or gone.
+	for ref := range d.drains {
+		vs := actual.Services[ref.Service]
+		if vs == nil {
+			delete(d.drains, ref)
+			continue
+		}
+		if _, still := vs.Dests[ref.Dest]; !still {
+			delete(d.drains, ref)
+			continue
+		}
+		if dv := desired.Services[ref.Service]; dv != nil {
+			if _, back := dv.Dests[ref.Dest]; back {
+				delete(d.drains, ref)
+			}
+		}
+	}
+	return plan
+}
+
+func (d *Director) diffOptions() reconcile.DiffOptions {
+	return reconcile.DiffOptions{Now: d.now(), DrainTimeout: d.cfg.Defaults.DrainTimeout.D(), DrainStart: d.drains, Owned: d.owned}
+}
+
+func (d *Director) apply(plan *reconcile.Plan, kind string, start time.Time) {
+	now := d.now()
+	for _, ref := range plan.DrainsStarted {
+		d.drains[ref] = now
+	}
+	for _, op := range plan.Ops {
+		switch op.Kind {
+		case reconcile.OpDrainDest:
+			d.drains[reconcile.DestRef{Service: op.Service.ServiceKey, Dest: op.Dest.DestKey}] = now
+		case reconcile.OpDelDest:
+			delete(d.drains, reconcile.DestRef{Service: op.Service.ServiceKey, Dest: op.Dest.DestKey})
+		case reconcile.OpDelService:
+			for ref := range d.drains {
+				if ref.Service == op.Service.ServiceKey {
+					delete(d.drains, ref)
+				}
+			}
+		}
+	}
+	result := "ok"
+	if !plan.Empty() {
+		d.log.Info("applying plan", "kind", kind, "ops", len(plan.Ops), "plan", plan.String())
+		if err := reconcile.Apply(d.kernel, plan); err != nil {
+			result = "error"
+			d.fullResync = true
+			d.m.ApplyErrors.Inc()
+			d.log.Error("apply failed; next cycle is a full resync", "err", err)
+		}
+		for _, op := range plan.Ops {
+			d.m.Ops.WithLabelValues(op.Kind.String()).Inc()
+			if op.Kind == reconcile.OpBindVIP {
+				delete(d.announced, op.VIP)
+			}
+		}
+	}
+	if result == "ok" {
+		if kind == "full" {
+			d.fullResync = false
+		}
+		d.m.LastSync.Set(float64(d.now().Unix()))
+	}
+	d.m.Syncs.WithLabelValues(kind, result).Inc()
+	d.m.SyncDuration.Observe(d.now().Sub(start).Seconds())
+	d.m.Draining.Set(float64(len(d.drains)))
+	d.announceNew()
+}
+
+func (d *Director) gauges(desired *reconcile.State) {
+	dests, empty := 0, 0
+	for _, vs := range desired.Services {
+		dests += len(vs.Dests)
+		total := 0
+		for _, dst := range vs.Dests {
+			total += dst.Weight
+		}
+		if total == 0 {
+			empty++
+		}
+	}
+	d.m.VirtualServices.Set(float64(len(desired.Services)))
+	d.m.Destinations.Set(float64(dests))
+	d.m.VIPs.Set(float64(len(desired.VIPs)))
+	d.m.NoRealservers.Set(float64(empty))
+}
+
+func (d *Director) logNotes(notes []reconcile.Note) {
+	for _, n := range notes {
+		if n.Kind == "threshold-clamped" {
+			d.m.ThresholdClamped.Inc()
+		}
+		d.log.Warn(n.Message, "service", n.Service, "kind", n.Kind)
+	}
+}
+
+// announceNew sends gratuitous ARP for VIPs bound since the last announcement, so that a
+// failover is learned by switches at once rather than at the next interval.
+func (d *Director) announceNew() {
+	if d.garp == nil || d.desired == nil {
+		return
+	}
+	for vip := range d.desired.VIPs {
+		if !d.announced[vip] {
+			d.announce(vip)
+		}
+	}
+}
+
+func (d *Director) announceAll() {
+	if d.garp == nil || d.desired == nil {
+		return
+	}
+	for vip := range d.desired.VIPs {
+		d.announce(vip)
+	}
+}
+
+func (d *Director) announce(vip netip.Addr) {
+	if err := d.garp.Announce(vip); err != nil {
+		d.m.GARPErrors.Inc()
+		d.log.Warn("gratuitous ARP failed", "vip", vip, "err", err)
+		return
+	}
+	d.announced[vip] = true
+	d.m.GARPSent.Inc()
+}

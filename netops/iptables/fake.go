@@ -20,6 +20,8 @@ var _ Tables = (*Fake)(nil)
 // chains.Render writes, so Fake and the kernel dump the same text for ravel's chains. It is
 // safe for concurrent use.
 type Fake struct {
+	op sync.Mutex // held by Apply, Cleanup and Dump for their whole run, as in Real
+
 	mu      sync.Mutex // guards everything below
 	e       engine
 	t       natTable
@@ -43,14 +45,24 @@ func NewFake(prefix string) *Fake {
 
 // Apply implements Tables.
 func (f *Fake) Apply(ctx context.Context, rs chains.Ruleset) (chains.Patch, error) {
+	f.op.Lock()
+	defer f.op.Unlock()
 	return f.e.apply(ctx, rs)
 }
 
 // Cleanup implements Tables.
-func (f *Fake) Cleanup(ctx context.Context) error { return f.e.cleanup(ctx) }
+func (f *Fake) Cleanup(ctx context.Context) error {
+	f.op.Lock()
+	defer f.op.Unlock()
+	return f.e.cleanup(ctx)
+}
 
 // Dump implements Tables.
-func (f *Fake) Dump(ctx context.Context) (string, error) { return f.e.dump(ctx) }
+func (f *Fake) Dump(ctx context.Context) (string, error) {
+	f.op.Lock()
+	defer f.op.Unlock()
+	return f.e.dump(ctx)
+}
 
 // Restore runs batch like `iptables-restore --noflush` (tests seed foreign chains with it).
 // It is not counted in Calls.

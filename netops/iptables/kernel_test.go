@@ -2,6 +2,8 @@ package iptables
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
@@ -9,6 +11,8 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 // The tests in this file run iptables for real, each in a network namespace of its own
@@ -103,6 +107,28 @@ func TestKernelScenarios(t *testing.T) {
 		})
 	}
 }
+
+// TestKernelRefuses runs the batches the fake refuses through iptables-restore: the error
+// classes (from iptables' messages, see classify) must be the fake's.
+func TestKernelRefuses(t *testing.T) {
+	forModes(t, func(t *testing.T, r *Real, ns string, h harness) {
+		if err := h.restore(refusalSeed); err != nil {
+			t.Fatal(err)
+		}
+		before := h.save()
+		for _, tt := range refusals {
+			err := realBackend{r}.restore(context.Background(), tt.batch)
+			if !errors.Is(err, tt.class) {
+				t.Errorf("%s: err = %v, want %v", tt.name, err, tt.class)
+			}
+		}
+		if _, f := splitSave(h.save()); f != mustForeign(before) {
+			t.Errorf("failed batches changed the table (-before +after):\n%s", cmp.Diff(mustForeign(before), f))
+		}
+	})
+}
+
+func mustForeign(save string) string { _, f := splitSave(save); return f }
 
 func TestKernelMode(t *testing.T) {
 	forModes(t, func(t *testing.T, r *Real, _ string, _ harness) {

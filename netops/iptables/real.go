@@ -196,10 +196,7 @@ func (b realBackend) restore(ctx context.Context, batch string) error {
 // errors, "Error occurred at line: N", can point one line too far: they are not quoted.)
 var failedLine = regexp.MustCompile(`line (\d+)(?: failed|:)`)
 
-// restoreError is commandError with the batch line that failed quoted. Legacy
-// iptables-restore gives no reason when a -X fails at commit, only "line N failed": such a
-// -X was of a chain iptables-save had just listed, so it failed because the chain is still
-// referenced (EMLINK), and is classed ErrInUse.
+// restoreError is commandError with the batch line that failed quoted.
 func restoreError(bin string, err error, stderr, batch string) error {
 	m := failedLine.FindStringSubmatch(stderr)
 	if m == nil {
@@ -210,11 +207,37 @@ func restoreError(bin string, err error, stderr, batch string) error {
 	if n < 1 || n > len(ls) {
 		return commandError(bin, err, stderr)
 	}
-	line := ls[n-1]
-	if classify(stderr) == nil && strings.HasPrefix(line, "-X ") {
-		stderr += " (Too many links)"
+	if classify(stderr) == nil {
+		stderr += " (" + legacyReason(ls, n) + ")"
 	}
-	return commandError(bin, err, fmt.Sprintf("%s [batch line %d: %s]", stderr, n, line))
+	return commandError(bin, err, fmt.Sprintf("%s [batch line %d: %s]", stderr, n, ls[n-1]))
+}
+
+// legacyReason says why line n of a batch failed when legacy iptables-restore only says
+// "line N failed" (it drops the errno of commands that fail against its copy of the table).
+// The command and whether its chain exists at that point tell: a chain exists when it is
+// built-in or declared earlier in the batch (ravel declares every chain it deletes, so its own
+// -X failures are told apart exactly; an undeclared chain is taken as missing). The reasons are
+// the messages single-command iptables prints for the same errno.
+func legacyReason(ls []string, n int) string {
+	f := strings.Fields(ls[n-1])
+	if len(f) < 2 {
+		return "unknown reason"
+	}
+	cmd, chain := f[0], f[1]
+	exists := slices.Contains([]string{"PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"}, chain) ||
+		slices.ContainsFunc(ls[:n-1], func(l string) bool { return strings.HasPrefix(l, ":"+chain+" ") })
+	switch {
+	case !exists:
+		return "No chain/target/match by that name"
+	case cmd == "-X":
+		return "Too many links" // EMLINK: referenced (or, for a flushed chain, not empty)
+	case cmd == "-D":
+		return "Bad rule (does a matching rule exist in that chain?)"
+	case cmd == "-I":
+		return "Index of insertion too big"
+	}
+	return "unknown reason"
 }
 
 // commandError wraps a failed iptables command with its stderr and error class.
@@ -236,7 +259,11 @@ func commandError(bin string, err error, stderr string) error {
 //	chain in use (-X):       nft "CHAIN_DEL failed (Device or resource busy)",
 //	                         legacy "Too many links" (referenced) / "Directory not empty"
 //	bad name or value:       nft "too long (must be under 29 chars)", legacy "Invalid chain
-//	                         name", both "Need TCP, UDP, SCTP or DCCP with port specification"
+//	                         name", both "Need TCP, UDP, SCTP or DCCP with port specification",
+//	                         nft "Index of insertion too big"
+//
+// Legacy iptables-restore reports most failures of -A/-D/-I/-X as just "line N failed":
+// restoreError adds the reason (legacyReason) before classifying.
 func classify(stderr string) error {
 	switch {
 	case strings.Contains(stderr, "does not exist"), strings.Contains(stderr, "Couldn't load target"),
@@ -247,7 +274,7 @@ func classify(stderr string) error {
 		return ErrInUse
 	case strings.Contains(stderr, "already exists"), strings.Contains(stderr, "File exists"):
 		return netops.ErrExist
-	case strings.Contains(stderr, "too long"), strings.Contains(stderr, "Invalid"),
+	case strings.Contains(stderr, "too long"), strings.Contains(stderr, "Invalid"), strings.Contains(stderr, "Index of insertion"),
 		strings.Contains(stderr, "Need TCP, UDP"), strings.Contains(stderr, "Bad argument"):
 		return netops.ErrInvalid
 	}

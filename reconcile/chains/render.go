@@ -30,6 +30,13 @@ func Render(opts Options, svcs []Service) Ruleset {
 		chains = append(chains, endpointChain(opts, s, name))
 	}
 	chains = append(chains, top)
+	// PREROUTING catches what the director forwards (DR: the VIP as destination; IPIP: the
+	// inner packet, after tunl0 decapsulates it). OUTPUT too, as kube-proxy does with
+	// KUBE-SERVICES: the VIP is a local address on a realserver (lo or the dummy device), so
+	// a process on the node itself (a hostNetwork pod, a probe) connecting to VIP:port would
+	// otherwise reach the node's own socket and be refused; on a colocated director such
+	// connections get the same local/total share. The top chain matches only VIP:port pairs,
+	// so other locally generated traffic pays one chain traversal per new connection.
 	jumps := []Jump{{From: "PREROUTING", Rule: "-j " + p}, {From: "OUTPUT", Rule: "-j " + p}}
 	if opts.Masquerade {
 		mark := fmt.Sprintf("0x%x", opts.mark())

@@ -86,11 +86,8 @@ var (
 // the file creates (a kubernetes section, a backend).
 func defaults(t reflect.Type) reflect.Value {
 	v := reflect.New(t).Elem()
-	switch t {
-	case reflect.TypeFor[schema.Kubernetes]():
-		v.Set(reflect.ValueOf(schema.DefaultKubernetes()))
-	case reflect.TypeFor[schema.Backend]():
-		v.Set(reflect.ValueOf(schema.DefaultBackend()))
+	if def, ok := schema.DefaultFor(t); ok {
+		v.Set(def)
 	}
 	return v
 }

@@ -76,7 +76,7 @@ func Parse(name string, data []byte) (*Config, error) {
 		return nil, &Errors{Errors: d.errs}
 	}
 
-	d.budget = min(100_000+16*countNodes(root, 0), 8_000_000)
+	d.budget = min(10_000+16*countNodes(root, 0), 8_000_000)
 	c := schema.Default()
 	d.decode(root, reflect.ValueOf(&c).Elem(), "")
 	if !d.overflow {
@@ -103,8 +103,8 @@ func Parse(name string, data []byte) (*Config, error) {
 }
 
 // parseYAML parses the first YAML document of data into root (nil for a file with no document).
-// extra is a second document, if the file has one that is not empty; a bare trailing `---` is
-// allowed. A panic of the YAML library becomes an error.
+// extra is a second document, if the file has one. Empty documents (a bare `---` before or
+// after the document) are skipped. A panic of the YAML library becomes an error.
 func parseYAML(data []byte) (root, extra *yaml.Node, err error) {
 	defer func() {
 		if r := recover(); r != nil {
@@ -112,23 +112,20 @@ func parseYAML(data []byte) (root, extra *yaml.Node, err error) {
 		}
 	}()
 	dec := yaml.NewDecoder(bytes.NewReader(data))
-	var first yaml.Node
-	if err := dec.Decode(&first); err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil, nil, nil
-		}
-		return nil, nil, err
-	}
 	for {
-		var next yaml.Node
-		if err := dec.Decode(&next); err != nil {
+		var doc yaml.Node
+		if err := dec.Decode(&doc); err != nil {
 			if errors.Is(err, io.EOF) {
-				return &first, nil, nil
+				return root, nil, nil
 			}
 			return nil, nil, err
 		}
-		if !emptyDocument(&next) {
-			return &first, &next, nil
+		switch {
+		case emptyDocument(&doc):
+		case root == nil:
+			root = &doc
+		default:
+			return root, &doc, nil
 		}
 	}
 }

@@ -22,7 +22,7 @@ var badFiles = []struct {
 	want []string
 }{
 	{"alias-bomb.bad.yaml", []string{
-		`testdata/alias-bomb.bad.yaml:8:18: kubernetes.nodeSelector: the file expands to too many values through aliases and merge keys`,
+		`testdata/alias-bomb.bad.yaml:10:18: kubernetes.nodeSelector: the file expands to too many values through aliases and merge keys`,
 	}},
 	{"backend-port-range.bad.yaml", []string{
 		`testdata/backend-port-range.bad.yaml:10:35: services[0].backends[0].port: must be a port in 1..65535, or 0 for the service port, not 65536`,

@@ -3,6 +3,7 @@ package config
 import (
 	"bytes"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -65,17 +66,12 @@ func problemOf(data []byte) string {
 // in the middle of a construct can fail with other problems, so "fails with the same problem"
 // is nearly but not exactly monotonic; the result is then close to, not on, the problem.
 func locate(data []byte, problem string, from int) (line, col int, ch rune, ok bool) {
-	var starts []int // byte offset of each line
-	for off := 0; off < len(data); {
-		starts = append(starts, off)
-		i := bytes.IndexByte(data[off:], '\n')
-		if i < 0 {
-			break
-		}
-		off += i + 1
-	}
-	if len(starts) == 0 {
+	if len(data) == 0 {
 		return 0, 0, 0, false
+	}
+	starts := lineStarts(data)
+	if len(starts) > 1 && starts[len(starts)-1] == len(data) {
+		starts = starts[:len(starts)-1] // no line after the final line break
 	}
 	end := func(k int) int { // offset just past line k (1-based), newline included
 		if k < len(starts) {
@@ -88,9 +84,8 @@ func locate(data []byte, problem string, from int) (line, col int, ch rune, ok b
 	// An unknown alias fails only once its name is complete: point at its '*'.
 	if m := reUnknownAnchor.FindStringSubmatch(problem); m != nil {
 		if i := bytes.Index(data, []byte("*"+m[1])); i >= 0 {
-			line = bytes.Count(data[:i], []byte("\n")) + 1
-			first := starts[line-1]
-			return line, utf8.RuneCount(data[first:i]) + 1, '*', true
+			line = sort.Search(len(starts), func(k int) bool { return starts[k] > i })
+			return line, utf8.RuneCount(data[starts[line-1]:i]) + 1, '*', true
 		}
 	}
 
@@ -123,7 +118,7 @@ func locate(data []byte, problem string, from int) (line, col int, ch rune, ok b
 	}
 	at := a - 1
 	r, _ := utf8.DecodeRune(data[at:])
-	if r == '\n' || r == '\r' {
+	if isBreak(data[at:]) > 0 {
 		// The line failed only once it ended: point at its first non-blank character.
 		at = first
 		for at < last-1 && (data[at] == ' ') {
@@ -132,4 +127,35 @@ func locate(data []byte, problem string, from int) (line, col int, ch rune, ok b
 		r, _ = utf8.DecodeRune(data[at:])
 	}
 	return line, utf8.RuneCount(data[first:at]) + 1, r, true
+}
+
+// lineStarts returns the byte offset where each line of data starts, counting line breaks the
+// way YAML (and yaml.v3's positions) do: LF, CR, CR LF, NEL, LS and PS.
+func lineStarts(data []byte) []int {
+	starts := []int{0}
+	for i := 0; i < len(data); {
+		n := isBreak(data[i:])
+		if n == 0 {
+			i++
+			continue
+		}
+		i += n
+		starts = append(starts, i)
+	}
+	return starts
+}
+
+// isBreak returns the length of the line break at the start of b, or 0.
+func isBreak(b []byte) int {
+	switch {
+	case len(b) >= 2 && b[0] == '\r' && b[1] == '\n':
+		return 2
+	case len(b) >= 1 && (b[0] == '\r' || b[0] == '\n'):
+		return 1
+	case len(b) >= 2 && b[0] == 0xC2 && b[1] == 0x85:
+		return 2
+	case len(b) >= 3 && b[0] == 0xE2 && b[1] == 0x80 && (b[2] == 0xA8 || b[2] == 0xA9):
+		return 3
+	}
+	return 0
 }

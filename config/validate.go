@@ -26,14 +26,14 @@ var (
 var (
 	// Linux interface names: at most 15 bytes, no '/', no whitespace, not "." or "..". ravel is
 	// stricter than the kernel and allows only the characters below.
-	reIfName = regexp.MustCompile(`^[A-Za-z0-9_.:-]{1,15}$`)
+	reIfName = regexp.MustCompile(schema.PatternIfName)
 	// Kubernetes namespace, service and port names are RFC 1123 labels.
-	reK8sName = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
+	reK8sName = regexp.MustCompile(schema.PatternK8sName)
 	// Chain names are at most 28 characters in iptables; ravel appends "-SVC-" and a 10-char
 	// hash to the configured chain for per-service chains, which leaves 13 for the prefix.
-	reChain = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_]{0,12}$`)
+	reChain = regexp.MustCompile(schema.PatternChain)
 	// Sysctl keys are single file names under /proc/sys/net/ipv4/vs: never a path.
-	reSysctlKey = regexp.MustCompile(`^[a-z0-9_]+$`)
+	reSysctlKey = regexp.MustCompile(schema.PatternSysctlKey)
 )
 
 func validatorInstance() *validator.Validate {

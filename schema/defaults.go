@@ -1,6 +1,9 @@
 package schema
 
-import "time"
+import (
+	"reflect"
+	"time"
+)
 
 // Default returns the declared defaults of a ClusterConfig. The loader copies them in before
 // decoding the file, so a key the file omits keeps the value below.
@@ -39,5 +42,18 @@ func DefaultKubernetes() Kubernetes {
 
 // DefaultBackend is what each static backend starts from.
 func DefaultBackend() Backend { return Backend{Weight: ptr(1)} }
+
+// DefaultFor returns what a new object of type t starts from when the file creates one (a
+// kubernetes section, a backend in a list), and false for types that start from zero values.
+// The loader and the JSON Schema generator both use it.
+func DefaultFor(t reflect.Type) (reflect.Value, bool) {
+	switch t {
+	case reflect.TypeFor[Kubernetes]():
+		return reflect.ValueOf(DefaultKubernetes()), true
+	case reflect.TypeFor[Backend]():
+		return reflect.ValueOf(DefaultBackend()), true
+	}
+	return reflect.Value{}, false
+}
 
 func ptr[T any](v T) *T { return &v }

@@ -13,10 +13,10 @@ const (
 // ClusterConfig is one ravel configuration file: the machine it runs on, where endpoints come
 // from, the VIPs it may bind, and the services it load-balances.
 type ClusterConfig struct {
-	// APIVersion must be "ravel/v1".
-	APIVersion string `yaml:"apiVersion" json:"apiVersion"`
-	// Kind must be "ClusterConfig".
-	Kind string `yaml:"kind" json:"kind"`
+	// APIVersion is the version of the format; it must be "ravel/v1".
+	APIVersion string `yaml:"apiVersion" json:"apiVersion" schema:"required,const=APIVersion"`
+	// Kind is the kind of document; it must be "ClusterConfig".
+	Kind string `yaml:"kind" json:"kind" schema:"required,const=Kind"`
 	// Node describes this machine. Each key can be overridden by a flag of `ravel run`.
 	Node Node `yaml:"node" json:"node"`
 	// Kubernetes, when present, makes ravel follow live EndpointSlices. Omit it to run from
@@ -24,16 +24,18 @@ type ClusterConfig struct {
 	Kubernetes *Kubernetes `yaml:"kubernetes,omitempty" json:"kubernetes,omitempty"`
 	// VIPPool lists the addresses ravel may bind and manage. Every service vip must be in it,
 	// and ravel never touches an IPVS service whose address is outside it.
-	VIPPool []netip.Addr `yaml:"vipPool" json:"vipPool"`
+	VIPPool []netip.Addr `yaml:"vipPool" json:"vipPool" schema:"unique"`
 	// Defaults are applied to each service that does not set its own value.
 	Defaults Defaults `yaml:"defaults" json:"defaults"`
 	// Services are the virtual services: one per vip:port, for each of its protocols.
 	Services []Service `yaml:"services" json:"services" validate:"dive"`
-	// Colocation is "isolated" (the director's own node never receives traffic) or
-	// "colocated" (the director also serves its own pods, in proportion to their share).
+	// Colocation is isolated (the director's own node never receives traffic) or colocated
+	// (the director also serves its own pods, in proportion to their share).
 	Colocation string `yaml:"colocation" json:"colocation" validate:"oneof=isolated colocated"`
-	// IPVSSysctls are written to /proc/sys/net/ipv4/vs/<key>. Keys are plain names.
-	IPVSSysctls map[string]int `yaml:"ipvsSysctls" json:"ipvsSysctls"`
+	// IPVSSysctls are written to /proc/sys/net/ipv4/vs/<key>, for example conntrack: 1 or
+	// sloppy_tcp: 1. Keys are plain names (lowercase letters, digits and '_'): a key can never
+	// reach a file outside that directory.
+	IPVSSysctls map[string]int `yaml:"ipvsSysctls" json:"ipvsSysctls" schema:"keys=SysctlKey"`
 	// Coordinator configures the director/realserver failover ports.
 	Coordinator Coordinator `yaml:"coordinator" json:"coordinator"`
 	// IPTables configures the realserver and colocation chains.
@@ -59,13 +61,17 @@ const (
 type Node struct {
 	// Name is the Kubernetes node name of this machine; empty means the hostname.
 	Name string `yaml:"name" json:"name"`
-	// Role is director, realserver or bgp.
+	// Role is director (program IPVS and bind the VIPs), realserver (accept traffic for the
+	// VIPs) or bgp (reserved: not implemented yet, refused).
 	Role string `yaml:"role" json:"role" validate:"oneof=director realserver bgp"`
-	// Interface is the primary interface: ARP announcements and tunnel source.
+	// Interface is the primary interface: ARP announcements and tunnel source. At most 15
+	// letters, digits, '.', '_', ':' or '-'.
 	Interface string `yaml:"interface" json:"interface" validate:"ifname"`
-	// VIPInterface is the dummy device ravel creates and owns (default ravel0), or "lo".
+	// VIPInterface is the dummy device ravel creates and owns and binds the VIPs on, or lo. It
+	// must differ from interface.
 	VIPInterface string `yaml:"vipInterface" json:"vipInterface" validate:"ifname"`
-	// Gateway, when set, is the target of gratuitous ARP announcements.
+	// Gateway, when set, is the target of gratuitous ARP announcements (an IPv4 address);
+	// empty means broadcast announcements only.
 	Gateway *netip.Addr `yaml:"gateway,omitempty" json:"gateway,omitempty"`
 }
 
@@ -88,14 +94,16 @@ type Kubernetes struct {
 // Debounce is a quiet period and a maximum delay: a snapshot is published once no event
 // arrived for Quiet, and at the latest MaxDelay after the first unpublished event.
 type Debounce struct {
-	Quiet    Duration `yaml:"quiet" json:"quiet"`
+	// Quiet is how long no event must arrive before a snapshot is published.
+	Quiet Duration `yaml:"quiet" json:"quiet"`
+	// MaxDelay is the longest a change waits for a quiet period.
 	MaxDelay Duration `yaml:"maxDelay" json:"maxDelay"`
 }
 
 // Defaults are inherited by services that do not set a value.
 type Defaults struct {
-	// Protocols of each service: tcp, udp.
-	Protocols []string `yaml:"protocols" json:"protocols" validate:"min=1,dive,oneof=tcp udp"`
+	// Protocols of each service that does not list its own: tcp, udp or both.
+	Protocols []string `yaml:"protocols" json:"protocols" validate:"min=1,dive,oneof=tcp udp" schema:"unique"`
 	// IPVS options of each service.
 	IPVS IPVSOptions `yaml:"ipvs" json:"ipvs"`
 	// DrainTimeout is how long a leaving destination keeps weight 0 before it is deleted
@@ -127,14 +135,16 @@ var SchedulerFlags = map[string]string{
 // IPVSOptions are a virtual service's IPVS settings. In a service, an unset field (empty string,
 // nil list or nil number) inherits from defaults.ipvs.
 type IPVSOptions struct {
-	// Scheduler is one of rr wrr lc wlc lblc lblcr dh sh sed nq fo ovf mh. Unknown values
-	// become wrr with a warning.
-	Scheduler string `yaml:"scheduler,omitempty" json:"scheduler,omitempty"`
-	// Forwarding is dr, tunnel or nat. Unknown values become dr with a warning.
-	Forwarding string `yaml:"forwarding,omitempty" json:"forwarding,omitempty"`
-	// Flags are scheduler flags: sh-fallback sh-port mh-fallback mh-port. Flags that do not
-	// belong to the scheduler are dropped with a warning.
-	Flags []string `yaml:"flags,omitempty" json:"flags,omitempty"`
+	// Scheduler is the IPVS scheduler: rr wrr lc wlc lblc lblcr dh sh sed nq fo ovf mh. An
+	// unknown value becomes wrr, with a warning.
+	Scheduler string `yaml:"scheduler,omitempty" json:"scheduler,omitempty" schema:"enum=Schedulers,normalized"`
+	// Forwarding is the forwarding method: dr (direct routing), tunnel (IPIP) or nat
+	// (masquerading). An unknown value becomes dr, with a warning.
+	Forwarding string `yaml:"forwarding,omitempty" json:"forwarding,omitempty" schema:"enum=Forwardings,normalized"`
+	// Flags are scheduler flags: sh-fallback and sh-port for sh, mh-fallback and mh-port for
+	// mh. Unknown flags, repeated flags and flags of another scheduler are dropped, with a
+	// warning.
+	Flags []string `yaml:"flags" json:"flags" schema:"enum=SchedulerFlags,unique,normalized"`
 	// UpperThreshold (X) is the service's total connection limit, split across realservers in
 	// proportion to weight; 0 means none.
 	UpperThreshold *int `yaml:"upperThreshold,omitempty" json:"upperThreshold,omitempty" validate:"omitnil,min=0"`
@@ -148,17 +158,19 @@ type Service struct {
 	// Name is an optional label for logs and metrics.
 	Name string `yaml:"name,omitempty" json:"name,omitempty"`
 	// VIP is the virtual address; it must be in vipPool.
-	VIP netip.Addr `yaml:"vip" json:"vip"`
-	// Port is the virtual port, 1..65535.
-	Port int `yaml:"port" json:"port" validate:"port"`
+	VIP netip.Addr `yaml:"vip" json:"vip" schema:"required"`
+	// Port is the virtual port, 1..65535. A vip:port:protocol is served by one service only.
+	Port int `yaml:"port" json:"port" validate:"port" schema:"required"`
 	// Protocols of this service; unset inherits defaults.protocols.
-	Protocols []string `yaml:"protocols,omitempty" json:"protocols,omitempty" validate:"omitnil,min=1,dive,oneof=tcp udp"`
-	// Kubernetes names the Kubernetes service whose ready endpoints back this one.
+	Protocols []string `yaml:"protocols,omitempty" json:"protocols,omitempty" validate:"omitnil,min=1,dive,oneof=tcp udp" schema:"unique,inherit=defaults.protocols"`
+	// Kubernetes names the Kubernetes service whose ready endpoints back this one. It needs
+	// the top-level kubernetes section. A service sets exactly one of kubernetes and backends.
 	Kubernetes *KubeTarget `yaml:"kubernetes,omitempty" json:"kubernetes,omitempty"`
-	// Backends are static realservers, for use without Kubernetes.
+	// Backends are static realservers, for use without Kubernetes. A service sets exactly one
+	// of kubernetes and backends.
 	Backends []Backend `yaml:"backends,omitempty" json:"backends,omitempty" validate:"dive"`
-	// IPVS overrides defaults.ipvs for this service.
-	IPVS *IPVSOptions `yaml:"ipvs,omitempty" json:"ipvs,omitempty"`
+	// IPVS overrides defaults.ipvs for this service: each key it leaves out is inherited.
+	IPVS *IPVSOptions `yaml:"ipvs,omitempty" json:"ipvs,omitempty" schema:"inherit=defaults.ipvs"`
 }
 
 // KubeTarget names a port of a Kubernetes service.
@@ -174,7 +186,8 @@ type KubeTarget struct {
 
 // Backend is a static realserver.
 type Backend struct {
-	Address netip.Addr `yaml:"address" json:"address"`
+	// Address of the realserver (IPv4).
+	Address netip.Addr `yaml:"address" json:"address" schema:"required"`
 	// Port is the realserver port; 0 means the service port.
 	Port int `yaml:"port,omitempty" json:"port,omitempty" validate:"port0"`
 	// Weight is 0..65535; unset means 1.
@@ -190,14 +203,15 @@ const (
 // Coordinator configures how realservers notice a director's absence.
 type Coordinator struct {
 	// Ports the director listens on; realservers probe the first.
-	Ports []int `yaml:"ports" json:"ports" validate:"min=1,dive,port"`
+	Ports []int `yaml:"ports" json:"ports" validate:"min=1,dive,port" schema:"unique"`
 	// FailoverTimeout is how long the director must be gone before realservers take over.
 	FailoverTimeout Duration `yaml:"failoverTimeout" json:"failoverTimeout"`
 }
 
 // IPTables configures the chains ravel owns in the nat table.
 type IPTables struct {
-	// Chain is the name of ravel's top chain and the prefix of every chain it owns.
+	// Chain is the name of ravel's top chain and the prefix of every chain it owns: a letter,
+	// then up to 12 letters, digits or '_'.
 	Chain string `yaml:"chain" json:"chain" validate:"chain"`
 	// Masquerade makes pods see the node's address instead of the client's.
 	Masquerade bool `yaml:"masquerade" json:"masquerade"`
@@ -205,7 +219,8 @@ type IPTables struct {
 
 // Management configures the management service.
 type Management struct {
-	// Port of a service on every VIP of vipPool; 0 means off.
+	// Port of a TCP service on every VIP of vipPool; 0 means off. No service may use this
+	// port over TCP on a pool VIP.
 	Port int `yaml:"port" json:"port" validate:"port0off"`
 }
 
@@ -218,6 +233,7 @@ type ARP struct {
 
 // Metrics configures the Prometheus endpoint.
 type Metrics struct {
-	// Listen is host:port of the /metrics endpoint; empty turns it off.
+	// Listen is host:port of the /metrics endpoint (":10234" listens on every address); empty
+	// turns it off.
 	Listen string `yaml:"listen" json:"listen" validate:"omitempty,hostport"`
 }

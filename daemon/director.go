@@ -10,7 +10,9 @@ import (
 	"github.com/ravel-lb/ravel/config"
 	"github.com/ravel-lb/ravel/kube"
 	"github.com/ravel-lb/ravel/netops"
+	"github.com/ravel-lb/ravel/netops/iptables"
 	"github.com/ravel-lb/ravel/reconcile"
+	"github.com/ravel-lb/ravel/reconcile/chains"
 )
 
 // Announcer sends gratuitous ARP for a VIP (netops.GARP in production).
@@ -25,7 +27,8 @@ type Director struct {
 	cfg    *config.Config
 	node   reconcile.Node
 	kernel reconcile.Kernel
-	garp   Announcer // may be nil
+	garp   Announcer       // may be nil
+	tables iptables.Tables // colocated mode only, else nil
 	log    *slog.Logger
 	m      *Metrics
 	now    func() time.Time
@@ -47,6 +50,10 @@ func NewDirector(cfg *config.Config, node reconcile.Node, k reconcile.Kernel, ga
 		announced: map[netip.Addr]bool{},
 	}
 }
+
+// SetColocated gives the director the iptables chains through which its own pods take their
+// share of new connections before IPVS sees them (colocation: colocated). Call before Run.
+func (d *Director) SetColocated(t iptables.Tables) { d.tables = t }
 
 // Run reconciles until ctx ends. With a Kubernetes source (snapshots non-nil) it waits for the
 // first snapshot before programming anything, so a half-synced cache never empties a service.
@@ -121,6 +128,7 @@ func (d *Director) OnSnapshot(s *kube.Snapshot) {
 			keys = append(keys, vs.ServiceKey)
 		}
 	}
+	d.applyChains()
 	if len(keys) == 0 {
 		return
 	}
@@ -164,6 +172,27 @@ func (d *Director) FullSync() {
 	plan := d.diff(desired, actual)
 	d.apply(plan, "full", start)
 	d.gauges(desired)
+	d.applyChains()
+}
+
+// applyChains programs the colocated director's local share (a no-op when isolated).
+func (d *Director) applyChains() {
+	if d.tables == nil {
+		return
+	}
+	rs := chains.Render(chains.Options{Chain: d.cfg.IPTables.Chain, Masquerade: d.cfg.IPTables.Masquerade},
+		reconcile.LocalServices(d.cfg, d.snap, d.node))
+	patch, err := d.tables.Apply(context.Background(), rs)
+	if err != nil {
+		d.fullResync = true
+		d.m.ApplyErrors.Inc()
+		d.log.Error("colocated iptables chains failed; next cycle is a full resync", "err", err)
+		return
+	}
+	if !patch.Empty() {
+		d.m.ChainWrites.Inc()
+		d.log.Info("colocated iptables chains updated", "chains", patch.Changed())
+	}
 }
 
 func (d *Director) diff(desired, actual *reconcile.State) *reconcile.Plan {

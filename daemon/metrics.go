@@ -19,6 +19,9 @@ type Metrics struct {
 	GARPSent         prometheus.Counter
 	GARPErrors       prometheus.Counter
 	LastSync         prometheus.Gauge
+	RoleActive       prometheus.Gauge
+	Failovers        prometheus.Counter
+	ChainWrites      prometheus.Counter
 }
 
 // NewMetrics creates the metrics and registers them with reg (nil: not registered).
@@ -50,10 +53,17 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Gratuitous ARP announcements that failed."}),
 		LastSync: prometheus.NewGauge(prometheus.GaugeOpts{Name: "ravel_last_successful_reconcile_timestamp_seconds",
 			Help: "Unix time of the last reconcile that applied without error."}),
+		RoleActive: prometheus.NewGauge(prometheus.GaugeOpts{Name: "ravel_realserver_role_active",
+			Help: "1 while the realserver role is programming this node (with a coordinator: the director is gone)."}),
+		Failovers: prometheus.NewCounter(prometheus.CounterOpts{Name: "ravel_realserver_failovers_total",
+			Help: "Times the realserver role started because the director stopped answering."}),
+		ChainWrites: prometheus.NewCounter(prometheus.CounterOpts{Name: "ravel_iptables_batches_total",
+			Help: "iptables-restore batches applied to ravel's chains."}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.Syncs, m.SyncDuration, m.Ops, m.ApplyErrors, m.ThresholdClamped, m.NoRealservers,
-			m.VirtualServices, m.Destinations, m.VIPs, m.Draining, m.GARPSent, m.GARPErrors, m.LastSync)
+			m.VirtualServices, m.Destinations, m.VIPs, m.Draining, m.GARPSent, m.GARPErrors, m.LastSync,
+			m.RoleActive, m.Failovers, m.ChainWrites)
 	}
 	return m
 }

@@ -69,9 +69,13 @@ func applyOp(k Kernel, op Op) error {
 func ReadActual(k Kernel, device string, owned map[netip.Addr]bool, sysctlKeys []string) (*State, error) {
 	st := NewState(device)
 	var errs []error
-	svcs, err := k.IPVS.Services()
-	if err != nil {
-		errs = append(errs, fmt.Errorf("list IPVS services: %w", err))
+	var svcs []netops.Service
+	if k.IPVS != nil { // a realserver reads no IPVS state (it may not even have ip_vs)
+		var err error
+		svcs, err = k.IPVS.Services()
+		if err != nil {
+			errs = append(errs, fmt.Errorf("list IPVS services: %w", err))
+		}
 	}
 	for _, s := range svcs {
 		if !owned[s.VIP] {

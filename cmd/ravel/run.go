@@ -20,6 +20,7 @@ import (
 
 	"github.com/ravel-lb/ravel/daemon"
 	"github.com/ravel-lb/ravel/netops"
+	"github.com/ravel-lb/ravel/netops/iptables"
 	"github.com/ravel-lb/ravel/schema"
 )
 
@@ -84,6 +85,7 @@ restart to apply a changed file); SIGCONT is logged and ignored.`,
 		},
 	}
 	c.Flags().StringVarP(&file, "config", "c", "/etc/ravel/config.yaml", "ClusterConfig file")
+	c.Flags().StringVar(&coordinatorHost, "coordinator-host", coordinatorHost, "realserver: host whose first coordinator port is probed to tell whether the director is alive")
 	c.Flags().StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	c.Flags().StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	nf.register(c.Flags())
@@ -178,10 +180,22 @@ func runDirector(ctx context.Context, cfg *configT, node nodeT, reg *prometheus.
 			garp = g
 		}
 	}
+	coord, err := daemon.ListenCoordinator("", cfg.Coordinator.Ports)
+	if err != nil {
+		return &exitError{exitInvalid, fmt.Errorf("refusing to start: %w", err)}
+	}
+	defer coord.Close()
 	snaps, err := startKube(ctx, cfg, reg, log)
 	if err != nil {
 		return &exitError{exitInvalid, err}
 	}
 	d := daemon.NewDirector(cfg, node, k, garp, log, daemon.NewMetrics(reg))
+	if cfg.Colocation == schema.ColocationColocated {
+		tables, err := iptables.New(cfg.IPTables.Chain)
+		if err != nil {
+			return &exitError{exitInvalid, err}
+		}
+		d.SetColocated(tables)
+	}
 	return d.Run(ctx, snaps)
 }

@@ -1,0 +1,105 @@
+package reconcile
+
+import (
+	"fmt"
+	"net/netip"
+	"strconv"
+
+	"github.com/ravel-lb/ravel/config"
+	"github.com/ravel-lb/ravel/kube"
+	"github.com/ravel-lb/ravel/netops"
+	"github.com/ravel-lb/ravel/reconcile/chains"
+	"github.com/ravel-lb/ravel/schema"
+)
+
+// LocalServices is what this node hands to its own pods, as iptables DNAT chains (the seed's
+// traffic pinning: no kube-proxy hop, no traffic leaving the node again).
+//
+// On a realserver every Kubernetes-backed service with ready endpoints on this node takes all
+// of the VIP traffic that reaches it (probability 1). On a colocated director each service
+// takes local/total of its new connections (this node's ready endpoints over all eligible
+// ready endpoints) before IPVS sees the packet; the rest falls through to IPVS, which never has
+// this node as a destination. An isolated director serves nothing itself.
+func LocalServices(cfg *config.Config, snap *kube.Snapshot, node Node) []chains.Service {
+	if snap == nil {
+		return nil
+	}
+	colocated := node.Role == schema.RoleDirector && cfg.Colocation == schema.ColocationColocated
+	if node.Role != schema.RoleRealserver && !colocated {
+		return nil
+	}
+	include := cfg.Kubernetes != nil && cfg.Kubernetes.IncludeCordoned
+	self, ok := snap.Nodes[node.Name]
+	if !ok || !self.Eligible(include) {
+		// A node outside the selector (or not ready) must never serve: the security boundary
+		// holds on the node too, not only in the director's choice of destinations.
+		return nil
+	}
+	var out []chains.Service
+	for i := range cfg.Services {
+		s := &cfg.Services[i]
+		if s.Kubernetes == nil {
+			continue
+		}
+		ref := kube.ServiceRef{Namespace: s.Kubernetes.Namespace, Service: s.Kubernetes.Service, PortName: s.Kubernetes.PortName}
+		st := snap.Services[ref]
+		local := st.ReadyOn(node.Name)
+		if len(local) == 0 {
+			continue
+		}
+		prob := 1.0
+		if colocated {
+			total := 0
+			for name, n := range st.ReadyByNode() {
+				if nd, ok := snap.Nodes[name]; ok && nd.Eligible(include) {
+					total += n
+				}
+			}
+			prob = float64(len(local)) / float64(total)
+		}
+		eps := make([]netip.AddrPort, len(local))
+		for j, e := range local {
+			eps[j] = netip.AddrPortFrom(e.Address, e.Port)
+		}
+		name := s.Name
+		if name == "" {
+			name = fmt.Sprintf("%s/%s:%s", ref.Namespace, ref.Service, ref.PortName)
+		}
+		for _, p := range s.Protocols {
+			proto, _ := netops.ParseProto(p)
+			out = append(out, chains.Service{
+				Name:        name,
+				Key:         netops.ServiceKey{VIP: s.VIP, Port: uint16(s.Port), Proto: proto},
+				Endpoints:   eps,
+				Probability: prob,
+			})
+		}
+	}
+	return out
+}
+
+// RealserverDesired is the realserver role's addresses and sysctls: every service VIP bound
+// on node.vipInterface, and the ARP settings that keep this node from answering ARP for them
+// (only the director may: arp_ignore=1 answers only for addresses of the receiving interface,
+// arp_announce=2 never uses a VIP as the source of its own ARP requests). With tunnel
+// forwarding, tunl0 must accept decapsulated packets whose source is the client: rp_filter 2
+// (loose), because the kernel uses the larger of conf/all and conf/<dev>, so loose on tunl0
+// wins over a strict default without loosening every interface.
+func RealserverDesired(cfg *config.Config) (st *State, tunnel bool) {
+	st = NewState(cfg.Node.VIPInterface)
+	for i := range cfg.Services {
+		s := &cfg.Services[i]
+		st.VIPs[s.VIP] = true
+		if s.IPVS.Forwarding == schema.ForwardTunnel {
+			tunnel = true
+		}
+	}
+	for _, dev := range []string{"all", cfg.Node.Interface} {
+		st.Sysctls["net/ipv4/conf/"+dev+"/arp_ignore"] = strconv.Itoa(1)
+		st.Sysctls["net/ipv4/conf/"+dev+"/arp_announce"] = strconv.Itoa(2)
+	}
+	if tunnel {
+		st.Sysctls["net/ipv4/conf/tunl0/rp_filter"] = "2"
+	}
+	return st, tunnel
+}

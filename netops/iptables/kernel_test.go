@@ -130,6 +130,30 @@ func TestKernelRefuses(t *testing.T) {
 
 func mustForeign(save string) string { _, f := splitSave(save); return f }
 
+// TestKernelOtherBackend: rules in the legacy tables while ravel uses nf_tables are reported.
+func TestKernelOtherBackend(t *testing.T) {
+	needRoot(t)
+	for _, mode := range []string{"nft", "legacy"} {
+		if _, err := exec.LookPath("iptables-" + mode); err != nil {
+			t.Skipf("skipped: needs iptables-nft and iptables-legacy; iptables-%s is not installed", mode)
+		}
+	}
+	ns := newNetns(t)
+	r, err := New(prefix, WithNetns(ns), WithMode("nft"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Dump(context.Background()); err != nil || r.OtherBackendInUse() {
+		t.Fatalf("fresh namespace: OtherBackendInUse() = %v (%v), want false", r.OtherBackendInUse(), err)
+	}
+	if _, err := inNs(ns, "", "iptables-legacy", "-t", "nat", "-N", "KUBE-SERVICES"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Dump(context.Background()); err != nil || !r.OtherBackendInUse() {
+		t.Errorf("with a legacy chain: OtherBackendInUse() = %v (%v), want true", r.OtherBackendInUse(), err)
+	}
+}
+
 func TestKernelMode(t *testing.T) {
 	forModes(t, func(t *testing.T, r *Real, _ string, _ harness) {
 		want := map[string]string{"nft": "nf_tables", "legacy": "legacy"}[t.Name()[strings.LastIndex(t.Name(), "/")+1:]]

@@ -22,8 +22,9 @@ var _ Tables = (*Real)(nil)
 // `iptables -I` per jump, with go-iptables). Its methods are safe for concurrent use; they run
 // one at a time.
 type Real struct {
-	mu sync.Mutex // held by Apply, Cleanup and Dump for their whole run
-	e  engine
+	mu    sync.Mutex // held by Apply, Cleanup and Dump for their whole run; guards other
+	e     engine
+	other bool // the last iptables-save warned that the other backend has tables too
 
 	// Set by New, read-only afterwards.
 	mode    string // "nf_tables" or "legacy"
@@ -160,6 +161,17 @@ func (r *Real) Cleanup(ctx context.Context) error {
 	return r.e.cleanup(ctx)
 }
 
+// OtherBackendInUse reports whether the last read of the table found rules in the other
+// iptables backend too (iptables-nft-save warns "iptables-legacy tables present"). Both are
+// live in the kernel, each invisible to the other's tools: if kube-proxy writes legacy rules
+// while ravel writes nf_tables ones, ravel cannot see or keep its jump in front of
+// KUBE-SERVICES. The daemon should warn; the fix is the same backend for both.
+func (r *Real) OtherBackendInUse() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.other
+}
+
 // Dump implements Tables.
 func (r *Real) Dump(ctx context.Context) (string, error) {
 	r.mu.Lock()
@@ -178,6 +190,7 @@ func (b realBackend) save(ctx context.Context) (string, error) {
 	if err := inNetns(b.r.netns, cmd.Run); err != nil {
 		return "", commandError(b.r.saveBin, err, stderr.String())
 	}
+	b.r.other = strings.Contains(stderr.String(), "tables present") // r.mu is held by the caller
 	return out.String(), nil
 }
 

@@ -1,0 +1,366 @@
+# shellcheck shell=bash
+# Helpers for e2e scenarios (test/e2e/scenarios/*.sh). Sourced, never run:
+#
+#   . "$(dirname "$0")/../lib.sh"
+#
+# Scenarios run as root inside the QEMU guest (see test/e2e/run.sh), whose
+# kernel has IPVS, dummy and ipip. Every scenario builds its own network
+# namespaces; lib.sh tears them (and every process started through it) down
+# when the scenario exits, and the suite double-checks between scenarios.
+#
+# Error handling: 'set -eEuo pipefail' with an ERR trap, so a failing setup
+# command aborts the scenario with its line number. Assertions (assert_*,
+# fail) do NOT abort: they record a failure and return 0, so one run reports
+# every broken expectation; the scenario then exits 1. Use 'die' to abort.
+#
+# Functions (NS = a namespace made by mk_ns/mk_switch):
+#   log MSG...                      timestamped line on stdout
+#   die MSG...                      record a failure and abort the scenario
+#   pass MSG... / fail MSG...       record one passed / failed check
+#   assert_eq DESC WANT GOT         GOT = WANT (string compare)
+#   assert_ge DESC MIN GOT          GOT >= MIN (integers)
+#   assert_ratio DESC A B WANT TOL  |A/B - WANT| <= TOL (B > 0)
+#   wait_for SECS DESC CMD...       retry CMD until it succeeds; fail (return 1) after SECS
+#   mk_ns NS...                     new namespace(s), lo up
+#   mk_switch SW                    a namespace holding bridge br0: an L2 segment
+#   mk_link NS SW ADDR/PREFIX [IF]  veth IF (default eth0) in NS, plugged into SW's br0
+#   in_ns NS CMD...                 run CMD in NS ('ip netns exec')
+#   ns_sysctl NS KEY=VAL...         set sysctls in NS
+#   director_vip NS VIP [DEV]       VIP/32 on a dummy device DEV (default vip0) in NS
+#   rs_vip NS VIP [DEV]             VIP/32 on DEV (default lo) + arp_ignore=1/arp_announce=2
+#   bg NS NAME CMD...               run CMD in NS in the background, output in $SCENARIO_DIR/NAME.log
+#   start_echo NS NAME [PORT]       echoserver answering NAME on :PORT (default 80); waits until up
+#   hit NS URL N [FLAGS...]         N requests, fresh connection each; prints "name count" lines
+#                                   and "failed N"; non-zero status if any failed
+#   hit_count OUTPUT NAME           the count for NAME in hit's OUTPUT (0 if absent)
+#   need_ravel                      abort clearly unless $RAVEL_BIN is an executable
+#   topo_dr                         client/director/rs1/rs2 on one L2 segment 10.0.0.0/24
+#   topo_ipip                       client+director / router / rs1+rs2 on two subnets
+#   topo_nat                        client / two-legged director as the gateway / rs1+rs2
+#
+# Variables: E2E_REPO (repo root), E2E_BIN (built tools), E2E_OUT (host-visible
+# results dir), SCENARIO (name), SCENARIO_DIR (its log dir, host-visible),
+# RAVEL_BIN (the ravel binary, may not exist). The topo_* functions set the
+# addresses they made: CLIENT_IP DIRECTOR_IP RS1_IP RS2_IP VIP (+ ROUTER_IP,
+# DIRECTOR_RS_IP, RS_GW where relevant) and print them.
+
+set -eEuo pipefail
+
+E2E_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+E2E_REPO=${E2E_REPO:-$(cd "$E2E_DIR/../.." && pwd)}
+E2E_BIN=${E2E_BIN:-$E2E_DIR/.bin}
+E2E_OUT=${E2E_OUT:-/tmp/e2e-out}
+SCENARIO=${SCENARIO:-$(basename "${0%.sh}")}
+SCENARIO_DIR=${SCENARIO_DIR:-$E2E_OUT/scenarios/$SCENARIO}
+RAVEL_BIN=${RAVEL_BIN:-$E2E_REPO/bin/ravel}
+mkdir -p "$SCENARIO_DIR"
+
+if [[ ${E2E_IN_GUEST:-} != 1 && ${E2E_ALLOW_HOST:-} != 1 ]]; then
+	echo "lib.sh: scenarios run inside the e2e guest: use 'bash test/e2e/run.sh'" \
+		"(E2E_ALLOW_HOST=1 to run on this kernel anyway)" >&2
+	exit 2
+fi
+
+_E2E_T0=$SECONDS
+_E2E_PASSED=0
+_E2E_FAILED=0
+_E2E_NS=()   # namespaces to delete on exit
+_E2E_PIDS=() # background processes to stop on exit
+
+log() { printf '[%s +%ss] %s\n' "$SCENARIO" "$((SECONDS - _E2E_T0))" "$*"; }
+
+pass() {
+	_E2E_PASSED=$((_E2E_PASSED + 1))
+	printf '[%s]   ok: %s\n' "$SCENARIO" "$*"
+}
+
+fail() {
+	_E2E_FAILED=$((_E2E_FAILED + 1))
+	printf '[%s]   FAIL: %s\n' "$SCENARIO" "$*"
+	return 0
+}
+
+die() {
+	fail "$*"
+	exit 1
+}
+
+# An unexpected command failure outside an assertion: say where, then the
+# EXIT trap cleans up and the scenario fails.
+_e2e_on_err() {
+	local rc=$? line=$1 cmd=$2
+	fail "command failed (exit $rc) at ${BASH_SOURCE[1]:-?}:$line: $cmd"
+	exit 1
+}
+trap '_e2e_on_err "$LINENO" "$BASH_COMMAND"' ERR
+
+_e2e_cleanup() {
+	local rc=$? pid ns
+	trap - ERR
+	set +e
+	for pid in "${_E2E_PIDS[@]}"; do kill "$pid" 2>/dev/null; done
+	for ns in "${_E2E_NS[@]}"; do
+		# A namespace only goes away with its last process.
+		ip netns pids "$ns" 2>/dev/null | xargs -r kill -9 2>/dev/null
+		ip netns delete "$ns" 2>/dev/null
+	done
+	if ((_E2E_FAILED > 0 && rc == 0)); then rc=1; fi
+	printf '[%s] %d checks passed, %d failed, exit %d, %ss\n' \
+		"$SCENARIO" "$_E2E_PASSED" "$_E2E_FAILED" "$rc" "$((SECONDS - _E2E_T0))"
+	exit "$rc"
+}
+trap _e2e_cleanup EXIT
+# The suite's per-scenario timeout sends SIGTERM: say so, then clean up.
+trap 'fail "terminated (scenario timeout, E2E_SCENARIO_TIMEOUT?)"; exit 143' TERM
+
+# --- assertions ---------------------------------------------------------------
+
+assert_eq() {
+	local desc=$1 want=$2 got=$3
+	if [[ $got == "$want" ]]; then pass "$desc ($got)"; else fail "$desc: want '$want', got '$got'"; fi
+}
+
+assert_ge() {
+	local desc=$1 min=$2 got=$3
+	if [[ $got =~ ^-?[0-9]+$ ]] && ((got >= min)); then
+		pass "$desc ($got >= $min)"
+	else
+		fail "$desc: want >= $min, got '$got'"
+	fi
+}
+
+# assert_ratio DESC A B WANT TOL: passes when |A/B - WANT| <= TOL.
+assert_ratio() {
+	local desc=$1 a=$2 b=$3 want=$4 tol=$5 r
+	if ! [[ $a =~ ^[0-9]+$ && $b =~ ^[0-9]+$ ]] || ((b == 0)); then
+		fail "$desc: cannot take the ratio $a/$b"
+		return 0
+	fi
+	r=$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.2f", a / b }')
+	if awk -v r="$r" -v w="$want" -v t="$tol" 'BEGIN { d = r - w; if (d < 0) d = -d; exit !(d <= t) }'; then
+		pass "$desc ($a/$b = $r, want $want±$tol)"
+	else
+		fail "$desc: $a/$b = $r, want $want±$tol"
+	fi
+}
+
+# wait_for SECS DESC CMD...: run CMD every 0.5 s until it succeeds. On
+# timeout record a failure (naming DESC) and return 1, which aborts the
+# scenario under 'set -e' unless the caller tests it ('wait_for ... || ...').
+wait_for() {
+	local secs=$1 desc=$2
+	shift 2
+	local deadline=$((SECONDS + secs))
+	while true; do
+		if "$@" >/dev/null 2>&1; then return 0; fi
+		if ((SECONDS >= deadline)); then
+			fail "timed out after ${secs}s waiting for: $desc"
+			return 1
+		fi
+		sleep 0.5
+	done
+}
+
+# --- namespaces and links ------------------------------------------------------
+
+# mk_ns NS...: a fresh network namespace with lo up, deleted on exit.
+mk_ns() {
+	local ns
+	for ns in "$@"; do
+		# A leftover of an aborted earlier scenario would make 'add' fail.
+		ip netns delete "$ns" 2>/dev/null || true
+		ip netns add "$ns"
+		_E2E_NS+=("$ns")
+		ip -n "$ns" link set lo up
+	done
+}
+
+in_ns() {
+	local ns=$1
+	shift
+	ip netns exec "$ns" "$@"
+}
+
+# ns_sysctl NS KEY=VAL...: sysctls are per namespace for net.* keys; one
+# process for all of them (each process start is slow under emulation).
+ns_sysctl() {
+	local ns=$1
+	shift
+	in_ns "$ns" sysctl -q -w "$@"
+}
+
+# mk_switch SW: a namespace holding a bridge br0, standing for one L2 segment.
+# STP off and forward_delay 0: ports forward at once instead of spending 15 s
+# in listening/learning.
+mk_switch() {
+	local sw=$1
+	mk_ns "$sw"
+	ip -n "$sw" link add br0 type bridge stp_state 0 forward_delay 0
+	ip -n "$sw" link set br0 up
+}
+
+# mk_link NS SW ADDR/PREFIX [IF]: a veth pair, IF (default eth0) in NS with
+# ADDR/PREFIX, its peer "NS-IF" (cut to 15 chars, the limit for link names)
+# plugged into SW's br0. Both ends are up when this returns.
+mk_link() {
+	local ns=$1 sw=$2 addr=$3 ifname=${4:-eth0}
+	local peer="${ns}-${ifname}"
+	peer=${peer:0:15}
+	ip link add "$ifname" netns "$ns" type veth peer name "$peer" netns "$sw"
+	ip -n "$sw" link set "$peer" master br0 up
+	ip -n "$ns" addr add "$addr" dev "$ifname"
+	ip -n "$ns" link set "$ifname" up
+}
+
+# director_vip NS VIP [DEV]: VIP/32 on a dummy device (default vip0) in NS,
+# the way a director holds its virtual addresses: local, so IPVS sees packets
+# to it in INPUT, and answered for in ARP (arp_ignore=0, the default).
+director_vip() {
+	local ns=$1 vip=$2 dev=${3:-vip0}
+	ip -n "$ns" link show "$dev" >/dev/null 2>&1 || ip -n "$ns" link add "$dev" type dummy
+	ip -n "$ns" addr add "$vip/32" dev "$dev"
+	ip -n "$ns" link set "$dev" up
+}
+
+# rs_vip NS VIP [DEV]: a realserver accepting traffic to VIP (DR, IPIP):
+# VIP/32 on DEV (default lo) so the kernel takes packets to it as local,
+# with ARP suppressed so the realserver never answers "who has VIP" on the
+# shared segment (that would steal the VIP from the director):
+#   arp_ignore=1   answer ARP only for addresses on the receiving interface
+#   arp_announce=2 never use the VIP as source of our own ARP requests
+# (set on 'all' and eth0: the kernel takes the max of the two).
+rs_vip() {
+	local ns=$1 vip=$2 dev=${3:-lo}
+	ns_sysctl "$ns" net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2 \
+		net.ipv4.conf.eth0.arp_ignore=1 net.ipv4.conf.eth0.arp_announce=2
+	ip -n "$ns" addr add "$vip/32" dev "$dev"
+	ip -n "$ns" link set "$dev" up
+}
+
+# --- processes --------------------------------------------------------------------
+
+# bg NS NAME CMD...: start CMD in NS in the background, stdout+stderr to
+# $SCENARIO_DIR/NAME.log (kept on the host under test/e2e/.out), stopped on
+# exit. Sets BG_PID.
+bg() {
+	local ns=$1 name=$2
+	shift 2
+	ip netns exec "$ns" "$@" >"$SCENARIO_DIR/$name.log" 2>&1 &
+	BG_PID=$!
+	_E2E_PIDS+=("$BG_PID")
+}
+
+# start_echo NS NAME [PORT]: test/e2e/tools/echoserver in NS on all addresses
+# (so it also answers on a VIP held on lo), answering NAME; returns once it
+# answers (process start-up alone takes a while under emulation).
+start_echo() {
+	local ns=$1 name=$2 port=${3:-80}
+	[[ -x $E2E_BIN/echoserver ]] || die "no $E2E_BIN/echoserver: run through test/e2e/run.sh, which builds it"
+	bg "$ns" "echo-$name" "$E2E_BIN/echoserver" -name "$name" -addr ":$port"
+	wait_for 30 "echoserver $name in $ns on :$port" \
+		in_ns "$ns" "$E2E_BIN/hit" -n 1 -timeout 2s "http://127.0.0.1:$port/healthz"
+}
+
+# hit NS URL N [FLAGS...]: test/e2e/tools/hit from NS. Typical use:
+#   out=$(hit client "http://$VIP/" 80) || fail "requests failed: $out"
+hit() {
+	local ns=$1 url=$2 n=$3
+	shift 3
+	# -v: each failed request's error goes to stderr, i.e. into the log.
+	in_ns "$ns" "$E2E_BIN/hit" -v -n "$n" "$@" "$url"
+}
+
+# hit_count OUTPUT NAME
+hit_count() {
+	awk -v n="$2" '$1 == n { print $2; found = 1 } END { if (!found) print 0 }' <<<"$1"
+}
+
+need_ravel() {
+	[[ -x $RAVEL_BIN ]] || die "ravel binary not found at RAVEL_BIN=$RAVEL_BIN (build it first, e.g. 'make build', or set RAVEL_BIN)"
+}
+
+# --- topologies ---------------------------------------------------------------------
+# Namespaces: client, director, rs1, rs2 (+ router), and the switches lan /
+# net1 / net2. Nothing IPVS-specific and no VIPs are configured: scenarios
+# add those (director_vip, rs_vip, ipvsadm or ravel) since that is what they
+# test. Addresses are fixed so logs read the same in every run.
+
+# topo_dr: one L2 segment 10.0.0.0/24 (switch 'lan'):
+#   client 10.0.0.10   director 10.0.0.2   rs1 10.0.0.11   rs2 10.0.0.12
+#   VIP 10.0.0.100 (same subnet: the client ARPs for it, the director answers)
+# Direct routing: the director rewrites only the destination MAC, the
+# realservers answer the client directly.
+topo_dr() {
+	CLIENT_IP=10.0.0.10 DIRECTOR_IP=10.0.0.2 RS1_IP=10.0.0.11 RS2_IP=10.0.0.12 VIP=10.0.0.100
+	mk_switch lan
+	mk_ns client director rs1 rs2
+	mk_link client lan "$CLIENT_IP/24"
+	mk_link director lan "$DIRECTOR_IP/24"
+	mk_link rs1 lan "$RS1_IP/24"
+	mk_link rs2 lan "$RS2_IP/24"
+	log "topo_dr: client=$CLIENT_IP director=$DIRECTOR_IP rs1=$RS1_IP rs2=$RS2_IP vip=$VIP (lan 10.0.0.0/24)"
+}
+
+# topo_ipip: two subnets joined by a router:
+#   net1 10.0.1.0/24: client 10.0.1.10, director 10.0.1.2, router 10.0.1.1
+#   net2 10.0.2.0/24: router 10.0.2.1, rs1 10.0.2.11, rs2 10.0.2.12
+#   VIP 10.0.1.100
+# The director reaches the realservers only through the router, so it must
+# encapsulate (IPVS -i): the realservers decapsulate on tunl0 (present in
+# every namespace once ipip is loaded) and answer the client directly via the
+# router, with the VIP as source.
+# rp_filter=0 on the realservers: the decapsulated packet comes in on tunl0
+# from the client's address, whose route points out of eth0, so strict
+# reverse-path filtering would drop it. And on the router: the replies come
+# from the VIP, a net1 address, but arrive on its net2 side.
+# (The kernel uses max(all, <dev>) for rp_filter: zero both.)
+topo_ipip() {
+	CLIENT_IP=10.0.1.10 DIRECTOR_IP=10.0.1.2 ROUTER_IP=10.0.1.1 RS_GW=10.0.2.1
+	RS1_IP=10.0.2.11 RS2_IP=10.0.2.12 VIP=10.0.1.100
+	mk_switch net1
+	mk_switch net2
+	mk_ns client director router rs1 rs2
+	mk_link client net1 "$CLIENT_IP/24"
+	mk_link director net1 "$DIRECTOR_IP/24"
+	mk_link router net1 "$ROUTER_IP/24" eth0
+	mk_link router net2 "$RS_GW/24" eth1
+	mk_link rs1 net2 "$RS1_IP/24"
+	mk_link rs2 net2 "$RS2_IP/24"
+	ns_sysctl router net.ipv4.ip_forward=1 net.ipv4.conf.all.rp_filter=0 \
+		net.ipv4.conf.default.rp_filter=0 net.ipv4.conf.eth0.rp_filter=0 net.ipv4.conf.eth1.rp_filter=0
+	ip -n client route add default via "$ROUTER_IP"
+	ip -n director route add default via "$ROUTER_IP"
+	local rs
+	for rs in rs1 rs2; do
+		ip -n "$rs" route add default via "$RS_GW"
+		ip -n "$rs" link set tunl0 up
+		ns_sysctl "$rs" net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0 \
+			net.ipv4.conf.eth0.rp_filter=0 net.ipv4.conf.tunl0.rp_filter=0
+	done
+	log "topo_ipip: client=$CLIENT_IP director=$DIRECTOR_IP router=$ROUTER_IP/$RS_GW rs1=$RS1_IP rs2=$RS2_IP vip=$VIP (net1 10.0.1.0/24, net2 10.0.2.0/24)"
+}
+
+# topo_nat: the director is the realservers' gateway:
+#   net1 10.0.1.0/24: client 10.0.1.10, director eth0 10.0.1.2
+#   net2 10.0.2.0/24: director eth1 10.0.2.1, rs1 10.0.2.11, rs2 10.0.2.12
+#   VIP 10.0.1.100
+# With NAT (IPVS -m) the realservers see the client's address and answer it
+# through their default route, the director, which rewrites the source back
+# to the VIP; replies that bypassed the director would be dropped by the
+# client. IPVS handles the replies in FORWARD, hence ip_forward=1.
+topo_nat() {
+	CLIENT_IP=10.0.1.10 DIRECTOR_IP=10.0.1.2 DIRECTOR_RS_IP=10.0.2.1 RS_GW=10.0.2.1
+	RS1_IP=10.0.2.11 RS2_IP=10.0.2.12 VIP=10.0.1.100
+	mk_switch net1
+	mk_switch net2
+	mk_ns client director rs1 rs2
+	mk_link client net1 "$CLIENT_IP/24"
+	mk_link director net1 "$DIRECTOR_IP/24" eth0
+	mk_link director net2 "$DIRECTOR_RS_IP/24" eth1
+	mk_link rs1 net2 "$RS1_IP/24"
+	mk_link rs2 net2 "$RS2_IP/24"
+	ns_sysctl director net.ipv4.ip_forward=1
+	ip -n rs1 route add default via "$RS_GW"
+	ip -n rs2 route add default via "$RS_GW"
+	log "topo_nat: client=$CLIENT_IP director=$DIRECTOR_IP/$DIRECTOR_RS_IP rs1=$RS1_IP rs2=$RS2_IP vip=$VIP (net1 10.0.1.0/24, net2 10.0.2.0/24)"
+}

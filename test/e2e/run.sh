@@ -1,0 +1,155 @@
+#!/usr/bin/env bash
+# Entry point of the real-kernel e2e tests ('make e2e'):
+#
+#   bash test/e2e/run.sh
+#
+# 1. installs the host packages the bed needs (first run on a machine only),
+# 2. builds the test tools (test/e2e/tools) into test/e2e/.bin,
+# 3. builds or reuses the guest kernel + initramfs (test/e2e/guest/build.sh),
+# 4. boots the guest ONCE and runs every selected test/e2e/scenarios/*.sh in
+#    it (test/e2e/suite.sh), each in fresh namespaces with its own timeout,
+# 5. prints the closing line "N passed, N failed" and exits non-zero if any
+#    scenario failed or did not run, or the guest failed.
+#
+# Environment:
+#   RAVEL_BIN             the ravel binary for scenarios that need it
+#                         (default bin/ravel in the repo; missing = those fail)
+#   E2E_ONLY              extended regex; only scenarios whose file name matches
+#   E2E_SCENARIO_TIMEOUT  seconds per scenario (default 300)
+#   E2E_TIMEOUT           seconds for the whole guest run (default 1200)
+#   E2E_BOOT_TIMEOUT      seconds for the guest to boot (default 300)
+#   E2E_OUT_DIR           results dir (default test/e2e/.out/last, emptied first)
+#   E2E_GUEST_MEM, E2E_GUEST_CPUS   guest size (default 1536 MiB, 2 vCPUs)
+#   E2E_KERNEL_VERSION, E2E_GUEST_CACHE   see guest/build.sh
+# Every E2E_* and RAVEL_* variable is passed on to the scenarios.
+set -euo pipefail
+
+# shellcheck source=guest/common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/guest/common.sh"
+
+T0=$SECONDS
+cd "$E2E_REPO"
+
+# --- scenarios ------------------------------------------------------------------
+scenarios=()
+for f in "$E2E_DIR"/scenarios/*.sh; do
+	[[ -e $f ]] || continue
+	if [[ -n ${E2E_ONLY:-} ]] && ! [[ $(basename "$f") =~ $E2E_ONLY ]]; then continue; fi
+	scenarios+=("$f")
+done
+((${#scenarios[@]})) || e2e_die "no scenario in test/e2e/scenarios matches E2E_ONLY='${E2E_ONLY:-}'"
+
+# --- host prerequisites and tools ---------------------------------------------------
+e2e_ensure_packages
+
+# CGO_ENABLED=0: static binaries, independent of the libc they meet in the
+# guest. GOWORK=off, GOFLAGS empty: the tools are a stdlib-only module of
+# their own (tools/go.mod), whatever go.work or flags the environment has.
+# -buildvcs=false: no git stamping (fails on checkouts owned by another user).
+e2e_log "building test tools into test/e2e/.bin"
+(cd "$E2E_DIR/tools" && GOWORK=off GOFLAGS='' CGO_ENABLED=0 e2e_go build -trimpath -buildvcs=false -o "$E2E_DIR/.bin/" ./...) ||
+	e2e_die "building test/e2e/tools failed"
+export E2E_BIN=$E2E_DIR/.bin
+
+RAVEL_BIN=${RAVEL_BIN:-bin/ravel}
+RAVEL_BIN=$(realpath -m "$RAVEL_BIN")
+export RAVEL_BIN
+if [[ -x $RAVEL_BIN ]]; then
+	e2e_log "ravel binary: $RAVEL_BIN"
+else
+	e2e_log "warning: no ravel binary at $RAVEL_BIN (RAVEL_BIN); scenarios that need it will fail"
+fi
+# The guest only sees the host's /tmp where run.sh binds it back in.
+if e2e_guest_invisible "$RAVEL_BIN"; then
+	E2E_GUEST_BINDS="${E2E_GUEST_BINDS:+$E2E_GUEST_BINDS:}$(dirname "$RAVEL_BIN")"
+	export E2E_GUEST_BINDS
+fi
+
+# --- host-side build steps that scenarios need ------------------------------------
+# Run from the repo root before the guest boots, with E2E_BIN, E2E_REPO and
+# RAVEL_BIN set and Go on PATH. Two ways for a scenario to get one:
+#   - implicitly: mentioning "$E2E_BIN/PKG.test" where ./PKG/ is a Go package
+#     directory of the repo builds it with: go test -c -o "$E2E_BIN/PKG.test" ./PKG/
+#   - explicitly, for anything else, a comment line of its own:
+#       # e2e-build: go test -c -o "$E2E_BIN/iptables.test" ./netops/iptables/
+# Identical steps run once. A failing step fails its scenario(s) without
+# booting them (their output would only be a confusing "binary missing").
+[[ -d /usr/local/go/bin ]] && export PATH=/usr/local/go/bin:$PATH
+export E2E_REPO
+build_steps() {
+	local f=$1 pkg
+	sed -n 's/^# e2e-build: *//p' "$f"
+	# shellcheck disable=SC2016,SC2013 # the literal text $E2E_BIN is what we look for
+	for pkg in $(grep -oE '\$\{?E2E_BIN\}?/[A-Za-z0-9_-]+\.test' "$f" | sed -E 's|.*/||; s|\.test$||' | sort -u); do
+		if compgen -G "$E2E_REPO/$pkg/*.go" >/dev/null; then
+			# shellcheck disable=SC2016 # expanded by the bash that runs the step
+			printf 'go test -c -o "$E2E_BIN/%s.test" ./%s/\n' "$pkg" "$pkg"
+		fi
+	done
+}
+declare -A step_rc=() prep_failed=()
+runnable=()
+for f in "${scenarios[@]}"; do
+	name=$(basename "${f%.sh}")
+	while IFS= read -r step; do
+		if [[ -z ${step_rc[$step]+set} ]]; then
+			e2e_log "$name: host build step: $step"
+			step_rc[$step]=0
+			(cd "$E2E_REPO" && bash -c "$step") >&2 || step_rc[$step]=$?
+		fi
+		# (a plain variable: an array subscript holding '$' would be expanded
+		# again inside (( )))
+		src=${step_rc[$step]}
+		if [[ $src != 0 ]]; then
+			prep_failed[$name]="host build step failed (exit $src): $step"
+		fi
+	done < <(build_steps "$f")
+	[[ -n ${prep_failed[$name]:-} ]] || runnable+=("$f")
+done
+
+t=$SECONDS
+E2E_GUEST_IMAGE=$(bash "$E2E_GUEST_DIR/build.sh") || e2e_die "building the guest failed"
+export E2E_GUEST_IMAGE
+e2e_log "guest image ready in $((SECONDS - t))s: $E2E_GUEST_IMAGE"
+
+export E2E_OUT_DIR=${E2E_OUT_DIR:-$E2E_DIR/.out/last}
+rm -rf "$E2E_OUT_DIR"
+mkdir -p "$E2E_OUT_DIR"
+
+# --- one boot, every scenario ---------------------------------------------------------
+e2e_log "running ${#runnable[@]} scenario(s) in the guest"
+rc=0
+if ((${#runnable[@]})); then
+	bash "$E2E_GUEST_DIR/run.sh" "$E2E_DIR/suite.sh" "${runnable[@]}" || rc=$?
+fi
+
+# --- totals ---------------------------------------------------------------------------
+# Count from the guest's results file; a scenario with no result (the guest
+# died or timed out first) counts as failed.
+passed=0 failed=0
+echo
+echo "e2e results (logs: ${E2E_OUT_DIR#"$E2E_REPO"/}):"
+for f in "${scenarios[@]}"; do
+	name=$(basename "${f%.sh}")
+	line=$(grep -E "^(PASS|FAIL) $name " "$E2E_OUT_DIR/results" 2>/dev/null | tail -n1 || true)
+	if [[ -n ${prep_failed[$name]:-} ]]; then
+		failed=$((failed + 1))
+		echo "  FAIL  $name: ${prep_failed[$name]}"
+	elif [[ $line == PASS* ]]; then
+		passed=$((passed + 1))
+		echo "  PASS  $name (${line#PASS "$name" }s)"
+	elif [[ -n $line ]]; then
+		failed=$((failed + 1))
+		read -r _ _ secs reason <<<"$line"
+		echo "  FAIL  $name (${secs}s): $reason"
+	else
+		failed=$((failed + 1))
+		echo "  FAIL  $name: did not run to completion (guest exit $rc)"
+	fi
+done
+if ((rc != 0 && failed == 0)); then
+	echo "  the guest run itself failed (exit $rc): see above"
+fi
+e2e_log "e2e total $((SECONDS - T0))s"
+echo "$passed passed, $failed failed"
+((failed == 0 && rc == 0))

@@ -1,0 +1,73 @@
+package kube
+
+import (
+	"errors"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the Source's Prometheus metrics. They are registered with Options.Registerer when
+// it is set, and work unregistered otherwise (tests create many Sources).
+type metrics struct {
+	published     prometheus.Counter
+	lastSnapshot  prometheus.Gauge
+	serviceStatus *prometheus.GaugeVec // namespace, service, port_name, status
+	backoff       *prometheus.GaugeVec // resource, namespace
+	resets        *prometheus.CounterVec
+	valveActive   prometheus.Gauge
+	valveHeld     prometheus.Gauge
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		published: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ravel_kube_snapshots_published_total",
+			Help: "Snapshots of the cluster published to the reconciler.",
+		}),
+		lastSnapshot: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "ravel_kube_last_snapshot_timestamp_seconds",
+			Help: "Unix time of the last published snapshot.",
+		}),
+		serviceStatus: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "ravel_kube_service_status",
+			Help: "1 for the published status of each configured service port (ok, no-ready-endpoints, headless, external-name, no-such-port, not-found).",
+		}, []string{"namespace", "service", "port_name", "status"}),
+		backoff: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "ravel_kube_watch_backoff_seconds",
+			Help: "Current back-off of a failing watch before its next list/watch attempt (0 when healthy; capped at 30 s).",
+		}, []string{"resource", "namespace"}),
+		resets: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ravel_kube_watch_resets_total",
+			Help: "Watch resets: failed list/watch attempts (reason=error) and re-lists after the initial list (reason=relist).",
+		}, []string{"resource", "namespace", "reason"}),
+		valveActive: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "ravel_kube_safety_valve_active",
+			Help: "1 while the published snapshot is stale: the API is unreachable or last known endpoints are held (kubernetes.keepLastEndpoints).",
+		}),
+		valveHeld: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "ravel_kube_safety_valve_held_services",
+			Help: "Service ports whose last known endpoints are held by the safety valve.",
+		}),
+	}
+	if reg == nil {
+		return m, nil
+	}
+	for _, c := range []prometheus.Collector{m.published, m.lastSnapshot, m.serviceStatus, m.backoff, m.resets, m.valveActive, m.valveHeld} {
+		if err := reg.Register(c); err != nil {
+			var are prometheus.AlreadyRegisteredError
+			if errors.As(err, &are) {
+				return nil, errors.New("kube: metrics already registered (one Source per registry)")
+			}
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+// setStatus moves a service's status series from old (if any) to cur.
+func (m *metrics) setStatus(ref ServiceRef, old, cur Status) {
+	if old != "" && old != cur {
+		m.serviceStatus.DeleteLabelValues(ref.Namespace, ref.Service, ref.PortName, string(old))
+	}
+	m.serviceStatus.WithLabelValues(ref.Namespace, ref.Service, ref.PortName, string(cur)).Set(1)
+}

@@ -1,0 +1,225 @@
+package kube
+
+import (
+	"net/netip"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/ravel-lb/ravel/internal/kapitest"
+)
+
+func ep(addr, node string, port uint16, ready bool) Endpoint {
+	return Endpoint{Address: netip.MustParseAddr(addr), NodeName: node, Port: port, Ready: ready, Serving: ready}
+}
+
+func TestResolveService(t *testing.T) {
+	const ns = "ns"
+	web := kapitest.Service(ns, "web", kapitest.WithPort("http", 80, 8080), kapitest.WithPort("https", 443, 8443))
+	unnamed := kapitest.Service(ns, "one", kapitest.WithPort("", 80, 8080))
+	namedOne := kapitest.Service(ns, "one", kapitest.WithPort("http", 80, 8080))
+	sliceA := kapitest.EndpointSlice(ns, "web", "web-a",
+		kapitest.WithSlicePort("http", 8080), kapitest.WithSlicePort("https", 8443),
+		kapitest.WithEndpoint("10.0.0.2", "n1", true, true, false),
+		kapitest.WithEndpoint("10.0.0.1", "n2", true, true, false),
+		kapitest.WithEndpoint("10.0.0.3", "n1", false, true, true))
+	// web-b lists 10.0.0.3 again, ready this time (mid-move), and a new endpoint on another
+	// target port number for the same port name.
+	sliceB := kapitest.EndpointSlice(ns, "web", "web-b",
+		kapitest.WithSlicePort("http", 9090),
+		kapitest.WithEndpoint("10.0.0.3", "n1", true, true, false),
+		kapitest.WithEndpoint("10.0.0.4", "", true, true, false))
+	sliceB.Endpoints[0].Addresses = []string{"10.0.0.3"}
+	v6 := kapitest.EndpointSlice(ns, "web", "web-v6", kapitest.WithSlicePort("http", 8080),
+		kapitest.WithEndpoint("2001:db8::1", "n1", true, true, false))
+	notReady := kapitest.EndpointSlice(ns, "web", "web-nr", kapitest.WithSlicePort("http", 8080),
+		kapitest.WithEndpoint("10.0.0.9", "n3", false, false, true))
+	// Conditions left nil: ready and serving mean true, terminating false (API docs).
+	nilConds := kapitest.EndpointSlice(ns, "one", "one-a", kapitest.WithSlicePort("", 8080))
+	nilConds.Endpoints = []discoveryv1.Endpoint{{Addresses: []string{"10.1.0.1"}}}
+	noPortNumber := kapitest.EndpointSlice(ns, "web", "web-np", kapitest.WithEndpoint("10.0.0.8", "n1", true, true, false))
+	noPortNumber.Ports = []discoveryv1.EndpointPort{{Name: ptr("http")}}
+
+	tests := []struct {
+		name     string
+		svc      *corev1.Service
+		slices   []*discoveryv1.EndpointSlice
+		portName string
+		want     ServiceState
+	}{
+		{name: "missing service", portName: "http", slices: []*discoveryv1.EndpointSlice{sliceA},
+			want: ServiceState{Status: StatusNotFound}},
+		{name: "external name", svc: kapitest.Service(ns, "x", kapitest.ExternalName("db.example.com")),
+			want: ServiceState{Status: StatusExternalName}},
+		{name: "headless", svc: kapitest.Service(ns, "h", kapitest.Headless(), kapitest.WithPort("http", 80, 80)),
+			portName: "http", slices: []*discoveryv1.EndpointSlice{sliceA}, want: ServiceState{Status: StatusHeadless}},
+		{name: "no such port", svc: web, portName: "grpc", slices: []*discoveryv1.EndpointSlice{sliceA},
+			want: ServiceState{Status: StatusNoSuchPort}},
+		{name: "empty port name needs a single unnamed port", svc: web, portName: "",
+			want: ServiceState{Status: StatusNoSuchPort}},
+		{name: "empty port name against a single named port", svc: namedOne, portName: "",
+			want: ServiceState{Status: StatusNoSuchPort}},
+		{name: "no slices", svc: web, portName: "http", want: ServiceState{Status: StatusNoEndpoints}},
+		{name: "only non-ready endpoints", svc: web, portName: "http", slices: []*discoveryv1.EndpointSlice{notReady},
+			want: ServiceState{Status: StatusNoEndpoints, Endpoints: []Endpoint{
+				{Address: netip.MustParseAddr("10.0.0.9"), NodeName: "n3", Port: 8080, Terminating: true},
+			}}},
+		{name: "one slice, sorted", svc: web, portName: "http", slices: []*discoveryv1.EndpointSlice{sliceA},
+			want: ServiceState{Status: StatusOK, Endpoints: []Endpoint{
+				ep("10.0.0.1", "n2", 8080, true), ep("10.0.0.2", "n1", 8080, true),
+				{Address: netip.MustParseAddr("10.0.0.3"), NodeName: "n1", Port: 8080, Serving: true, Terminating: true},
+			}}},
+		{name: "second port by name", svc: web, portName: "https", slices: []*discoveryv1.EndpointSlice{sliceA, sliceB},
+			want: ServiceState{Status: StatusOK, Endpoints: []Endpoint{
+				ep("10.0.0.1", "n2", 8443, true), ep("10.0.0.2", "n1", 8443, true),
+				{Address: netip.MustParseAddr("10.0.0.3"), NodeName: "n1", Port: 8443, Serving: true, Terminating: true},
+			}}},
+		{name: "two slices, IPv6 and portless ignored, different target ports kept apart",
+			svc: web, portName: "http", slices: []*discoveryv1.EndpointSlice{sliceB, v6, sliceA, noPortNumber},
+			want: ServiceState{Status: StatusOK, Endpoints: []Endpoint{
+				ep("10.0.0.1", "n2", 8080, true), ep("10.0.0.2", "n1", 8080, true),
+				{Address: netip.MustParseAddr("10.0.0.3"), NodeName: "n1", Port: 8080, Serving: true, Terminating: true},
+				ep("10.0.0.3", "n1", 9090, true), ep("10.0.0.4", "", 9090, true),
+			}}},
+		{name: "unnamed port, nil conditions", svc: unnamed, portName: "", slices: []*discoveryv1.EndpointSlice{nilConds},
+			want: ServiceState{Status: StatusOK, Endpoints: []Endpoint{ep("10.1.0.1", "", 8080, true)}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, detail := resolveService(tt.svc, tt.slices, tt.portName)
+			if diff := cmp.Diff(tt.want, got, addrCmp); diff != "" {
+				t.Errorf("resolveService (-want +got):\n%s", diff)
+			}
+			if (got.Status == StatusOK) != (detail == "") {
+				t.Errorf("detail %q for status %s", detail, got.Status)
+			}
+			// The transforms must not change the outcome.
+			var ts *corev1.Service
+			if tt.svc != nil {
+				o, _ := serviceTransform(tt.svc)
+				ts = o.(*corev1.Service)
+			}
+			var tsl []*discoveryv1.EndpointSlice
+			for _, s := range tt.slices {
+				o, _ := sliceTransform(s)
+				tsl = append(tsl, o.(*discoveryv1.EndpointSlice))
+			}
+			got2, _ := resolveService(ts, tsl, tt.portName)
+			if diff := cmp.Diff(got, got2, addrCmp); diff != "" {
+				t.Errorf("after transform (-before +after):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestDuplicateEndpointPrefersReady(t *testing.T) {
+	svc := kapitest.Service("ns", "web", kapitest.WithPort("http", 80, 8080))
+	a := kapitest.EndpointSlice("ns", "web", "a", kapitest.WithSlicePort("http", 8080),
+		kapitest.WithEndpoint("10.0.0.1", "n1", false, false, true))
+	b := kapitest.EndpointSlice("ns", "web", "b", kapitest.WithSlicePort("http", 8080),
+		kapitest.WithEndpoint("10.0.0.1", "n1", true, true, false))
+	want := ServiceState{Status: StatusOK, Endpoints: []Endpoint{ep("10.0.0.1", "n1", 8080, true)}}
+	for _, order := range [][]*discoveryv1.EndpointSlice{{a, b}, {b, a}} {
+		got, _ := resolveService(svc, order, "http")
+		if diff := cmp.Diff(want, got, addrCmp); diff != "" {
+			t.Errorf("(-want +got):\n%s", diff)
+		}
+	}
+}
+
+func TestNodeFromAPI(t *testing.T) {
+	sel := map[string]string{"ravel/lb": "true"}
+	lb := kapitest.WithLabels(map[string]string{"ravel/lb": "true"})
+	tests := []struct {
+		name     string
+		node     *corev1.Node
+		selector map[string]string
+		want     Node
+	}{
+		{name: "ready and selected", selector: sel,
+			node: kapitest.Node("n1", lb, kapitest.WithNodeIP("192.0.2.1"), kapitest.Ready(true)),
+			want: Node{Name: "n1", Address: netip.MustParseAddr("192.0.2.1"), Ready: true, Selected: true}},
+		{name: "empty selector selects all",
+			node: kapitest.Node("n1", kapitest.WithNodeIP("192.0.2.1"), kapitest.Ready(true)),
+			want: Node{Name: "n1", Address: netip.MustParseAddr("192.0.2.1"), Ready: true, Selected: true}},
+		{name: "label value differs", selector: sel,
+			node: kapitest.Node("n1", kapitest.WithLabels(map[string]string{"ravel/lb": "false"}), kapitest.WithNodeIP("192.0.2.1"), kapitest.Ready(true)),
+			want: Node{Name: "n1", Address: netip.MustParseAddr("192.0.2.1"), Ready: true}},
+		{name: "first InternalIP wins over ExternalIP and hostname",
+			node: kapitest.Node("n1", kapitest.WithNodeAddress(corev1.NodeHostName, "n1"),
+				kapitest.WithNodeAddress(corev1.NodeExternalIP, "198.51.100.1"),
+				kapitest.WithNodeIP("192.0.2.1"), kapitest.WithNodeIP("192.0.2.2"), kapitest.Ready(false)),
+			want: Node{Name: "n1", Address: netip.MustParseAddr("192.0.2.1"), Selected: true}},
+		{name: "ExternalIP when no InternalIP",
+			node: kapitest.Node("n1", kapitest.WithNodeAddress(corev1.NodeExternalIP, "198.51.100.1"), kapitest.Unschedulable()),
+			want: Node{Name: "n1", Address: netip.MustParseAddr("198.51.100.1"), Cordoned: true, Selected: true}},
+		{name: "no address, unknown readiness",
+			node: func() *corev1.Node {
+				n := kapitest.Node("n1")
+				n.Status.Conditions = []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionUnknown}}
+				return n
+			}(),
+			want: Node{Name: "n1", Selected: true}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := nodeFromAPI(tt.node, tt.selector)
+			if diff := cmp.Diff(tt.want, got, addrCmp); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+			o, _ := nodeTransform(tt.selector)(tt.node)
+			if got2 := nodeFromAPI(o.(*corev1.Node), tt.selector); got2 != got {
+				t.Errorf("after transform: %+v, before %+v", got2, got)
+			}
+		})
+	}
+}
+
+func TestTransformsStripAndAreIdempotent(t *testing.T) {
+	n := kapitest.Node("n1", kapitest.WithLabels(map[string]string{"ravel/lb": "true", "big": "x"}),
+		kapitest.WithNodeIP("192.0.2.1"), kapitest.WithNodeAddress(corev1.NodeHostName, "n1"), kapitest.Ready(true),
+		kapitest.WithAnnotations(map[string]string{"a": "b"}))
+	n.ManagedFields = []metav1.ManagedFieldsEntry{{Manager: "kubelet"}}
+	n.Status.Images = []corev1.ContainerImage{{Names: []string{"registry/image:tag"}, SizeBytes: 1}}
+	n.Status.Conditions = append(n.Status.Conditions, corev1.NodeCondition{Type: corev1.NodeMemoryPressure, Status: corev1.ConditionFalse})
+	tr := nodeTransform(map[string]string{"ravel/lb": "true"})
+	o1, _ := tr(n)
+	want := &corev1.Node{
+		ObjectMeta: metav1.ObjectMeta{Name: "n1", Labels: map[string]string{"ravel/lb": "true"}},
+		Status: corev1.NodeStatus{
+			Addresses:  []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: "192.0.2.1"}},
+			Conditions: []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue}},
+		},
+	}
+	if diff := cmp.Diff(want, o1); diff != "" {
+		t.Errorf("node transform (-want +got):\n%s", diff)
+	}
+	o2, _ := tr(o1)
+	if diff := cmp.Diff(o1, o2); diff != "" {
+		t.Errorf("node transform not idempotent:\n%s", diff)
+	}
+
+	s := kapitest.EndpointSlice("ns", "web", "a", kapitest.WithSlicePort("http", 8080),
+		kapitest.WithEndpoint("10.0.0.1", "n1", true, true, false))
+	s.ManagedFields = []metav1.ManagedFieldsEntry{{Manager: "controller"}}
+	s.Endpoints[0].TargetRef = &corev1.ObjectReference{Kind: "Pod", Name: "web-1"}
+	s.Endpoints[0].Zone = ptr("z1")
+	s1, _ := sliceTransform(s)
+	got := s1.(*discoveryv1.EndpointSlice)
+	if got.ManagedFields != nil || got.Endpoints[0].TargetRef != nil || got.Endpoints[0].Zone != nil ||
+		got.Labels[discoveryv1.LabelManagedBy] != "" || got.Labels[discoveryv1.LabelServiceName] != "web" {
+		t.Errorf("slice transform kept too much or too little: %+v", got)
+	}
+	s2, _ := sliceTransform(s1)
+	if diff := cmp.Diff(s1, s2); diff != "" {
+		t.Errorf("slice transform not idempotent:\n%s", diff)
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// addrCmp lets cmp compare netip.Addr (unexported fields, no Equal method).
+var addrCmp = cmp.Comparer(func(a, b netip.Addr) bool { return a == b })

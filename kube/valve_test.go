@@ -1,0 +1,205 @@
+package kube
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/ravel-lb/ravel/internal/kapitest"
+)
+
+// Safety-valve rule tests (see valve.go), with the stores written directly.
+
+var bothReady = webOK(ep("10.0.0.1", "n1", 8080, true), ep("10.0.0.2", "n2", 8080, true))
+
+func TestValveHoldsEmptyRelistUntilConfirmed(t *testing.T) {
+	h := newHarness(t, baseOptions())
+	nodes, svcs, eps := baseObjects()
+	h.start(nodes, svcs, eps)
+
+	// The re-list after a reconnect has no EndpointSlice although the Service is there: hold.
+	must(t, h.s.slices["ns"].Replace(nil, "5"))
+	diffSnap(t, &Snapshot{Nodes: baseNodes, Services: bothReady, Stale: true}, h.next())
+	if v := counterValue(h.s.m.valveActive); v != 1 {
+		t.Errorf("ravel_kube_safety_valve_active = %v", v)
+	}
+
+	// The confirming list comes ValveConfirm later; it finds endpoints (the cache lags): keep.
+	h.mu.Lock()
+	h.confirmReady = 2
+	h.mu.Unlock()
+	h.settle()
+	h.clk.Step(9 * time.Second)
+	h.none()
+	h.clk.Step(time.Second)
+	h.none()
+	h.mu.Lock()
+	calls := h.confirmCalls
+	h.confirmReady = 0
+	h.mu.Unlock()
+	if calls != 1 {
+		t.Fatalf("%d confirming lists, want 1", calls)
+	}
+
+	// A second confirming list, ValveConfirm later, agrees with the re-list: release.
+	h.settle()
+	h.clk.Step(10 * time.Second)
+	diffSnap(t, &Snapshot{
+		Nodes:    baseNodes,
+		Services: map[ServiceRef]ServiceState{webHTTP: {Status: StatusNoEndpoints}},
+		Changed:  []ServiceRef{webHTTP},
+	}, h.next())
+	if v := counterValue(h.s.m.valveActive); v != 0 {
+		t.Errorf("ravel_kube_safety_valve_active = %v after release", v)
+	}
+}
+
+func TestValveReleasesWhenEndpointsReturn(t *testing.T) {
+	h := newHarness(t, baseOptions())
+	nodes, svcs, eps := baseObjects()
+	h.start(nodes, svcs, eps)
+	must(t, h.s.slices["ns"].Replace(nil, "5"))
+	if s := h.next(); !s.Stale {
+		t.Fatal("not stale after an empty re-list")
+	}
+	// The slice comes back with one endpoint moved to another node: published at once.
+	must(t, h.s.slices["ns"].Add(webSlice("web-2", kapitest.WithEndpoint("10.0.0.3", "n2", true, true, false))))
+	diffSnap(t, &Snapshot{
+		Nodes:    baseNodes,
+		Services: webOK(ep("10.0.0.3", "n2", 8080, true)),
+		Changed:  []ServiceRef{webHTTP},
+	}, h.next())
+}
+
+func TestValveReleasesDeletedService(t *testing.T) {
+	h := newHarness(t, baseOptions())
+	nodes, svcs, eps := baseObjects()
+	h.start(nodes, svcs, eps)
+	must(t, h.s.slices["ns"].Replace(nil, "5"))
+	if s := h.next(); !s.Stale {
+		t.Fatal("not stale after an empty re-list")
+	}
+	must(t, h.s.services["ns"].Delete(svcs[0]))
+	diffSnap(t, &Snapshot{
+		Nodes:    baseNodes,
+		Services: map[ServiceRef]ServiceState{webHTTP: {Status: StatusNotFound}},
+		Changed:  []ServiceRef{webHTTP},
+	}, h.next())
+}
+
+func TestValveTrustsWatchEvents(t *testing.T) {
+	h := newHarness(t, baseOptions())
+	nodes, svcs, eps := baseObjects()
+	h.start(nodes, svcs, eps)
+	// A deletion seen on a healthy watch is a real scale-down: no hold.
+	must(t, h.s.slices["ns"].Delete(eps[0]))
+	diffSnap(t, &Snapshot{
+		Nodes:    baseNodes,
+		Services: map[ServiceRef]ServiceState{webHTTP: {Status: StatusNoEndpoints}},
+		Changed:  []ServiceRef{webHTTP},
+	}, h.next())
+	// A re-list that lists endpoints, none ready, is an explicit answer too.
+	must(t, h.s.slices["ns"].Add(eps[0]))
+	h.next()
+	must(t, h.s.slices["ns"].Replace([]any{webSlice("web-1", kapitest.WithEndpoint("10.0.0.1", "n1", false, false, true))}, "7"))
+	got := h.next()
+	if got.Stale || got.Services[webHTTP].Status != StatusNoEndpoints {
+		t.Errorf("non-ready re-list: %+v", got)
+	}
+}
+
+func TestValveDuringOutage(t *testing.T) {
+	h := newHarness(t, baseOptions())
+	nodes, svcs, eps := baseObjects()
+	h.start(nodes, svcs, eps)
+
+	// The API goes away: same endpoints, marked stale.
+	h.apiDown("endpointslices/ns")
+	diffSnap(t, &Snapshot{Nodes: baseNodes, Services: bothReady, Stale: true}, h.next())
+	if v := counterValue(h.s.m.backoff.WithLabelValues("endpointslices", "ns")); v != 0.8 {
+		t.Errorf("ravel_kube_watch_backoff_seconds = %v, want 0.8", v)
+	}
+	// A loss while some watch fails is held too.
+	must(t, h.s.slices["ns"].Delete(eps[0]))
+	h.none()
+	// No confirmation while the API is down.
+	h.settle()
+	h.clk.Step(30 * time.Second)
+	h.none()
+	h.mu.Lock()
+	if h.confirmCalls != 0 {
+		t.Errorf("%d confirming lists while the API is down", h.confirmCalls)
+	}
+	h.mu.Unlock()
+
+	// Back: still stale (held) until the API has been healthy for ValveConfirm and a list agrees.
+	h.watcher("endpointslices/ns").healthy()
+	h.none()
+	if v := counterValue(h.s.m.backoff.WithLabelValues("endpointslices", "ns")); v != 0 {
+		t.Errorf("ravel_kube_watch_backoff_seconds = %v when healthy", v)
+	}
+	h.settle()
+	h.clk.Step(10 * time.Second)
+	diffSnap(t, &Snapshot{
+		Nodes:    baseNodes,
+		Services: map[ServiceRef]ServiceState{webHTTP: {Status: StatusNoEndpoints}},
+		Changed:  []ServiceRef{webHTTP},
+	}, h.next())
+}
+
+func TestValveOutageWithoutLoss(t *testing.T) {
+	h := newHarness(t, baseOptions())
+	nodes, svcs, eps := baseObjects()
+	h.start(nodes, svcs, eps)
+	h.apiDown("nodes")
+	if s := h.next(); !s.Stale {
+		t.Fatal("not stale while the API is down")
+	}
+	// The reconnect re-lists the same content: fresh again, nothing else changed.
+	must(t, h.s.nodes.Replace([]any{nodes[0], nodes[1]}, "9"))
+	diffSnap(t, &Snapshot{Nodes: baseNodes, Services: bothReady}, h.next())
+	if v := counterValue(h.s.m.resets.WithLabelValues("nodes", "", "relist")); v != 1 {
+		t.Errorf("relist resets = %v, want 1", v)
+	}
+	if v := counterValue(h.s.m.resets.WithLabelValues("nodes", "", "error")); v != 1 {
+		t.Errorf("error resets = %v, want 1", v)
+	}
+}
+
+func TestValveConfirmErrorKeepsHolding(t *testing.T) {
+	h := newHarness(t, baseOptions())
+	nodes, svcs, eps := baseObjects()
+	h.start(nodes, svcs, eps)
+	h.mu.Lock()
+	h.confirmErr = errors.New("the server is currently unable to handle the request")
+	h.mu.Unlock()
+	must(t, h.s.slices["ns"].Replace(nil, "5"))
+	h.next()
+	h.settle()
+	h.clk.Step(10 * time.Second)
+	h.none()
+	h.mu.Lock()
+	h.confirmErr = nil
+	h.mu.Unlock()
+	h.settle()
+	h.clk.Step(10 * time.Second)
+	if s := h.next(); s.Stale || s.Services[webHTTP].Status != StatusNoEndpoints {
+		t.Errorf("after a successful confirmation: %+v", s)
+	}
+}
+
+func TestValveOff(t *testing.T) {
+	opts := baseOptions()
+	opts.KeepLastEndpoints = false
+	h := newHarness(t, opts)
+	nodes, svcs, eps := baseObjects()
+	h.start(nodes, svcs, eps)
+	h.apiDown("endpointslices/ns")
+	h.none() // not stale: the valve is off
+	must(t, h.s.slices["ns"].Replace(nil, "5"))
+	diffSnap(t, &Snapshot{
+		Nodes:    baseNodes,
+		Services: map[ServiceRef]ServiceState{webHTTP: {Status: StatusNoEndpoints}},
+		Changed:  []ServiceRef{webHTTP},
+	}, h.next())
+}

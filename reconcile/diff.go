@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/ravel-lb/ravel/netops"
@@ -125,7 +126,7 @@ func (b *builder) service(d, a *VirtualService, actual *State, opts DiffOptions)
 		st, hasStats := actual.Stats[ref]
 		switch {
 		case hasStats && st.ActiveConns == 0 && st.InactiveConns == 0:
-			b.del = append(b.del, Op{Kind: OpDelDest, Name: d.Name, Service: d.Service, Dest: ad, Reason: "drained: no connections left"})
+			b.del = append(b.del, Op{Kind: OpDelDest, Name: d.Name, Service: d.Service, Dest: ad, Reason: "drained, no connections left"})
 		case opts.Now.Sub(start) >= opts.DrainTimeout:
 			b.del = append(b.del, Op{Kind: OpDelDest, Name: d.Name, Service: d.Service, Dest: ad, Reason: "drain timeout"})
 		}
@@ -162,8 +163,21 @@ func (b *builder) sysctls(desired, actual *State) {
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		if actual.Sysctls[k] != desired.Sysctls[k] {
+		if !sysctlHolds(actual.Sysctls[k], desired.Sysctls[k]) {
 			b.edit = append(b.edit, Op{Kind: OpSetSysctl, Key: k, Value: desired.Sysctls[k], Old: actual.Sysctls[k]})
 		}
 	}
+}
+
+// sysctlHolds reports whether a sysctl that reads as actual already has the desired value.
+// Values are compared field by field, ignoring white space: the kernel prints a vector
+// sysctl with tabs (net/ipv4/vs/sync_threshold reads "3\t50"), and proc_dointvec fills a
+// vector from the front, keeping the values a write leaves out, so desired "5" is met by
+// "5\t50" — comparing the strings would rewrite such a key on every cycle.
+func sysctlHolds(actual, desired string) bool {
+	a, d := strings.Fields(actual), strings.Fields(desired)
+	if len(d) == 0 || len(d) > len(a) {
+		return actual == desired
+	}
+	return slices.Equal(a[:len(d)], d)
 }

@@ -83,7 +83,8 @@ func (p *Plan) String() string {
 
 func (op Op) String() string {
 	svc := func(s netops.Service) string {
-		if op.Name != "" {
+		// An unnamed service is labelled vip:port, which the key already says.
+		if op.Name != "" && op.Name != netip.AddrPortFrom(s.VIP, s.Port).String() {
 			return fmt.Sprintf("%s (%s)", s.ServiceKey, op.Name)
 		}
 		return s.ServiceKey.String()
@@ -92,11 +93,12 @@ func (op Op) String() string {
 	case OpDelService:
 		return fmt.Sprintf("- delete service %s", svc(op.Service))
 	case OpDelDest:
-		return fmt.Sprintf("- delete destination %s from %s (%s)", op.Dest.DestKey, svc(op.Service), op.Reason)
+		return fmt.Sprintf("- delete destination %s from %s: %s", op.Dest.DestKey, svc(op.Service), op.Reason)
 	case OpUnbindVIP:
 		return fmt.Sprintf("- unbind %s from %s", op.VIP, op.Device)
 	case OpSetSysctl:
-		old := op.Old
+		// A vector sysctl reads back with tabs ("3\t50"): show its values on one line.
+		old := strings.Join(strings.Fields(op.Old), " ")
 		if old == "" {
 			old = "?"
 		}

@@ -13,6 +13,7 @@ import (
 	"github.com/ravel-lb/ravel/netops/iptables"
 	"github.com/ravel-lb/ravel/reconcile"
 	"github.com/ravel-lb/ravel/reconcile/chains"
+	"github.com/ravel-lb/ravel/schema"
 )
 
 // Announcer sends gratuitous ARP for a VIP (netops.GARP in production).
@@ -52,7 +53,8 @@ func NewDirector(cfg *config.Config, node reconcile.Node, k reconcile.Kernel, ga
 }
 
 // SetColocated gives the director the iptables chains through which its own pods take their
-// share of new connections before IPVS sees them (colocation: colocated). Call before Run.
+// share of new connections before IPVS sees them (colocation: colocated). With colocation
+// isolated the director only removes ravel chains it finds there. Call before Run.
 func (d *Director) SetColocated(t iptables.Tables) { d.tables = t }
 
 // Run reconciles until ctx ends. With a Kubernetes source (snapshots non-nil) it waits for the
@@ -64,7 +66,10 @@ func (d *Director) Run(ctx context.Context, snapshots <-chan *kube.Snapshot) err
 		select {
 		case <-ctx.Done():
 			return nil
-		case s := <-snapshots:
+		case s, ok := <-snapshots:
+			if !ok {
+				return nil
+			}
 			d.snap = s
 		}
 	}
@@ -87,7 +92,12 @@ func (d *Director) Run(ctx context.Context, snapshots <-chan *kube.Snapshot) err
 		case <-ctx.Done():
 			d.log.Info("director stopping; kernel state is left as it is")
 			return nil
-		case s := <-snapshots:
+		case s, ok := <-snapshots:
+			if !ok {
+				// The source stopped (only when ctx ends): keep the last state programmed.
+				snapshots = nil
+				continue
+			}
 			d.OnSnapshot(s)
 		case <-resync.C:
 			d.FullSync()
@@ -175,9 +185,20 @@ func (d *Director) FullSync() {
 	d.applyChains()
 }
 
-// applyChains programs the colocated director's local share (a no-op when isolated).
+// applyChains programs the colocated director's local share. An isolated director given
+// tables removes any ravel chains instead (Cleanup changes nothing when there are none): a
+// colocated run of this node may have left them, and they would keep sending a share of new
+// connections to local pods that isolated mode must never serve.
 func (d *Director) applyChains() {
 	if d.tables == nil {
+		return
+	}
+	if d.cfg.Colocation != schema.ColocationColocated {
+		if err := d.tables.Cleanup(context.Background()); err != nil {
+			d.fullResync = true
+			d.m.ApplyErrors.Inc()
+			d.log.Error("removing colocated iptables chains failed; next cycle is a full resync", "err", err)
+		}
 		return
 	}
 	rs := chains.Render(chains.Options{Chain: d.cfg.IPTables.Chain, Masquerade: d.cfg.IPTables.Masquerade},

@@ -2,28 +2,66 @@ package main
 
 import (
 	"context"
-	"errors"
+	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ravel-lb/ravel/kube"
+	"github.com/ravel-lb/ravel/schema"
 )
 
-// startKube starts the Kubernetes source when the config has a kubernetes section; nil
-// channel otherwise.
+// kubeSource builds the Kubernetes source for cfg's kubernetes section and its services'
+// targets.
+func kubeSource(cfg *configT, reg prometheus.Registerer, log *slog.Logger) (*kube.Source, error) {
+	var targets []schema.KubeTarget
+	for _, s := range cfg.Services {
+		if s.Kubernetes != nil {
+			targets = append(targets, *s.Kubernetes)
+		}
+	}
+	opts := kube.OptionsFrom(cfg.Kubernetes, targets)
+	opts.Logger = log
+	opts.Registerer = reg
+	return kube.NewSource(opts)
+}
+
+// startKube starts the Kubernetes source when the config has a kubernetes section, and returns
+// its snapshots (the first only after every informer synced); nil without one.
 func startKube(ctx context.Context, cfg *configT, reg prometheus.Registerer, log *slog.Logger) (<-chan *kube.Snapshot, error) {
 	if cfg.Kubernetes == nil {
 		return nil, nil
 	}
-	return nil, errors.New("the kubernetes source is not wired yet")
+	src, err := kubeSource(cfg, reg, log)
+	if err != nil {
+		return nil, err
+	}
+	go func() {
+		if err := src.Run(ctx); err != nil && ctx.Err() == nil {
+			log.Error("Kubernetes source stopped", "err", err)
+		}
+	}()
+	return src.Snapshots(), nil
 }
 
 // oneSnapshot returns one complete snapshot for `ravel plan`, or nil without a kubernetes
-// section.
+// section. It gives up after a minute rather than printing a plan from a partial view.
 func oneSnapshot(ctx context.Context, cfg *configT) (*kube.Snapshot, error) {
 	if cfg.Kubernetes == nil {
 		return nil, nil
 	}
-	return nil, errors.New("the kubernetes source is not wired yet")
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	src, err := kubeSource(cfg, nil, slog.New(slog.DiscardHandler))
+	if err != nil {
+		return nil, err
+	}
+	go src.Run(ctx)
+	select {
+	case s := <-src.Snapshots():
+		return s, nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("no complete Kubernetes snapshot within a minute: %w", ctx.Err())
+	}
 }

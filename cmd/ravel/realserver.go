@@ -43,7 +43,10 @@ func runRealserver(ctx context.Context, cfg *configT, node nodeT, reg *prometheu
 				select {
 				case <-ctx.Done():
 					return
-				case s := <-snaps:
+				case s, ok := <-snaps:
+					if !ok {
+						return
+					}
 					latest.Set(s)
 				}
 			}

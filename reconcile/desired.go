@@ -3,7 +3,6 @@ package reconcile
 import (
 	"fmt"
 	"net/netip"
-	"sort"
 	"strconv"
 
 	"github.com/ravel-lb/ravel/config"
@@ -43,8 +42,14 @@ func Desired(cfg *config.Config, snap *kube.Snapshot, node Node) (*State, []Note
 		// IPVS must track those connections too (the seed requires conntrack=1 here).
 		st.Sysctls["net/ipv4/vs/conntrack"] = "1"
 	}
+	// The eligible nodes are the same for every service: find them once, not per service.
+	elig := eligibleNodes(cfg, snap, node)
+	var scratch []wdest
+	st.Services = make(map[netops.ServiceKey]*VirtualService, len(cfg.Services))
 	for i := range cfg.Services {
-		for _, vs := range DesiredService(cfg, i, snap, node, &notes) {
+		var vss []*VirtualService
+		vss, scratch = desiredService(cfg, i, snap, elig, &notes, scratch)
+		for _, vs := range vss {
 			st.Services[vs.ServiceKey] = vs
 			st.VIPs[vs.VIP] = true
 		}
@@ -56,6 +61,44 @@ func Desired(cfg *config.Config, snap *kube.Snapshot, node Node) (*State, []Note
 // what Desired does per service, exposed so that a change to one Kubernetes service can be
 // recomputed without the others.
 func DesiredService(cfg *config.Config, i int, snap *kube.Snapshot, node Node, notes *[]Note) []*VirtualService {
+	vss, _ := desiredService(cfg, i, snap, eligibleNodes(cfg, snap, node), notes, nil)
+	return vss
+}
+
+// eligible are the nodes of a snapshot that may be IPVS destinations, in name order.
+type eligible struct {
+	addrs []netip.Addr
+	index map[string]int // node name → position in addrs
+}
+
+// eligibleNodes finds the nodes of snap that may receive traffic under cfg, leaving out the
+// director's own node, which is never an IPVS destination: isolated mode keeps it out
+// entirely, colocated mode serves its share in iptables before IPVS.
+func eligibleNodes(cfg *config.Config, snap *kube.Snapshot, node Node) eligible {
+	if snap == nil {
+		return eligible{}
+	}
+	names := snap.EligibleNodes(cfg.Kubernetes != nil && cfg.Kubernetes.IncludeCordoned)
+	e := eligible{addrs: make([]netip.Addr, 0, len(names)), index: make(map[string]int, len(names))}
+	for _, name := range names {
+		if name == node.Name {
+			continue
+		}
+		e.index[name] = len(e.addrs)
+		e.addrs = append(e.addrs, snap.Nodes[name].Address)
+	}
+	return e
+}
+
+// wdest is a destination and its weight, before thresholds are split.
+type wdest struct {
+	key    netops.DestKey
+	weight int
+}
+
+// desiredService is DesiredService with the eligible nodes already known. It uses scratch
+// (which may be nil) for its temporary list and returns it for the next call.
+func desiredService(cfg *config.Config, i int, snap *kube.Snapshot, elig eligible, notes *[]Note, scratch []wdest) ([]*VirtualService, []wdest) {
 	s := &cfg.Services[i]
 	label := s.Name
 	if label == "" {
@@ -69,32 +112,24 @@ func DesiredService(cfg *config.Config, i int, snap *kube.Snapshot, node Node, n
 		flags |= b
 	}
 
-	type wdest struct {
-		key    netops.DestKey
-		weight int
-	}
-	var dests []wdest
+	dests := scratch[:0]
 	switch {
 	case s.Backends != nil:
 		for _, b := range s.Backends {
-			dests = append(dests, wdest{netops.DestKey{Addr: b.Address, Port: uint16(b.Port)}, *b.Weight})
+			dests = append(dests, wdest{key: netops.DestKey{Addr: b.Address, Port: uint16(b.Port)}, weight: *b.Weight})
 		}
 	case s.Kubernetes != nil && snap != nil:
+		// Each eligible node weighted by its ready endpoints of the service (0 for none).
+		for _, a := range elig.addrs {
+			dests = append(dests, wdest{key: netops.DestKey{Addr: a, Port: uint16(s.Port)}})
+		}
 		ref := kube.ServiceRef{Namespace: s.Kubernetes.Namespace, Service: s.Kubernetes.Service, PortName: s.Kubernetes.PortName}
-		state := snap.Services[ref]
-		ready := state.ReadyByNode()
-		include := cfg.Kubernetes != nil && cfg.Kubernetes.IncludeCordoned
-		for _, name := range snap.EligibleNodes(include) {
-			if name == node.Name {
-				// The director's own node is never an IPVS destination: isolated mode keeps it
-				// out entirely, colocated mode serves its share in iptables before IPVS.
-				continue
+		for _, e := range snap.Services[ref].Endpoints {
+			if j, ok := elig.index[e.NodeName]; ok && e.Ready {
+				dests[j].weight = min(dests[j].weight+1, netops.MaxWeight)
 			}
-			w := min(ready[name], netops.MaxWeight)
-			dests = append(dests, wdest{netops.DestKey{Addr: snap.Nodes[name].Address, Port: uint16(s.Port)}, w})
 		}
 	}
-	sort.Slice(dests, func(a, b int) bool { return dests[a].key.Addr.Less(dests[b].key.Addr) })
 
 	total := 0
 	for _, d := range dests {
@@ -125,7 +160,7 @@ func DesiredService(cfg *config.Config, i int, snap *kube.Snapshot, node Node, n
 	if clamped && notes != nil {
 		*notes = append(*notes, Note{Service: label, Kind: "threshold-clamped", Message: fmt.Sprintf("a realserver's share of the thresholds (upper %d, lower %d) exceeds the kernel's per-realserver maximum %d: clamped", x, y, netops.MaxWeight)})
 	}
-	return out
+	return out, dests
 }
 
 // split gives a destination its share of a service-wide threshold, in proportion to its

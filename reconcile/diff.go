@@ -29,16 +29,14 @@ type DiffOptions struct {
 // connections survive; a destination that leaves is drained (weight 0 at once, deleted after
 // DrainTimeout or as soon as it has no connections).
 func Diff(desired, actual *State, opts DiffOptions) *Plan {
-	keys := map[netops.ServiceKey]bool{}
+	list := make([]netops.ServiceKey, 0, max(len(desired.Services), len(actual.Services)))
 	for k := range desired.Services {
-		keys[k] = true
+		list = append(list, k)
 	}
 	for k := range actual.Services {
-		keys[k] = true
-	}
-	list := make([]netops.ServiceKey, 0, len(keys))
-	for k := range keys {
-		list = append(list, k)
+		if _, both := desired.Services[k]; !both {
+			list = append(list, k)
+		}
 	}
 	slices.SortFunc(list, netops.ServiceKey.Compare)
 
@@ -61,19 +59,53 @@ func DiffServices(desired, actual *State, keys []netops.ServiceKey, opts DiffOpt
 	return b.plan()
 }
 
-// builder collects ops in the three phases of a plan.
+// builder collects ops by kind. A plan runs the kinds in their declared order (deletions,
+// then in-place edits, then additions; within a phase e.g. destinations are deleted before
+// VIPs are unbound, devices are ensured before VIPs are bound), and the ops of one kind in
+// the order the callers added them (key order).
+//
+// Bucketing by kind gives that order in linear time: a stable sort of the whole plan moved
+// its large Op values O(n log² n) times, which dominated a plan of 200,000 additions. Each
+// bucket is a list of fixed-size chunks, so that a large plan is copied once, into the
+// result, rather than on every growth of a slice.
 type builder struct {
-	del, edit, add []Op
-	drains         []DestRef
+	ops    [numOpKinds][][]Op
+	drains []DestRef
+}
+
+// numOpKinds is the number of op kinds.
+const numOpKinds = int(OpBindVIP) + 1
+
+// opChunk is the number of ops in a chunk of a bucket.
+const opChunk = 256
+
+func (b *builder) add(op Op) {
+	chunks := b.ops[op.Kind]
+	if n := len(chunks); n == 0 || len(chunks[n-1]) == cap(chunks[n-1]) {
+		size := opChunk
+		if n == 0 {
+			size = 8 // most plans are small
+		}
+		chunks = append(chunks, make([]Op, 0, size))
+		b.ops[op.Kind] = chunks
+	}
+	last := &chunks[len(chunks)-1]
+	*last = append(*last, op)
 }
 
 func (b *builder) plan() *Plan {
-	ops := make([]Op, 0, len(b.del)+len(b.edit)+len(b.add))
-	ops = append(append(append(ops, b.del...), b.edit...), b.add...)
-	// Within a phase, keep the kinds in their declared order (e.g. destinations are deleted
-	// before VIPs are unbound, devices are ensured before VIPs are bound); stable, so the
-	// key order from the callers is kept within a kind.
-	sort.SliceStable(ops, func(i, j int) bool { return ops[i].Kind < ops[j].Kind })
+	n := 0
+	for _, chunks := range b.ops {
+		for _, c := range chunks {
+			n += len(c)
+		}
+	}
+	ops := make([]Op, 0, n)
+	for _, chunks := range b.ops {
+		for _, c := range chunks {
+			ops = append(ops, c...)
+		}
+	}
 	return &Plan{Ops: ops, DrainsStarted: b.drains}
 }
 
@@ -86,11 +118,11 @@ func (b *builder) services(desired, actual *State, keys []netops.ServiceKey, opt
 		switch {
 		case d == nil && a == nil:
 		case d == nil:
-			b.del = append(b.del, Op{Kind: OpDelService, Name: a.Name, Service: a.Service})
+			b.add(Op{Kind: OpDelService, Name: a.Name, Service: a.Service})
 		case a == nil:
-			b.add = append(b.add, Op{Kind: OpAddService, Name: d.Name, Service: d.Service})
+			b.add(Op{Kind: OpAddService, Name: d.Name, Service: d.Service})
 			for _, dk := range sortedDestKeys(d.Dests) {
-				b.add = append(b.add, Op{Kind: OpAddDest, Name: d.Name, Service: d.Service, Dest: d.Dests[dk]})
+				b.add(Op{Kind: OpAddDest, Name: d.Name, Service: d.Service, Dest: d.Dests[dk]})
 			}
 		default:
 			b.service(d, a, actual, opts)
@@ -100,14 +132,34 @@ func (b *builder) services(desired, actual *State, keys []netops.ServiceKey, opt
 
 func (b *builder) service(d, a *VirtualService, actual *State, opts DiffOptions) {
 	if d.Scheduler != a.Scheduler || d.Flags != a.Flags {
-		b.edit = append(b.edit, Op{Kind: OpUpdateService, Name: d.Name, Service: d.Service, OldSvc: a.Service})
+		b.add(Op{Kind: OpUpdateService, Name: d.Name, Service: d.Service, OldSvc: a.Service})
 	}
-	for _, dk := range sortedDestKeys(a.Dests) {
+	// Find the destinations that differ first and sort only those: most Diffs find none (the
+	// periodic resync) or one (a snapshot that changed one node's endpoints).
+	var changed, added []netops.DestKey
+	kept := 0
+	for dk, ad := range a.Dests {
+		dd, ok := d.Dests[dk]
+		if ok {
+			kept++
+		}
+		if !ok || dd != ad {
+			changed = append(changed, dk)
+		}
+	}
+	if kept < len(d.Dests) {
+		for dk := range d.Dests {
+			if _, ok := a.Dests[dk]; !ok {
+				added = append(added, dk)
+			}
+		}
+	}
+	slices.SortFunc(changed, netops.DestKey.Compare)
+	slices.SortFunc(added, netops.DestKey.Compare)
+	for _, dk := range changed {
 		ad := a.Dests[dk]
 		if dd, ok := d.Dests[dk]; ok {
-			if dd != ad {
-				b.edit = append(b.edit, Op{Kind: OpUpdateDest, Name: d.Name, Service: d.Service, Dest: dd, OldDest: ad})
-			}
+			b.add(Op{Kind: OpUpdateDest, Name: d.Name, Service: d.Service, Dest: dd, OldDest: ad})
 			continue
 		}
 		// Leaving: drain first, delete later.
@@ -115,7 +167,7 @@ func (b *builder) service(d, a *VirtualService, actual *State, opts DiffOptions)
 		if ad.Weight != 0 {
 			drained := ad
 			drained.Weight = 0
-			b.edit = append(b.edit, Op{Kind: OpDrainDest, Name: d.Name, Service: d.Service, Dest: drained, OldDest: ad})
+			b.add(Op{Kind: OpDrainDest, Name: d.Name, Service: d.Service, Dest: drained, OldDest: ad})
 			continue
 		}
 		start, known := opts.DrainStart[ref]
@@ -126,32 +178,30 @@ func (b *builder) service(d, a *VirtualService, actual *State, opts DiffOptions)
 		st, hasStats := actual.Stats[ref]
 		switch {
 		case hasStats && st.ActiveConns == 0 && st.InactiveConns == 0:
-			b.del = append(b.del, Op{Kind: OpDelDest, Name: d.Name, Service: d.Service, Dest: ad, Reason: "drained, no connections left"})
+			b.add(Op{Kind: OpDelDest, Name: d.Name, Service: d.Service, Dest: ad, Reason: "drained, no connections left"})
 		case opts.Now.Sub(start) >= opts.DrainTimeout:
-			b.del = append(b.del, Op{Kind: OpDelDest, Name: d.Name, Service: d.Service, Dest: ad, Reason: "drain timeout"})
+			b.add(Op{Kind: OpDelDest, Name: d.Name, Service: d.Service, Dest: ad, Reason: "drain timeout"})
 		}
 	}
-	for _, dk := range sortedDestKeys(d.Dests) {
-		if _, ok := a.Dests[dk]; !ok {
-			b.add = append(b.add, Op{Kind: OpAddDest, Name: d.Name, Service: d.Service, Dest: d.Dests[dk]})
-		}
+	for _, dk := range added {
+		b.add(Op{Kind: OpAddDest, Name: d.Name, Service: d.Service, Dest: d.Dests[dk]})
 	}
 }
 
 func (b *builder) vips(desired, actual *State, opts DiffOptions) {
 	for _, v := range sortedAddrs(actual.VIPs) {
 		if opts.Owned[v] && !desired.VIPs[v] {
-			b.del = append(b.del, Op{Kind: OpUnbindVIP, VIP: v, Device: actual.Device})
+			b.add(Op{Kind: OpUnbindVIP, VIP: v, Device: actual.Device})
 		}
 	}
 	added := false
 	for _, v := range sortedAddrs(desired.VIPs) {
 		if opts.Owned[v] && !actual.VIPs[v] {
 			if !added && desired.Device != "lo" {
-				b.add = append(b.add, Op{Kind: OpEnsureDevice, Device: desired.Device})
+				b.add(Op{Kind: OpEnsureDevice, Device: desired.Device})
 				added = true
 			}
-			b.add = append(b.add, Op{Kind: OpBindVIP, VIP: v, Device: desired.Device})
+			b.add(Op{Kind: OpBindVIP, VIP: v, Device: desired.Device})
 		}
 	}
 }
@@ -164,7 +214,7 @@ func (b *builder) sysctls(desired, actual *State) {
 	sort.Strings(keys)
 	for _, k := range keys {
 		if !sysctlHolds(actual.Sysctls[k], desired.Sysctls[k]) {
-			b.edit = append(b.edit, Op{Kind: OpSetSysctl, Key: k, Value: desired.Sysctls[k], Old: actual.Sysctls[k]})
+			b.add(Op{Kind: OpSetSysctl, Key: k, Value: desired.Sysctls[k], Old: actual.Sysctls[k]})
 		}
 	}
 }

@@ -56,8 +56,6 @@ type cfgSpec struct {
 	colocated                    bool
 	kube                         bool
 	includeCordoned              bool
-	drainTimeout                 string
-	defaultsIPVS                 string
 	extraPool                    []string
 	sysctls                      []string // "key: value"
 	services                     []svcSpec
@@ -109,13 +107,6 @@ func (s cfgSpec) yaml() string {
 		}
 	}
 	fmt.Fprintf(&b, "vipPool: [%s]\n", strings.Join(poolList, ", "))
-	b.WriteString("defaults:\n")
-	if s.drainTimeout != "" {
-		fmt.Fprintf(&b, "  drainTimeout: %s\n", s.drainTimeout)
-	}
-	if s.defaultsIPVS != "" {
-		fmt.Fprintf(&b, "  ipvs: {%s}\n", s.defaultsIPVS)
-	}
 	if len(s.sysctls) > 0 {
 		fmt.Fprintf(&b, "ipvsSysctls: {%s}\n", strings.Join(s.sysctls, ", "))
 	}
@@ -156,11 +147,8 @@ func svcVIPs(svcs []svcSpec) []string {
 }
 
 func withRole(r string) cfgOpt         { return func(s *cfgSpec) { s.role = r } }
-func withNodeName(n string) cfgOpt     { return func(s *cfgSpec) { s.nodeName = n } }
 func withVIPInterface(d string) cfgOpt { return func(s *cfgSpec) { s.vipInterface = d } }
 func withColocated() cfgOpt            { return func(s *cfgSpec) { s.colocated = true } }
-func withDrainTimeout(d string) cfgOpt { return func(s *cfgSpec) { s.drainTimeout = d } }
-func withDefaultsIPVS(y string) cfgOpt { return func(s *cfgSpec) { s.defaultsIPVS = y } }
 func withPool(addrs ...string) cfgOpt {
 	return func(s *cfgSpec) { s.extraPool = append(s.extraPool, addrs...) }
 }

@@ -169,6 +169,15 @@ func (d *Director) FullSync() {
 	start := d.now()
 	desired, notes := reconcile.Desired(d.cfg, d.snap, d.node)
 	d.desired = desired
+	if dev := d.cfg.Node.VIPInterface; dev != "lo" && len(desired.VIPs) > 0 {
+		// The plan ensures the device only when a VIP must be bound, and Links cannot tell
+		// "down" from "up": a device set down by hand would keep its VIPs but stop answering
+		// for them, and no diff would see it. EnsureDummy is idempotent, so every full sync
+		// repairs it.
+		if err := d.kernel.Links.EnsureDummy(dev); err != nil {
+			d.log.Error("ensuring the VIP device", "device", dev, "err", err)
+		}
+	}
 	d.logNotes(notes)
 	keys := make([]string, 0, len(desired.Sysctls))
 	for k := range desired.Sysctls {

@@ -76,6 +76,9 @@ func resolveService(svc *corev1.Service, eps []*discoveryv1.EndpointSlice, portN
 		}
 	}
 	state.Status = StatusNoEndpoints
+	if len(state.Endpoints) == 0 {
+		return state, "no IPv4 EndpointSlice lists an endpoint for the port"
+	}
 	return state, fmt.Sprintf("%d endpoints, none ready", len(state.Endpoints))
 }
 

@@ -20,8 +20,8 @@ type store struct {
 	// Set at construction, read-only after.
 	name      string
 	transform cache.TransformFunc
-	indexOf   func(runtime.Object) string         // nil: no index
-	unchanged func(old, cur runtime.Object) bool  // nil: every update is a change
+	indexOf   func(runtime.Object) string        // nil: no index
+	unchanged func(old, cur runtime.Object) bool // nil: every update is a change
 	onChange  func(touched []runtime.Object, relist bool)
 
 	mu     sync.RWMutex

@@ -203,3 +203,25 @@ func TestValveOff(t *testing.T) {
 		Changed:  []ServiceRef{webHTTP},
 	}, h.next())
 }
+
+func TestEachWatchRecoversOnItsOwnRelist(t *testing.T) {
+	h := newHarness(t, baseOptions())
+	nodes, svcs, eps := baseObjects()
+	h.start(nodes, svcs, eps)
+	relists := map[string]func(){
+		"nodes":             func() { must(t, h.s.nodes.Replace([]any{nodes[0], nodes[1]}, "9")) },
+		"services/ns":       func() { must(t, h.s.services["ns"].Replace([]any{svcs[0]}, "9")) },
+		"endpointslices/ns": func() { must(t, h.s.slices["ns"].Replace([]any{eps[0]}, "9")) },
+	}
+	if len(relists) != len(h.s.watchers) {
+		t.Fatalf("%d watchers, test covers %d", len(h.s.watchers), len(relists))
+	}
+	for name, relist := range relists {
+		h.apiDown(name)
+		if s := h.next(); !s.Stale {
+			t.Fatalf("%s down: not stale", name)
+		}
+		relist()
+		diffSnap(t, &Snapshot{Nodes: baseNodes, Services: bothReady}, h.next())
+	}
+}

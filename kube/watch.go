@@ -12,6 +12,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	utilnet "k8s.io/apimachinery/pkg/util/net"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/tools/cache"
@@ -107,29 +108,31 @@ func (s *Source) addWatchers() {
 		}
 	}
 	for ns, svcs := range names {
-		w := s.addWatcher("services", ns, &corev1.Service{}, serviceTransform,
+		sw := s.addWatcher("services", ns, &corev1.Service{}, serviceTransform,
 			func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
 				return s.client.CoreV1().Services(ns).List(ctx, o)
 			},
 			func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
 				return s.client.CoreV1().Services(ns).Watch(ctx, o)
 			})
-		s.services[ns] = w.st
-		w.st.onChange = func(touched []runtime.Object, relist bool) {
+		s.services[ns] = sw.st
+		sw.st.onChange = func(touched []runtime.Object, relist bool) {
 			var refs []ServiceRef
 			for _, o := range touched {
 				refs = append(refs, s.refsOf[ns+"/"+o.(*corev1.Service).Name]...)
 			}
-			if relist {
-				w.relisted()
-			}
+			// Dirty first, healthy second: a step in between must not publish the API as
+			// healthy with the re-list's changes still unseen.
 			s.markDirty(refs, false)
+			if relist {
+				sw.relisted()
+			}
 			s.poke()
 		}
 
 		// kubernetes.io/service-name in (a,b,...): only the slices of referenced services.
 		selector := fmt.Sprintf("%s in (%s)", discoveryv1.LabelServiceName, strings.Join(svcs, ","))
-		w = s.addWatcher("endpointslices", ns, &discoveryv1.EndpointSlice{}, sliceTransform,
+		ew := s.addWatcher("endpointslices", ns, &discoveryv1.EndpointSlice{}, sliceTransform,
 			func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
 				o.LabelSelector = selector
 				return s.client.DiscoveryV1().EndpointSlices(ns).List(ctx, o)
@@ -138,21 +141,23 @@ func (s *Source) addWatchers() {
 				o.LabelSelector = selector
 				return s.client.DiscoveryV1().EndpointSlices(ns).Watch(ctx, o)
 			})
-		s.slices[ns] = w.st
-		w.st.indexOf = sliceService
-		w.st.onChange = func(touched []runtime.Object, relist bool) {
+		s.slices[ns] = ew.st
+		ew.st.indexOf = sliceService
+		ew.st.onChange = func(touched []runtime.Object, relist bool) {
 			var refs []ServiceRef
 			for _, o := range touched {
 				refs = append(refs, s.refsOf[ns+"/"+sliceService(o)]...)
 			}
 			if relist {
-				w.relisted()
 				// A re-list that emptied a service touches none of its slices: mark them all.
 				for _, svc := range svcs {
 					refs = append(refs, s.refsOf[ns+"/"+svc]...)
 				}
 			}
 			s.markDirty(refs, relist)
+			if relist {
+				ew.relisted()
+			}
 			s.poke()
 		}
 	}
@@ -202,12 +207,14 @@ func (w *watcher) ListWithContext(ctx context.Context, o metav1.ListOptions) (ru
 // WatchWithContext opens a watch through the client and records the outcome.
 func (w *watcher) WatchWithContext(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
 	wi, err := w.inner.WatchWithContext(ctx, o)
-	// A watch-list (initial events streamed, then Replace) falls back to a plain list when it
-	// fails, without backing off; a plain watch request is retried after a back-off.
+	// The reflector backs off after a failed plain watch request, and after a failed watch-list
+	// request (initial events streamed, then Replace) when the error is "connection refused"
+	// or 429 (isWatchErrorRetriable in reflector.go); after other watch-list errors it falls
+	// back to a plain list at once.
 	initial := o.SendInitialEvents != nil && *o.SendInitialEvents
 	switch {
 	case err != nil:
-		w.failed(ctx, err, !initial)
+		w.failed(ctx, err, !initial || utilnet.IsConnectionRefused(err) || apierrors.IsTooManyRequests(err))
 	case !initial:
 		// The watch resumed from the last resourceVersion: nothing was missed.
 		w.healthy()

@@ -21,6 +21,8 @@
 #   E2E_OUT_DIR           results dir (default test/e2e/.out/last, emptied first)
 #   E2E_GUEST_MEM, E2E_GUEST_CPUS   guest size (default 1536 MiB, 2 vCPUs)
 #   E2E_KERNEL_VERSION, E2E_GUEST_CACHE   see guest/build.sh
+#   E2E_KAPI_DIR          state dir of the kube-apiserver started for scenarios
+#                         marked "# e2e-needs: kapi" (default /var/tmp/ravel-e2e-kapi.PID)
 # Every E2E_* and RAVEL_* variable is passed on to the scenarios.
 set -euo pipefail
 
@@ -115,6 +117,92 @@ e2e_log "guest image ready in $((SECONDS - t))s: $E2E_GUEST_IMAGE"
 export E2E_OUT_DIR=${E2E_OUT_DIR:-$E2E_DIR/.out/last}
 rm -rf "$E2E_OUT_DIR"
 mkdir -p "$E2E_OUT_DIR"
+
+# --- a kube-apiserver, for scenarios that need one ----------------------------------
+# A scenario with a line "# e2e-needs: kapi" follows a real kube-apiserver. One
+# etcd + kube-apiserver serve the whole run, on the host's 127.0.0.1
+# (hack/kapi/kapi.sh; the binaries come from hack/kapi/build.sh: a no-op when
+# cached, about 11 minutes on a new machine). The guest reaches them through
+# QEMU's user-mode network (E2E_GUEST_NET=user, see guest/run.sh), where the
+# host's loopback is 192.168.76.2. Scenarios get:
+#   E2E_KUBECONFIG  a kubeconfig for use IN the guest: https://192.168.76.2:PORT,
+#                   the API server's self-signed certificate as the CA, and
+#                   tls-server-name "kubernetes": that certificate covers 127.0.0.1
+#                   and the kubernetes* names, not the address the guest dials, and
+#                   naming one of its names keeps TLS verified (no insecure-skip).
+#   E2E_KAPI_HOST   192.168.76.2, which scenario namespaces route to (lib-kube.sh)
+# Scenarios keep apart by naming (own nodes, namespaces and nodeSelector label):
+# nothing is deleted between them. The state dir is under /var/tmp because the
+# guest must read the CA file there (it cannot see the host's /tmp). Stopped on
+# exit; its logs are copied to $E2E_OUT_DIR/kapi/.
+kapi_scenarios=()
+for f in "${runnable[@]}"; do
+	if grep -Eq '^# e2e-needs:.*\<kapi\>' "$f"; then kapi_scenarios+=("$f"); fi
+done
+KAPI_STARTED=
+kapi_down() {
+	[[ -n $KAPI_STARTED ]] || return 0
+	KAPI_DIR=$E2E_KAPI_DIR bash "$E2E_REPO/hack/kapi/kapi.sh" down >/dev/null 2>&1 || true
+	mkdir -p "$E2E_OUT_DIR/kapi" && cp -r "$E2E_KAPI_DIR/log/." "$E2E_OUT_DIR/kapi/" 2>/dev/null || true
+	rm -rf "$E2E_KAPI_DIR"
+	KAPI_STARTED=
+}
+trap kapi_down EXIT
+if ((${#kapi_scenarios[@]})); then
+	export E2E_KAPI_DIR=${E2E_KAPI_DIR:-/var/tmp/ravel-e2e-kapi.$$}
+	t=$SECONDS
+	e2e_log "starting kube-apiserver + etcd for ${#kapi_scenarios[@]} scenario(s) (state in $E2E_KAPI_DIR)"
+	KAPI_STARTED=1
+	kapi_ok=
+	# Twice: on a loaded machine a start can lose a race (kapi.sh checks the
+	# new process's name before setsid has exec'd it, and says "etcd exited").
+	for try in 1 2; do
+		if KAPI_DIR=$E2E_KAPI_DIR bash "$E2E_REPO/hack/kapi/kapi.sh" up >/dev/null; then
+			kapi_ok=1
+			break
+		fi
+		e2e_log "kube-apiserver start $try failed"
+	done
+	if [[ -n $kapi_ok ]]; then
+		# shellcheck disable=SC1091 # written by kapi.sh: API_PORT, TOKEN, ...
+		. "$E2E_KAPI_DIR/state"
+		export E2E_KAPI_HOST=192.168.76.2 E2E_GUEST_NET=user
+		export E2E_KUBECONFIG=$E2E_KAPI_DIR/kubeconfig.guest
+		cat >"$E2E_KUBECONFIG" <<-EOS
+			apiVersion: v1
+			kind: Config
+			clusters:
+			- name: e2e
+			  cluster:
+			    server: https://$E2E_KAPI_HOST:$API_PORT
+			    certificate-authority: $E2E_KAPI_DIR/certs/apiserver.crt
+			    tls-server-name: kubernetes
+			users:
+			- name: admin
+			  user:
+			    token: $TOKEN
+			contexts:
+			- name: e2e
+			  context:
+			    cluster: e2e
+			    user: admin
+			current-context: e2e
+		EOS
+		chmod 600 "$E2E_KUBECONFIG"
+		e2e_log "kube-apiserver ready in $((SECONDS - t))s (guest kubeconfig $E2E_KUBECONFIG)"
+	else
+		keep=()
+		for f in "${runnable[@]}"; do
+			if printf '%s\n' "${kapi_scenarios[@]}" | grep -qxF -- "$f"; then
+				prep_failed[$(basename "${f%.sh}")]="the kube-apiserver did not start (hack/kapi/kapi.sh up; logs in ${E2E_OUT_DIR#"$E2E_REPO"/}/kapi/)"
+			else
+				keep+=("$f")
+			fi
+		done
+		runnable=(${keep[@]+"${keep[@]}"})
+		kapi_down
+	fi
+fi
 
 # --- one boot, every scenario ---------------------------------------------------------
 e2e_log "running ${#runnable[@]} scenario(s) in the guest"

@@ -145,6 +145,28 @@ load dummy ipip veth bridge
 ip link set lo up
 hostname ravel-e2e-guest
 
+# --- 4b. Optional network to the host -------------------------------------------
+# Only when run.sh gave the guest a NIC (E2E_GUEST_NET=user: QEMU's user-mode
+# network, for scenarios that follow the kube-apiserver on the host's loopback):
+# e2e_ip=ADDR/PREFIX on the kernel command line. No default route: the slirp
+# subnet (the host's loopback at its .2) is all the guest needs and can reach.
+# Scenario namespaces get there through test/e2e/lib-kube.sh's kube_link.
+# The NIC is renamed from eth0 to slirp0: on this 6.1 kernel 'ip link add eth0
+# netns NS type veth ...' (lib.sh's mk_link) looks the name up in the CALLER's
+# namespace and fails with "File exists" when the root namespace has an eth0.
+E2E_IP=
+for arg in $(cat /proc/cmdline); do
+	case "$arg" in e2e_ip=*) E2E_IP=${arg#e2e_ip=} ;; esac
+done
+if [ -n "$E2E_IP" ]; then
+	load virtio_net
+	if ip link set eth0 name slirp0 && ip link set slirp0 up && ip addr add "$E2E_IP" dev slirp0; then
+		say "slirp0 $E2E_IP"
+	else
+		say "warning: cannot configure the NIC (eth0 -> slirp0) with $E2E_IP"
+	fi
+fi
+
 : >"$OUT/started"
 say "chroot ready, running job"
 

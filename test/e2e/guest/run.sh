@@ -27,6 +27,11 @@
 #   E2E_GUEST_CPUS    guest vCPUs (default 2)
 #   E2E_GUEST_IMAGE   a directory from build.sh to use as is (default: run build.sh)
 #   E2E_GUEST_BINDS   extra host paths under /tmp to expose in the guest (':'-separated)
+#   E2E_GUEST_NET     none (default): no network device at all; user: one NIC on
+#                     QEMU's user-mode network, through which the guest reaches the
+#                     host's 127.0.0.1 at 192.168.76.2 (test/e2e/run.sh sets it when a
+#                     scenario needs the host's kube-apiserver); the guest's NIC is
+#                     slirp0 (not eth0, see init.sh), 192.168.76.15/24, no default route
 #
 # Exit status: the script's; 124 if the run timed out; 125 if the guest died,
 # never booted, or could not be started.
@@ -43,6 +48,7 @@ TIMEOUT=${E2E_TIMEOUT:-1200}
 BOOT_TIMEOUT=${E2E_BOOT_TIMEOUT:-300}
 MEM=${E2E_GUEST_MEM:-1536}
 CPUS=${E2E_GUEST_CPUS:-2}
+NET=${E2E_GUEST_NET:-none}
 
 e2e_ensure_packages qemu-system-x86
 
@@ -109,20 +115,40 @@ if ((${#binds[@]})); then printf '%s\n' "${binds[@]}" >"$OUT/binds"; fi
 #   (CI has no stdin); the kernel console and init's messages go to
 #   console.log, the job's output comes through the 9p share instead.
 # -nic none: the guest needs no network to the outside, and must not have one.
+#   Except with E2E_GUEST_NET=user (see nic below): scenarios that follow a
+#   real kube-apiserver reach the one run.sh starts on the host's loopback.
 # -no-reboot + panic=-1: a kernel panic (e.g. init dying) ends QEMU at once
 #   instead of rebooting in a loop until the timeout.
 # hostroot: the host's / read-only; multidevs=remap because / spans several
 #   host filesystems whose inode numbers would otherwise collide in the guest.
 # e2eout: the writable results directory.
 # mitigations=off: speculative-execution mitigations only cost time here.
+# E2E_GUEST_NET=user: QEMU's user-mode network (slirp, no privileges, nothing
+# changes on the host). slirp maps its "host" address to the host's 127.0.0.1,
+# where run.sh's kube-apiserver listens. The subnet is moved off slirp's default
+# 10.0.2.0/24, which lib.sh's topo_ipip/topo_nat use for their second segment,
+# so that an address in a scenario never means two things. The guest's address
+# goes to init.sh on the kernel command line (e2e_ip=); it gets no default
+# route, so the slirp subnet, i.e. the host's loopback, is all it can reach.
+# ipv6=off: no router advertisements, no addresses the scenarios did not make.
+append="console=ttyS0 quiet loglevel=4 panic=-1 mitigations=off"
+case "$NET" in
+none) nic=(-nic none) ;;
+user)
+	nic=(-nic "user,model=virtio-net-pci,net=192.168.76.0/24,host=192.168.76.2,ipv6=off")
+	append+=" e2e_ip=192.168.76.15/24"
+	;;
+*) e2e_die "E2E_GUEST_NET must be none or user, not '$NET'" ;;
+esac
+
 # shellcheck disable=SC2054 # commas are qemu's option syntax
 qemu=(
 	qemu-system-x86_64
 	-accel tcg,thread=multi -cpu max -m "$MEM" -smp "$CPUS"
 	-no-reboot -display none -monitor none -parallel none
-	-serial "file:$OUT/console.log" -nic none
+	-serial "file:$OUT/console.log" "${nic[@]}"
 	-kernel "$IMAGE/kernel" -initrd "$IMAGE/initrd.gz"
-	-append "console=ttyS0 quiet loglevel=4 panic=-1 mitigations=off"
+	-append "$append"
 	-virtfs "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap"
 	-virtfs "local,path=$OUT,mount_tag=e2eout,security_model=none"
 	-device virtio-rng-pci

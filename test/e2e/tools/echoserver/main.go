@@ -4,7 +4,9 @@
 //
 //	echoserver -name rs1 -addr :80
 //
-// GET /healthz answers "ok"; every other path answers "<name>\n". Standard
+// GET /healthz answers "ok"; GET /client answers "<name>@<client address>\n" (the
+// address the connection came from, so a scenario can check that a load balancer kept the
+// client's address); every other path answers "<name>\n". Standard
 // library only; built with CGO_ENABLED=0 so it runs in the QEMU guest's
 // chroot like any host binary.
 package main
@@ -37,6 +39,15 @@ func main() {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("/client", func(w http.ResponseWriter, r *http.Request) {
+		host, _, err := net.SplitHostPort(r.RemoteAddr)
+		if err != nil {
+			host = r.RemoteAddr
+		}
+		w.Header().Set("Content-Type", "text/plain")
+		w.Header().Set("X-Server", *name)
+		fmt.Fprintf(w, "%s@%s\n", *name, host)
 	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")

@@ -1,0 +1,220 @@
+# shellcheck shell=bash
+# Helpers for e2e scenarios that run ravel against the bed's real kube-apiserver
+# (scenarios/3*-kube-*.sh, scenarios/4*-realserver-*.sh). Sourced INSTEAD of
+# lib.sh (it sources lib.sh, whose functions and rules all apply):
+#
+#   # e2e-needs: kapi
+#   # e2e-build: CGO_ENABLED=0 go build -trimpath -buildvcs=false -o "$E2E_BIN/kubetool" ./test/e2e/kubetool/
+#   . "$(dirname "$0")/../lib-kube.sh"
+#
+# "# e2e-needs: kapi" makes run.sh start etcd + kube-apiserver on the host and
+# give the guest a network to them (see run.sh); the e2e-build line builds
+# test/e2e/kubetool, which writes nodes, services and EndpointSlices. There is
+# no kubelet and no controller behind that API server: the scenario writes what
+# ravel must see. One API server serves the whole run, so each scenario uses its
+# own names: nodes "sNN-*", Kubernetes namespace "sNN", and nodeSelector label
+# "ravel-e2e/sNN" (a node of another scenario is then never eligible).
+#
+# Functions (on top of lib.sh's):
+#   need_kube                       abort unless the API server answers from the guest
+#   kt ARGS...                      test/e2e/kubetool with the guest kubeconfig
+#                                   ('kt - <<EOF' for several commands in one process)
+#   kube_link NS                    give NS a route to the API server (see below)
+#   mk_pod NODE POD IP              pod namespace POD with IP/24 on NODE's bridge cbr0
+#                                   (gateway .1 of that /24, held by NODE)
+#   kube_ravel_config FILE SEL VIP... -- <<EOF   a ravel config: the common head (kubeconfig,
+#                                   nodeSelector SEL=true, vipPool) + the YAML on stdin
+#   kube_ravel NS NAME ARGS...     'ravel run ARGS...' in NS, log $SCENARIO_DIR/NAME.log
+#   ipvs_weight NS VIP:PORT RS:PORT the weight of RS in IPVS service VIP:PORT, or "absent"
+#   ipvs_conns NS VIP:PORT RS:PORT  the cumulative connection count of RS (ipvsadm --stats)
+#   wait_weights SECS NS VIP:PORT RS:PORT=W...  until every RS has weight W ("absent" ok)
+#   nat_chains NS                   the ravel-owned nat chains (RAVEL, RAVEL-*) in NS, sorted
+#   log_time FILE REGEX             epoch seconds (s.ms) of the first log line matching REGEX
+#   now                             epoch seconds (s.ms), the clock of log_time
+#   secs_between T0 T1              T1 - T0 in seconds (3 decimals)
+#   assert_le_secs DESC GOT MAX     a check: GOT <= MAX seconds
+#
+# Variables: E2E_KUBECONFIG (kubeconfig for the guest), E2E_KAPI_HOST (the API
+# server as seen from the guest), KUBETOOL ($E2E_BIN/kubetool).
+
+# shellcheck source=lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+KUBETOOL=$E2E_BIN/kubetool
+
+kt() {
+	"$KUBETOOL" --kubeconfig "$E2E_KUBECONFIG" "$@"
+}
+
+need_kube() {
+	[[ -n ${E2E_KUBECONFIG:-} && -r ${E2E_KUBECONFIG:-} ]] ||
+		die "no E2E_KUBECONFIG: scenarios that need the API server carry '# e2e-needs: kapi' and run through test/e2e/run.sh"
+	[[ -x $KUBETOOL ]] || die "no $KUBETOOL (built by run.sh from this scenario's e2e-build line)"
+	local v
+	v=$(kt --timeout 20s ping 2>&1) || die "the kube-apiserver does not answer from the guest at $E2E_KAPI_HOST: $v"
+	log "$v at $E2E_KAPI_HOST"
+}
+
+# kube_link NS: a path from NS to the API server on the host.
+# ravel runs inside scenario namespaces, which have no route out of the guest;
+# only the guest's root namespace has eth0 on QEMU's user-mode network. So: a
+# veth pair root <-> NS on its own /30 (172.31.N.0/30, N counting per scenario;
+# outside every scenario subnet), in NS a /32 route to the API server's address
+# only (the scenario's own routes, default route included, stay as they are),
+# and in the root namespace forwarding plus MASQUERADE out of the NIC (slirp0,
+# see guest/init.sh): QEMU's slirp only takes packets from the guest's own
+# address.
+_KUBE_LINKS=0
+kube_link() {
+	local ns=$1 n root
+	_KUBE_LINKS=$((_KUBE_LINKS + 1))
+	n=$_KUBE_LINKS
+	root="k-$ns"
+	root=${root:0:15}
+	ip link add "$root" type veth peer name kapi0 netns "$ns"
+	ip addr add "172.31.$n.1/30" dev "$root"
+	ip link set "$root" up
+	ip -n "$ns" addr add "172.31.$n.2/30" dev kapi0
+	ip -n "$ns" link set kapi0 up
+	ip -n "$ns" route add "$E2E_KAPI_HOST/32" via "172.31.$n.1"
+	sysctl -q -w net.ipv4.ip_forward=1
+	iptables -t nat -C POSTROUTING -s 172.31.0.0/16 -o slirp0 -j MASQUERADE 2>/dev/null ||
+		iptables -t nat -A POSTROUTING -s 172.31.0.0/16 -o slirp0 -j MASQUERADE
+}
+
+# mk_pod NODE POD IP: a pod namespace POD attached to node namespace NODE the
+# way a simple CNI does it: a veth into a bridge cbr0 in NODE, which holds the
+# gateway address (.1 of IP's /24) and forwards (ip_forward=1). The pod's
+# default route is that gateway, so replies to a client go back through NODE,
+# where the DNAT is undone.
+mk_pod() {
+	local node=$1 pod=$2 ip=$3 gw peer
+	gw=${ip%.*}.1
+	mk_ns "$pod"
+	if ! ip -n "$node" link show cbr0 >/dev/null 2>&1; then
+		ip -n "$node" link add cbr0 type bridge stp_state 0 forward_delay 0
+		ip -n "$node" addr add "$gw/24" dev cbr0
+		ip -n "$node" link set cbr0 up
+		ns_sysctl "$node" net.ipv4.ip_forward=1
+	fi
+	peer="v-$pod"
+	peer=${peer:0:15}
+	ip link add eth0 netns "$pod" type veth peer name "$peer" netns "$node"
+	ip -n "$node" link set "$peer" master cbr0 up
+	ip -n "$pod" addr add "$ip/24" dev eth0
+	ip -n "$pod" link set eth0 up
+	ip -n "$pod" route add default via "$gw"
+}
+
+# kube_ravel_config FILE SEL VIP... -- then the rest of the YAML on stdin: writes the
+# common head (kubeconfig, nodeSelector {SEL: "true"}, no debounce so a change
+# is published at once, vipPool, metrics off so that two ravel processes can
+# share a namespace) followed by stdin.
+kube_ravel_config() {
+	local file=$1 sel=$2
+	shift 2
+	local vips=()
+	while (($#)) && [[ $1 != -- ]]; do
+		vips+=("$1")
+		shift
+	done
+	{
+		echo "apiVersion: ravel/v1"
+		echo "kind: ClusterConfig"
+		echo "kubernetes:"
+		echo "  kubeconfig: $E2E_KUBECONFIG"
+		echo "  nodeSelector: {\"$sel\": \"true\"}"
+		echo "  debounce: {quiet: 0s, maxDelay: 0s}"
+		echo "vipPool: [$(
+			IFS=,
+			echo "${vips[*]}"
+		)]"
+		echo "metrics: {listen: \"\"}"
+		cat
+	} >"$file"
+	"$RAVEL_BIN" config validate "$file" >/dev/null || die "invalid ravel config $file: $("$RAVEL_BIN" config validate "$file" 2>&1)"
+}
+
+# kube_ravel NS NAME ARGS...: ravel run in NS (text log with millisecond
+# timestamps in $SCENARIO_DIR/NAME.log). Sets BG_PID: 'ip netns exec' execs the
+# command, so BG_PID is ravel's own PID (kill -9 BG_PID kills ravel).
+kube_ravel() {
+	local ns=$1 name=$2
+	shift 2
+	need_ravel
+	bg "$ns" "$name" "$RAVEL_BIN" run "$@"
+}
+
+# ipvs_weight NS VIP:PORT RS:PORT: RS's weight in TCP service VIP:PORT ("absent"
+# if RS or the service is not there).
+ipvs_weight() {
+	local ns=$1 svc=$2 rs=$3
+	in_ns "$ns" ipvsadm -Ln -t "$svc" 2>/dev/null |
+		awk -v rs="$rs" '$1 == "->" && $2 == rs { print $4; found = 1 } END { if (!found) print "absent" }'
+}
+
+# ipvs_conns NS VIP:PORT RS:PORT: RS's cumulative "Conns" counter (0 if absent).
+# The kernel keeps it per destination object: an in-place edit (ipvsadm -e,
+# IPVS_CMD_SET_DEST) keeps it, a delete and re-add starts it from 0.
+ipvs_conns() {
+	local ns=$1 svc=$2 rs=$3
+	in_ns "$ns" ipvsadm -Ln --stats --exact -t "$svc" 2>/dev/null |
+		awk -v rs="$rs" '$1 == "->" && $2 == rs { print $3; found = 1 } END { if (!found) print 0 }'
+}
+
+# _weights_are NS SVC RS=W...: every RS has weight W.
+_weights_are() {
+	local ns=$1 svc=$2 kv got
+	shift 2
+	for kv in "$@"; do
+		got=$(ipvs_weight "$ns" "$svc" "${kv%=*}")
+		[[ $got == "${kv#*=}" ]] || return 1
+	done
+}
+
+# wait_weights SECS NS VIP:PORT RS:PORT=W...: wait until IPVS shows those
+# weights; on timeout fail with the table as it is.
+wait_weights() {
+	local secs=$1 ns=$2 svc=$3
+	shift 3
+	if wait_for "$secs" "weights $* in $svc" _weights_are "$ns" "$svc" "$@"; then
+		pass "IPVS $svc weights $*"
+	else
+		in_ns "$ns" ipvsadm -Ln || true
+		return 1
+	fi
+}
+
+# nat_chains NS: the chains named RAVEL or RAVEL-* in NS's nat table, one a line.
+nat_chains() {
+	in_ns "$1" iptables-save -t nat | sed -n 's/^:\(RAVEL[A-Za-z0-9_-]*\) .*/\1/p' | sort
+}
+
+# now: the wall clock as seconds.milliseconds, comparable with log_time.
+now() {
+	date +%s.%3N
+}
+
+# log_time FILE REGEX: the timestamp (seconds.milliseconds since the epoch) of
+# the first line of ravel's text log FILE that matches REGEX; empty if none.
+log_time() {
+	local line ts
+	line=$(grep -m1 -E -- "$2" "$1" 2>/dev/null) || return 0
+	ts=$(sed -n 's/^time=\([^ ]*\) .*/\1/p' <<<"$line")
+	[[ -n $ts ]] && date -d "$ts" +%s.%3N
+}
+
+# secs_between A B: B - A in seconds, 3 decimals.
+secs_between() {
+	awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'
+}
+
+# assert_le_secs DESC GOT MAX: GOT <= MAX (decimal seconds).
+assert_le_secs() {
+	local desc=$1 got=$2 max=$3
+	if [[ -n $got ]] && awk -v g="$got" -v m="$max" 'BEGIN { exit !(g <= m) }'; then
+		pass "$desc (${got}s <= ${max}s)"
+	else
+		fail "$desc: ${got:-?}s, want <= ${max}s"
+	fi
+}

@@ -3,7 +3,9 @@ package config
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"sort"
+	"strconv"
 
 	"github.com/ravel-lb/ravel/schema"
 )
@@ -33,85 +35,9 @@ func (d *decoder) checkCrossField(c *schema.ClusterConfig) {
 
 	d.checkThresholds("defaults.ipvs", c.Defaults.IPVS.UpperThreshold, c.Defaults.IPVS.LowerThreshold, true, true)
 
-	type vkey struct {
-		vip   netip.Addr
-		port  int
-		proto string
-	}
-	seenVIP := map[vkey]int{}
-	seenName := map[string]int{}
+	seen := &seenServices{vip: make(map[vkey]int, len(c.Services)), name: make(map[string]int, len(c.Services))}
 	for i := range c.Services {
-		s := &c.Services[i]
-		p := fmt.Sprintf("services[%d]", i)
-		if !s.VIP.IsValid() {
-			if !d.written(p + ".vip") {
-				d.errAt(p+".vip", "is required")
-			}
-		} else if !pool[s.VIP] {
-			d.errAt(p+".vip", "%s is not in vipPool", s.VIP)
-		}
-		if s.Name != "" {
-			if j, dup := seenName[s.Name]; dup {
-				d.errAt(p+".name", "name %q is already used by services[%d]", s.Name, j)
-			} else {
-				seenName[s.Name] = i
-			}
-		}
-		protos := s.Protocols
-		if protos == nil {
-			protos = c.Defaults.Protocols
-		}
-		seenProto := map[string]bool{}
-		for j, pr := range protos {
-			if seenProto[pr] {
-				d.errAt(fmt.Sprintf("%s.protocols[%d]", p, j), "protocol %s is listed twice", pr)
-				continue
-			}
-			seenProto[pr] = true
-			if !s.VIP.IsValid() || s.Port == 0 {
-				continue
-			}
-			k := vkey{s.VIP, s.Port, pr}
-			if j, dup := seenVIP[k]; dup {
-				d.errAt(p, "%s %s:%d is already served by services[%d]", pr, s.VIP, s.Port, j)
-			} else {
-				seenVIP[k] = i
-			}
-			if pr == "tcp" && c.Management.Port != 0 && s.Port == c.Management.Port && pool[s.VIP] {
-				d.errAt(p+".port", "tcp %s:%d is taken by the management service (management.port)", s.VIP, s.Port)
-			}
-		}
-
-		switch {
-		case s.Kubernetes != nil && s.Backends != nil:
-			d.errAt(p, "set exactly one of kubernetes and backends, not both")
-		case s.Kubernetes == nil && s.Backends == nil:
-			d.errAt(p, "set exactly one of kubernetes and backends")
-		case s.Kubernetes != nil && c.Kubernetes == nil:
-			d.errAt(p+".kubernetes", "targets a Kubernetes service, but the file has no top-level kubernetes section")
-		case s.Backends != nil && len(s.Backends) == 0:
-			d.errAt(p+".backends", "must list at least one backend")
-		}
-		seenBackend := map[netip.AddrPort]int{}
-		for j, b := range s.Backends {
-			bp := fmt.Sprintf("%s.backends[%d]", p, j)
-			if !b.Address.IsValid() {
-				if !d.written(bp + ".address") {
-					d.errAt(bp+".address", "is required")
-				}
-				continue
-			}
-			port := b.Port
-			if port == 0 {
-				port = s.Port
-			}
-			ap := netip.AddrPortFrom(b.Address, uint16(port))
-			if k, dup := seenBackend[ap]; dup {
-				d.errAt(bp, "backend %s is already listed as backends[%d]", ap, k)
-			} else {
-				seenBackend[ap] = j
-			}
-		}
+		d.checkService(c, i, pool, seen)
 	}
 
 	keys := make([]string, 0, len(c.IPVSSysctls))
@@ -121,7 +47,7 @@ func (d *decoder) checkCrossField(c *schema.ClusterConfig) {
 	sort.Strings(keys)
 	for _, k := range keys {
 		if !reSysctlKey.MatchString(k) {
-			d.errAt(join("ipvsSysctls", k), "%s is not a plain sysctl name under net.ipv4.vs (lowercase letters, digits and '_' only)", quote(k))
+			d.errAtKey(join("ipvsSysctls", k), "%s is not a plain sysctl name under net.ipv4.vs (lowercase letters, digits and '_' only)", quote(k))
 		}
 	}
 
@@ -139,6 +65,111 @@ func (d *decoder) checkCrossField(c *schema.ClusterConfig) {
 	if c.Node.Role == schema.RoleBGP {
 		d.errAt("node.role", "role bgp is not implemented yet by this ravel")
 	}
+}
+
+// vkey identifies a virtual service: a vip:port:protocol serves one service only.
+type vkey struct {
+	vip   netip.Addr
+	port  int
+	proto string
+}
+
+// seenServices remembers, across services, which virtual services and names are taken.
+type seenServices struct {
+	vip  map[vkey]int
+	name map[string]int
+}
+
+// checkService checks the rules of services[i] that relate it to other keys. Paths are built
+// only when something is reported: this runs for every service of the file.
+func (d *decoder) checkService(c *schema.ClusterConfig, i int, pool map[netip.Addr]bool, seen *seenServices) {
+	s := &c.Services[i]
+	p := func(sub string) string { return index("services", i) + sub }
+	if !s.VIP.IsValid() {
+		if !d.written(p(".vip")) {
+			d.errAt(p(".vip"), "is required")
+		}
+	} else if !pool[s.VIP] {
+		d.errAt(p(".vip"), "%s is not in vipPool", s.VIP)
+	}
+	if s.Name != "" {
+		if j, dup := seen.name[s.Name]; dup {
+			d.errAt(p(".name"), "name %q is already used by services[%d]", s.Name, j)
+		} else {
+			seen.name[s.Name] = i
+		}
+	}
+	protos := s.Protocols
+	if protos == nil {
+		protos = c.Defaults.Protocols
+	}
+	for j, pr := range protos {
+		if slices.Contains(protos[:j], pr) {
+			d.errAt(p(".protocols")+"["+strconv.Itoa(j)+"]", "protocol %s is listed twice", pr)
+			continue
+		}
+		if !s.VIP.IsValid() || s.Port == 0 {
+			continue
+		}
+		k := vkey{s.VIP, s.Port, pr}
+		if j, dup := seen.vip[k]; dup {
+			d.errAt(p(""), "%s %s:%d is already served by services[%d]", pr, s.VIP, s.Port, j)
+		} else {
+			seen.vip[k] = i
+		}
+		if pr == "tcp" && c.Management.Port != 0 && s.Port == c.Management.Port && pool[s.VIP] {
+			d.errAt(p(".port"), "tcp %s:%d is taken by the management service (management.port)", s.VIP, s.Port)
+		}
+	}
+
+	switch {
+	case s.Kubernetes != nil && s.Backends != nil:
+		d.errAt(p(""), "set exactly one of kubernetes and backends, not both")
+	case s.Kubernetes == nil && s.Backends == nil:
+		d.errAt(p(""), "set exactly one of kubernetes and backends")
+	case s.Kubernetes != nil && c.Kubernetes == nil:
+		d.errAt(p(".kubernetes"), "targets a Kubernetes service, but the file has no top-level kubernetes section")
+	case s.Backends != nil && len(s.Backends) == 0:
+		d.errAt(p(".backends"), "must list at least one backend")
+	}
+	var firstAt map[netip.AddrPort]int // for long lists; short ones are searched
+	if len(s.Backends) > 32 {
+		firstAt = make(map[netip.AddrPort]int, len(s.Backends))
+	}
+	for j, b := range s.Backends {
+		bp := func(sub string) string { return index(p(".backends"), j) + sub }
+		if !b.Address.IsValid() {
+			if !d.written(bp(".address")) {
+				d.errAt(bp(".address"), "is required")
+			}
+			continue
+		}
+		ap := backendAddr(s, j)
+		if firstAt != nil {
+			if k, dup := firstAt[ap]; dup {
+				d.errAt(bp(""), "backend %s is already listed as backends[%d]", ap, k)
+			} else {
+				firstAt[ap] = j
+			}
+			continue
+		}
+		for k := range j {
+			if s.Backends[k].Address.IsValid() && backendAddr(s, k) == ap {
+				d.errAt(bp(""), "backend %s is already listed as backends[%d]", ap, k)
+				break
+			}
+		}
+	}
+}
+
+// backendAddr is where backend j of s is reached: its port 0 means the service port.
+func backendAddr(s *schema.Service, j int) netip.AddrPort {
+	b := &s.Backends[j]
+	port := b.Port
+	if port == 0 {
+		port = s.Port
+	}
+	return netip.AddrPortFrom(b.Address, uint16(port))
 }
 
 // checkThresholds: X > Y > 0 when Y is set, on the effective values. p is where they apply

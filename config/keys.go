@@ -27,9 +27,9 @@ func isMerge(k *yaml.Node) bool {
 // a key written in the mapping wins over a merged one, and an earlier merged mapping wins over a
 // later one; a merged value replaces the whole value (no deep merge). It reports duplicate
 // keys, keys that are not plain scalars, and a node that is not a mapping (returning nil).
-func (d *decoder) entries(n *yaml.Node, path string) []entry {
+func (d *decoder) entries(n *yaml.Node) []entry {
 	if n.Kind != yaml.MappingNode {
-		d.fail(n, path, "must be a mapping, not %s", describe(n))
+		d.fail(n, "must be a mapping, not %s", describe(n))
 		return nil
 	}
 	out := entrySet{list: make([]entry, 0, len(n.Content)/2)}
@@ -41,49 +41,64 @@ func (d *decoder) entries(n *yaml.Node, path string) []entry {
 			continue
 		}
 		if k.Kind != yaml.ScalarNode {
-			d.fail(k, path, "keys must be plain strings, not %s", describe(k))
+			d.fail(k, "keys must be plain strings, not %s", describe(k))
 			continue
 		}
 		if first := out.find(k.Value); first != nil {
 			// Not d.fail: the first value is still decoded and checked.
-			d.errorf(k, join(path, k.Value), "duplicate key (first written on line %d)", first.key.Line)
+			d.errorf(k, d.hereKey(k.Value), "duplicate key (first written on line %d)", first.key.Line)
 			continue
 		}
 		out.add(entry{k, v})
 	}
 	for _, m := range merges {
-		for _, src := range d.mergeSources(m, path) {
+		for _, src := range d.mergeSources(m) {
 			if d.overflow {
 				return out.list
 			}
 			if slices.Contains(d.merging, src) || src == n {
-				d.fail(m, path, "a merge key (<<) merges a mapping into itself")
+				d.fail(m, "a merge key (<<) merges a mapping into itself")
 				return out.list
 			}
 			if len(d.merging) >= maxDepth {
-				d.fail(m, path, "merge keys nest deeper than %d levels", maxDepth)
+				d.fail(m, "merge keys nest deeper than %d levels", maxDepth)
 				return out.list
 			}
-			d.merging = append(d.merging, n)
-			for _, e := range d.entries(src, path) {
+			for _, e := range d.merged(n, src) {
 				if out.find(e.key.Value) == nil {
 					out.add(e)
 				}
 			}
-			d.merging = d.merging[:len(d.merging)-1]
 		}
 	}
 	return out.list
 }
 
+// merged returns the entries of src, a mapping merged into n. They are computed once per
+// mapping: anchors that merge each other in layers ("billion laughs") then cost as much as
+// the file is long, and a mistake in a merged mapping is reported once.
+func (d *decoder) merged(n, src *yaml.Node) []entry {
+	if es, ok := d.mergeMemo[src]; ok {
+		return es
+	}
+	d.merging = append(d.merging, n)
+	es := d.entries(src)
+	d.merging = d.merging[:len(d.merging)-1]
+	if d.mergeMemo == nil {
+		d.mergeMemo = map[*yaml.Node][]entry{}
+	}
+	d.mergeMemo[src] = es
+	return es
+}
+
 // mergeSources returns the mappings that the value of a merge key names.
-func (d *decoder) mergeSources(v *yaml.Node, path string) []*yaml.Node {
+func (d *decoder) mergeSources(v *yaml.Node) []*yaml.Node {
 	if d.overflow {
 		return nil
 	}
 	if d.budget--; d.budget < 0 {
 		d.overflow = true
-		d.fail(v, path, "the file expands to too many values through aliases and merge keys")
+		d.fail(v, "the file expands to too many values through aliases and merge keys")
 		return nil
 	}
 	v = deref(v)
@@ -94,14 +109,14 @@ func (d *decoder) mergeSources(v *yaml.Node, path string) []*yaml.Node {
 		srcs := make([]*yaml.Node, 0, len(v.Content))
 		for _, c := range v.Content {
 			if c = deref(c); c.Kind != yaml.MappingNode {
-				d.fail(c, path, "a merge key (<<) takes a mapping or a list of mappings, not a list of %s", describe(c))
+				d.fail(c, "a merge key (<<) takes a mapping or a list of mappings, not a list of %s", describe(c))
 				return nil
 			}
 			srcs = append(srcs, c)
 		}
 		return srcs
 	}
-	d.fail(v, path, "a merge key (<<) takes a mapping or a list of mappings, not %s", describe(v))
+	d.fail(v, "a merge key (<<) takes a mapping or a list of mappings, not %s", describe(v))
 	return nil
 }
 

@@ -76,14 +76,19 @@ func Parse(name string, data []byte) (*Config, error) {
 		return nil, &Errors{Errors: d.errs}
 	}
 
-	d.budget = min(10_000+16*countNodes(root, 0), 8_000_000)
+	nodes, expanding := countNodes(root, 0)
+	d.budget = min(10_000+16*nodes, 8_000_000)
+	d.parallel = !expanding && parallelParts() > 1
+	if len(root.Content) == 1 {
+		d.root = root.Content[0]
+	}
 	c := schema.Default()
-	d.decode(root, reflect.ValueOf(&c).Elem(), "")
+	d.decode(root, reflect.ValueOf(&c).Elem())
 	if !d.overflow {
-		if p, ok := d.pos["apiVersion"]; !ok || p.null {
+		if !d.written("apiVersion") {
 			d.errAt("apiVersion", "is required (apiVersion: %s)", schema.APIVersion)
 		}
-		if p, ok := d.pos["kind"]; !ok || p.null {
+		if !d.written("kind") {
 			d.errAt("kind", "is required (kind: %s)", schema.Kind)
 		}
 		d.checkFields(&c)
@@ -104,8 +109,19 @@ func Parse(name string, data []byte) (*Config, error) {
 
 // parseYAML parses the first YAML document of data into root (nil for a file with no document).
 // extra is a second document, if the file has one. Empty documents (a bare `---` before or
-// after the document) are skipped. A panic of the YAML library becomes an error.
+// after the document) are skipped. A panic of the YAML library becomes an error. Large files
+// are parsed in parts on several CPUs when their text allows it (split.go).
 func parseYAML(data []byte) (root, extra *yaml.Node, err error) {
+	if len(data) >= splitMin {
+		if root, ok := parseSplit(data, parallelParts()); ok {
+			return root, nil, nil
+		}
+	}
+	return parseDocs(data)
+}
+
+// parseDocs is parseYAML on one CPU.
+func parseDocs(data []byte) (root, extra *yaml.Node, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			root, extra, err = nil, nil, fmt.Errorf("yaml: the YAML parser failed: %v", r)
@@ -139,14 +155,17 @@ func emptyDocument(n *yaml.Node) bool {
 	return len(n.Content) == 1 && c.Kind == yaml.ScalarNode && c.Tag == "!!null" && c.Value == "" && c.Anchor == ""
 }
 
-// countNodes counts the nodes of the tree under n without following aliases.
-func countNodes(n *yaml.Node, depth int) int {
+// countNodes counts the nodes of the tree under n without following aliases, and reports
+// whether it holds aliases or merge keys, which make decoding visit some nodes many times.
+func countNodes(n *yaml.Node, depth int) (count int, expanding bool) {
 	if depth > 20000 {
-		return 0
+		return 0, true
 	}
-	c := 1
+	count, expanding = 1, n.Kind == yaml.AliasNode || isMerge(n)
 	for _, ch := range n.Content {
-		c += countNodes(ch, depth+1)
+		c, e := countNodes(ch, depth+1)
+		count += c
+		expanding = expanding || e
 	}
-	return c
+	return count, expanding
 }

@@ -22,7 +22,7 @@ var badFiles = []struct {
 	want []string
 }{
 	{"alias-bomb.bad.yaml", []string{
-		`testdata/alias-bomb.bad.yaml:10:18: kubernetes.nodeSelector: the file expands to too many values through aliases and merge keys`,
+		`testdata/alias-bomb.bad.yaml:10:29: services[49].backends[70].address: the file expands to too many values through aliases and merge keys`,
 	}},
 	{"backend-port-range.bad.yaml", []string{
 		`testdata/backend-port-range.bad.yaml:10:35: services[0].backends[0].port: must be a port in 1..65535, or 0 for the service port, not 65536`,
@@ -398,6 +398,9 @@ var goodFiles = []struct {
 			"web-tls 10.54.213.247:443 tcp [10.0.1.5:443/2 10.0.1.6:443/1] wrr tunnel [] 100/50",
 			"api 10.54.213.247:8080 tcp [10.0.1.5:8080/2 10.0.1.6:8080/1] wrr tunnel [] 100/10",
 		}, services(c))
+	}},
+	{"merge-layers.good.yaml", nil, func(t *testing.T, c *Config) {
+		diff(t, map[string]string{"a": "b"}, c.Kubernetes.NodeSelector)
 	}},
 	{"warnings-normalize.good.yaml", []string{
 		`testdata/warnings-normalize.good.yaml:7:21: warning: defaults.ipvs.scheduler: unknown scheduler "roundrobin", using wrr`,

@@ -12,19 +12,19 @@ import (
 // a warning with its position; services that inherit it get the normalized value silently.
 
 func (d *decoder) warnAt(path, format string, args ...any) {
-	p := d.at(path)
-	d.warns = append(d.warns, Finding{Severity: SeverityWarning, File: d.file, Line: p.line, Column: p.col, Path: path, Message: fmt.Sprintf(format, args...)})
+	line, col := d.at(path)
+	d.warns = append(d.warns, Finding{Severity: SeverityWarning, File: d.file, Line: line, Column: col, Path: path, Message: fmt.Sprintf(format, args...)})
 }
 
-// normalizeIPVS fixes o in place. scheduler is the effective scheduler that flags must belong to
-// (o's own, or the inherited one when o does not set it).
-func (d *decoder) normalizeIPVS(p string, o *schema.IPVSOptions, inherited string) {
+// normalizeIPVS fixes o in place. p is where o is written (built only for a warning);
+// inherited is the scheduler o's flags belong to when o does not set its own.
+func (d *decoder) normalizeIPVS(p func() string, o *schema.IPVSOptions, inherited string) {
 	if o.Scheduler != "" && !slices.Contains(schema.Schedulers, o.Scheduler) {
-		d.warnAt(p+".scheduler", "unknown scheduler %q, using wrr", o.Scheduler)
+		d.warnAt(p()+".scheduler", "unknown scheduler %q, using wrr", o.Scheduler)
 		o.Scheduler = "wrr"
 	}
 	if o.Forwarding != "" && !slices.Contains(schema.Forwardings, o.Forwarding) {
-		d.warnAt(p+".forwarding", "unknown forwarding method %q, using dr", o.Forwarding)
+		d.warnAt(p()+".forwarding", "unknown forwarding method %q, using dr", o.Forwarding)
 		o.Forwarding = schema.ForwardDR
 	}
 	sched := o.Scheduler
@@ -34,19 +34,25 @@ func (d *decoder) normalizeIPVS(p string, o *schema.IPVSOptions, inherited strin
 	if o.Flags == nil {
 		return
 	}
-	kept := []string{}
+	kept := o.Flags[:0:0]
 	for i, f := range o.Flags {
 		owner, known := schema.SchedulerFlags[f]
 		switch {
 		case !known:
-			d.warnAt(fmt.Sprintf("%s.flags[%d]", p, i), "unknown flag %q dropped", f)
+			d.warnAt(index(p()+".flags", i), "unknown flag %q dropped", f)
 		case owner != sched:
-			d.warnAt(fmt.Sprintf("%s.flags[%d]", p, i), "flag %q belongs to scheduler %s, not %s: dropped", f, owner, sched)
+			d.warnAt(index(p()+".flags", i), "flag %q belongs to scheduler %s, not %s: dropped", f, owner, sched)
 		case slices.Contains(kept, f):
-			d.warnAt(fmt.Sprintf("%s.flags[%d]", p, i), "flag %q is listed twice: dropped", f)
+			d.warnAt(index(p()+".flags", i), "flag %q is listed twice: dropped", f)
 		default:
 			kept = append(kept, f)
 		}
+	}
+	if len(kept) == len(o.Flags) {
+		return // nothing dropped: keep the decoded list
+	}
+	if kept == nil {
+		kept = []string{}
 	}
 	o.Flags = kept
 }
@@ -65,60 +71,68 @@ func (d *decoder) resolve(c *schema.ClusterConfig) {
 		d.warnAt("defaults.ipvs.forwarding", "empty forwarding method, using dr")
 		def.Forwarding = schema.ForwardDR
 	}
-	d.normalizeIPVS("defaults.ipvs", def, def.Scheduler)
-	// Flags of the defaults that do not fit a service's own scheduler are dropped for that
-	// service below, with a warning at the service.
+	d.normalizeIPVS(func() string { return "defaults.ipvs" }, def, def.Scheduler)
 	for i := range c.Services {
-		s := &c.Services[i]
-		p := fmt.Sprintf("services[%d]", i)
-		if s.Protocols == nil {
-			s.Protocols = slices.Clone(c.Defaults.Protocols)
+		d.resolveService(c, i)
+	}
+}
+
+// resolveService makes services[i] effective. Flags of the defaults that do not fit the
+// service's own scheduler are dropped for that service, with a warning at the service.
+func (d *decoder) resolveService(c *schema.ClusterConfig, i int) {
+	def := &c.Defaults.IPVS
+	s := &c.Services[i]
+	p := func() string { return index("services", i) + ".ipvs" }
+	if s.Protocols == nil {
+		s.Protocols = slices.Clone(c.Defaults.Protocols)
+	}
+	own := schema.IPVSOptions{}
+	if s.IPVS != nil {
+		own = *s.IPVS
+		d.normalizeIPVS(p, &own, def.Scheduler)
+	} else {
+		s.IPVS = new(schema.IPVSOptions)
+	}
+	eff := *def
+	if own.Scheduler != "" {
+		eff.Scheduler = own.Scheduler
+	}
+	if own.Forwarding != "" {
+		eff.Forwarding = own.Forwarding
+	}
+	switch {
+	case own.Flags != nil:
+		eff.Flags = own.Flags
+	case eff.Scheduler != def.Scheduler:
+		eff.Flags = []string{}
+		for _, f := range def.Flags {
+			if schema.SchedulerFlags[f] == eff.Scheduler {
+				eff.Flags = append(eff.Flags, f)
+			} else {
+				d.warnAt(p()+".scheduler", "inherited flag %q does not belong to scheduler %s: dropped for this service", f, eff.Scheduler)
+			}
 		}
-		own := schema.IPVSOptions{}
-		if s.IPVS != nil {
-			own = *s.IPVS
-			d.normalizeIPVS(p+".ipvs", &own, def.Scheduler)
-		}
-		eff := *def
+	default:
 		eff.Flags = slices.Clone(def.Flags)
-		if own.Scheduler != "" {
-			eff.Scheduler = own.Scheduler
+	}
+	if own.UpperThreshold != nil {
+		eff.UpperThreshold = own.UpperThreshold
+	}
+	if own.LowerThreshold != nil {
+		eff.LowerThreshold = own.LowerThreshold
+	}
+	if own.UpperThreshold != nil || own.LowerThreshold != nil {
+		d.checkThresholds(p(), eff.UpperThreshold, eff.LowerThreshold, own.UpperThreshold != nil, own.LowerThreshold != nil)
+	}
+	*s.IPVS = eff
+	for j := range s.Backends {
+		b := &s.Backends[j]
+		if b.Port == 0 {
+			b.Port = s.Port
 		}
-		if own.Forwarding != "" {
-			eff.Forwarding = own.Forwarding
-		}
-		if own.Flags != nil {
-			eff.Flags = own.Flags
-		} else if eff.Scheduler != def.Scheduler {
-			kept := []string{}
-			for _, f := range eff.Flags {
-				if schema.SchedulerFlags[f] == eff.Scheduler {
-					kept = append(kept, f)
-				} else {
-					d.warnAt(p+".ipvs.scheduler", "inherited flag %q does not belong to scheduler %s: dropped for this service", f, eff.Scheduler)
-				}
-			}
-			eff.Flags = kept
-		}
-		if own.UpperThreshold != nil {
-			eff.UpperThreshold = own.UpperThreshold
-		}
-		if own.LowerThreshold != nil {
-			eff.LowerThreshold = own.LowerThreshold
-		}
-		if s.IPVS != nil && (own.UpperThreshold != nil || own.LowerThreshold != nil) {
-			d.checkThresholds(p+".ipvs", eff.UpperThreshold, eff.LowerThreshold, own.UpperThreshold != nil, own.LowerThreshold != nil)
-		}
-		s.IPVS = &eff
-		for j := range s.Backends {
-			b := &s.Backends[j]
-			if b.Port == 0 {
-				b.Port = s.Port
-			}
-			if b.Weight == nil {
-				one := 1
-				b.Weight = &one
-			}
+		if b.Weight == nil {
+			b.Weight = new(int)
+			*b.Weight = 1
 		}
 	}
 }

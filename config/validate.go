@@ -125,82 +125,58 @@ func yamlPath(ns string) string {
 	return p
 }
 
-// parent returns the path one level up ("services[0].port" -> "services[0]" -> "services"),
-// and false at the top.
-func parent(p string) (string, bool) {
-	if p == "" {
-		return "", false
-	}
-	if strings.HasSuffix(p, "]") {
-		// An index or a quoted key: cut at its "[" (a quoted key may hold '.' or '[').
-		if i := strings.LastIndex(p, "[\""); i >= 0 && strings.HasSuffix(p, "\"]") {
-			return p[:i], true
-		}
-	}
-	i := strings.LastIndexAny(p, ".[")
-	if i < 0 {
-		return "", true
-	}
-	return p[:i], true
-}
-
-// at returns where path was written, or where its closest written ancestor was.
-func (d *decoder) at(path string) pos {
-	for p, ok := path, true; ok; p, ok = parent(p) {
-		if ps, found := d.pos[p]; found {
-			return ps
-		}
-	}
-	return pos{line: 1, col: 1}
-}
-
-// isBad reports whether path or one of its ancestors failed to decode.
-func (d *decoder) isBad(path string) bool {
-	if len(d.bad) == 0 {
-		return false
-	}
-	for p, ok := path, true; ok; p, ok = parent(p) {
-		if d.bad[p] {
-			return true
-		}
-	}
-	return false
-}
-
-// written reports whether path was given a value in the file (a key with no value is not).
-func (d *decoder) written(path string) bool {
-	p, ok := d.pos[path]
-	return ok && !p.null
-}
-
 // errAt reports an error about path at the position where it was written. Errors under a path
 // that already failed to decode are dropped: they would only restate that mistake.
 func (d *decoder) errAt(path, format string, args ...any) {
 	if d.isBad(path) {
 		return
 	}
-	p := d.at(path)
-	d.add(Finding{Severity: SeverityError, File: d.file, Line: p.line, Column: p.col, Path: path, Message: fmt.Sprintf(format, args...)})
+	line, col := d.at(path)
+	d.add(Finding{Severity: SeverityError, File: d.file, Line: line, Column: col, Path: path, Message: fmt.Sprintf(format, args...)})
 }
 
+// errAtKey is errAt for an error about a key itself, located at the key.
+func (d *decoder) errAtKey(path, format string, args ...any) {
+	if d.isBad(path) {
+		return
+	}
+	line, col := d.atKey(path)
+	d.add(Finding{Severity: SeverityError, File: d.file, Line: line, Column: col, Path: path, Message: fmt.Sprintf(format, args...)})
+}
+
+// checkFields checks the field rules (validate tags) of c: the services one by one (on several
+// CPUs for long lists), and the rest of the file.
 func (d *decoder) checkFields(c *schema.ClusterConfig) {
-	err := validatorInstance().Struct(c)
-	if err == nil {
-		return
-	}
-	ves, ok := err.(validator.ValidationErrors)
-	if !ok {
-		d.errAt("", "%v", err)
-		return
-	}
-	for _, fe := range ves {
-		path := yamlPath(fe.Namespace())
-		if !d.written(path) && isZero(fe.Value()) && fe.Tag() != "min" {
-			d.errAt(path, "is required")
-			continue
+	top := *c
+	top.Services = nil
+	if err := validatorInstance().Struct(&top); err != nil {
+		ves, ok := err.(validator.ValidationErrors)
+		if !ok {
+			d.errAt("", "%v", err)
+			return
 		}
-		d.errAt(path, "%s", message(fe))
+		for _, fe := range ves {
+			d.fieldError(fe, "")
+		}
 	}
+	for i, ves := range validateServices(c.Services) {
+		for _, fe := range ves {
+			d.fieldError(fe, index("services", i))
+		}
+	}
+}
+
+// fieldError reports a failed rule of the struct at prefix.
+func (d *decoder) fieldError(fe validator.FieldError, prefix string) {
+	path := yamlPath(fe.Namespace())
+	if prefix != "" {
+		path = prefix + "." + path
+	}
+	if !d.written(path) && isZero(fe.Value()) && fe.Tag() != "min" {
+		d.errAt(path, "is required")
+		return
+	}
+	d.errAt(path, "%s", message(fe))
 }
 
 func isZero(v any) bool {

@@ -1,0 +1,47 @@
+package config
+
+import (
+	"bytes"
+	"fmt"
+	"testing"
+)
+
+// BenchmarkParse10k parses, validates and normalizes a generated file of 10,000 services
+// (100 VIPs × 100 ports), each with two static backends and an ipvs block: the whole of
+// Parse, as the daemon runs it on every reload.
+//
+//	go test ./config -run='^$' -bench=Parse10k -benchmem -count=5
+func BenchmarkParse10k(b *testing.B) {
+	data := generateServices(10000)
+	if _, err := Parse("bench.yaml", data); err != nil {
+		b.Fatalf("the generated file does not load: %v", err)
+	}
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := Parse("bench.yaml", data); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// generateServices writes a ClusterConfig of n services (at most 10,000 for distinct
+// vip:ports) over a pool of 100 VIPs.
+func generateServices(services int) []byte {
+	const vips = 100
+	var buf bytes.Buffer
+	buf.WriteString("apiVersion: ravel/v1\nkind: ClusterConfig\nnode: {name: director-1, role: director}\nvipPool:\n")
+	vip := func(i int) string { return fmt.Sprintf("10.54.%d.%d", 200+i/250, 1+i%250) }
+	for i := range vips {
+		fmt.Fprintf(&buf, "  - %s\n", vip(i))
+	}
+	buf.WriteString("defaults:\n  protocols: [tcp]\n  ipvs: {scheduler: wrr, forwarding: dr}\nservices:\n")
+	for i := range services {
+		fmt.Fprintf(&buf, "  - name: svc-%d\n    vip: %s\n    port: %d\n", i, vip(i%vips), 1000+i/vips)
+		fmt.Fprintf(&buf, "    backends:\n      - {address: 10.1.%d.%d, port: 8080, weight: 3}\n      - {address: 10.2.%d.%d, port: 8080, weight: 1}\n",
+			i/250%250, 1+i%250, i/250%250, 1+i%250)
+		buf.WriteString("    ipvs: {scheduler: mh, flags: [mh-port], forwarding: tunnel, upperThreshold: 50000, lowerThreshold: 25000}\n")
+	}
+	return buf.Bytes()
+}

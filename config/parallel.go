@@ -1,0 +1,81 @@
+package config
+
+import (
+	"reflect"
+	"sync"
+
+	"github.com/go-playground/validator/v10"
+	"gopkg.in/yaml.v3"
+
+	"github.com/ravel-lb/ravel/schema"
+)
+
+// Decoding and the field rules of a long services list are spread over the CPUs; each part
+// has a decoder of its own, and their findings are joined in list order, so the result is the
+// one a single decoder gives. Cross-field checks and normalization stay on one CPU: they are
+// cheap and relate services to each other.
+
+// parallelMin is the number of services from which decoding and field checks use every CPU.
+const parallelMin = 1000
+
+// forParts runs fn over [0, n) cut into parts ranges, concurrently.
+func forParts(n, parts int, fn func(part, lo, hi int)) {
+	var wg sync.WaitGroup
+	for k := range parts {
+		lo, hi := n*k/parts, n*(k+1)/parts
+		wg.Go(func() { fn(k, lo, hi) })
+	}
+	wg.Wait()
+}
+
+// decodeServices decodes the items of the top-level services list into s (already made) on
+// several CPUs. It is used only for files without aliases and merge keys, so that no part can
+// run out of the expansion budget where one decoder would not.
+func (d *decoder) decodeServices(items []*yaml.Node, s reflect.Value, parts int) {
+	kids := make([]*decoder, parts)
+	forParts(len(items), parts, func(k, lo, hi int) {
+		c := &decoder{file: d.file, root: d.root, bad: map[string]bool{}, budget: d.budget, depth: d.depth,
+			path: append([]seg(nil), d.path...)}
+		for i := lo; i < hi; i++ {
+			e := s.Index(i)
+			if def, ok := schema.DefaultFor(e.Type()); ok {
+				e.Set(def)
+			}
+			c.pushIndex(i)
+			c.decode(items[i], e)
+			c.pop()
+		}
+		kids[k] = c
+	})
+	used := 0
+	for _, c := range kids {
+		for _, f := range c.errs {
+			d.add(f)
+		}
+		d.dropped += c.dropped
+		for p := range c.bad {
+			d.bad[p] = true
+		}
+		used += d.budget - c.budget
+	}
+	d.budget -= used
+}
+
+// validateServices checks the field rules of every service, on several CPUs for long lists,
+// and returns the failures of each, in list order.
+func validateServices(services []schema.Service) [][]validator.FieldError {
+	out := make([][]validator.FieldError, len(services))
+	parts := 1
+	if len(services) >= parallelMin {
+		parts = parallelParts()
+	}
+	forParts(len(services), parts, func(_, lo, hi int) {
+		v := validatorInstance()
+		for i := lo; i < hi; i++ {
+			if ves, ok := v.Struct(&services[i]).(validator.ValidationErrors); ok {
+				out[i] = ves
+			}
+		}
+	})
+	return out
+}

@@ -34,9 +34,16 @@ func (d *decoder) entries(n *yaml.Node) []entry {
 	}
 	out := entrySet{list: make([]entry, 0, len(n.Content)/2)}
 	var merges []*yaml.Node
+	var firstMerge *yaml.Node
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
 		if isMerge(k) {
+			if len(merges) > 0 {
+				// `<<` is a key like any other: merge several mappings with `<<: [*a, *b]`.
+				d.errorf(k, d.hereKey("<<"), "duplicate key (first written on line %d); merge several mappings with <<: [*a, *b]", firstMerge.Line)
+				continue
+			}
+			firstMerge = k
 			merges = append(merges, v)
 			continue
 		}

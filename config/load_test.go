@@ -169,6 +169,9 @@ var badFiles = []struct {
 	{"merge-cycle.bad.yaml", []string{
 		`testdata/merge-cycle.bad.yaml:7:7: node: a merge key (<<) merges a mapping into itself`,
 	}},
+	{"merge-key-twice.bad.yaml", []string{
+		`testdata/merge-key-twice.bad.yaml:7:3: node["<<"]: duplicate key (first written on line 6); merge several mappings with <<: [*a, *b]`,
+	}},
 	{"merge-key-not-mapping.bad.yaml", []string{
 		`testdata/merge-key-not-mapping.bad.yaml:6:7: node: a merge key (<<) takes a mapping or a list of mappings, not "director"`,
 		`testdata/merge-key-not-mapping.bad.yaml:8:26: kubernetes: a merge key (<<) takes a mapping or a list of mappings, not a list of the integer 5`,

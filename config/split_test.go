@@ -3,9 +3,9 @@ package config
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"reflect"
 	"runtime"
-	"path/filepath"
 	"strings"
 	"testing"
 

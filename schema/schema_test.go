@@ -241,6 +241,11 @@ func validate(t *testing.T, sch *jsonschema.Schema, data []byte) []schemaError {
 	t.Helper()
 	var v any
 	if err := yaml.Unmarshal(data, &v); err != nil {
+		if strings.Contains(err.Error(), "excessive aliasing") {
+			// testdata/merge-layers.good.yaml merges anchors in 30 layers: ravel resolves each
+			// mapping once, but a generic YAML-to-JSON conversion would expand 3^30 values.
+			t.Skipf("the YAML cannot be converted to JSON: %v", err)
+		}
 		t.Fatalf("YAML: %v", err)
 	}
 	js, err := json.Marshal(v)

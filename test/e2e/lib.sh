@@ -364,3 +364,205 @@ topo_nat() {
 	ip -n rs2 route add default via "$RS_GW"
 	log "topo_nat: client=$CLIENT_IP director=$DIRECTOR_IP/$DIRECTOR_RS_IP rs1=$RS1_IP rs2=$RS2_IP vip=$VIP (net1 10.0.1.0/24, net2 10.0.2.0/24)"
 }
+
+# --- ravel director helpers (scenarios 2x-director-*) -------------------------------
+# A director scenario writes a config, starts 'ravel run' in the director
+# namespace, waits for the kernel to show what it asked for, and drives real
+# traffic through the VIP:
+#
+#   ravel_config "$SCENARIO_DIR/ravel.yaml" <<EOF ... EOF   # stdin to FILE, validated
+#   ravel_start director ravel "$SCENARIO_DIR/ravel.yaml"   # sets RAVEL_PID
+#   wait_for 60 "web programmed" ipvs_has director "$VIP:80" 2
+#   traffic_start client "http://$VIP/" loop; ...; traffic_stop loop
+#   ravel_stop "$RAVEL_PID"                                  # SIGTERM, waits, checks exit 0
+#
+# Functions:
+#   ravel_config FILE                  write stdin to FILE; 'ravel config validate' it (aborts if invalid)
+#   ravel_start NS NAME CONFIG [ARGS...]  'ravel run --config CONFIG' in NS, log $SCENARIO_DIR/NAME.log; sets RAVEL_PID
+#   ravel_stop PID [SECS]              SIGTERM, wait up to SECS (default 20) for exit; a check that it exited 0
+#   ravel_plan NS CONFIG               'ravel plan --config CONFIG --against kernel' in NS (stdout)
+#   ipvs_has NS VIP:PORT [NDESTS]      true when IPVS in NS has tcp VIP:PORT (with NDESTS destinations)
+#   ipvs_dest NS VIP:PORT RS:PORT      "Forward Weight" of that destination in 'ipvsadm -Ln' ("" if absent)
+#   ipvs_dest_thresholds NS VIP:PORT RS:PORT   "Upper Lower" from 'ipvsadm -Ln --thresholds'
+#   ipvs_dest_conns NS VIP:PORT RS:PORT        the destination's total connections ('ipvsadm -Ln --stats')
+#   ipvs_save NS                       'ipvsadm -Sn' sorted (stable text to compare)
+#   vip_bound NS VIP [DEV]             true when VIP/32 is on DEV (default ravel0) in NS
+#   metric NS ADDR NAME[{LABELS}]      the sum of a Prometheus metric's samples from http://ADDR/metrics in NS
+#   traffic_start NS URL NAME          background loop of requests (hit -n 5 each) until traffic_stop
+#   traffic_stop NAME                  stop it; sets TRAFFIC_RESULT TRAFFIC_OK TRAFFIC_FAILED
+#   traffic_ok_between NAME T0 T1      requests answered by rounds run entirely within epoch T0..T1
+#   longconn_start NS HOST PORT NAME   open one keep-alive HTTP connection, first request on it
+#   longconn_finish NAME               second request on the same connection; sets LONGCONN_RESULT
+
+ravel_config() {
+	local file=$1
+	cat >"$file"
+	"$RAVEL_BIN" config validate "$file" >/dev/null 2>"$file.validate" ||
+		die "ravel config validate $file: $(cat "$file.validate")"
+}
+
+ravel_start() {
+	local ns=$1 name=$2 cfg=$3
+	shift 3
+	need_ravel
+	bg "$ns" "$name" "$RAVEL_BIN" run --config "$cfg" "$@"
+	RAVEL_PID=$BG_PID
+	log "ravel run started in $ns (pid $RAVEL_PID, log $name.log, config $(basename "$cfg"))"
+}
+
+# ravel_stop PID [SECS]: ravel leaves the kernel as it is on SIGTERM and
+# exits 0; a process that needs SIGKILL or exits otherwise is a failure.
+ravel_stop() {
+	local pid=$1 secs=${2:-20} rc=0 deadline
+	kill -TERM "$pid" 2>/dev/null || { fail "ravel (pid $pid) was not running when asked to stop"; return 0; }
+	deadline=$((SECONDS + secs))
+	while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.2; done
+	if kill -0 "$pid" 2>/dev/null; then
+		kill -KILL "$pid" 2>/dev/null
+		wait "$pid" 2>/dev/null || true
+		fail "ravel (pid $pid) did not exit within ${secs}s of SIGTERM (killed)"
+		return 0
+	fi
+	wait "$pid" 2>/dev/null || rc=$?
+	assert_eq "ravel (pid $pid) exit status after SIGTERM" 0 "$rc"
+}
+
+ravel_plan() {
+	in_ns "$1" "$RAVEL_BIN" plan --config "$2" --against kernel
+}
+
+# ipvs_has NS VIP:PORT [NDESTS]
+ipvs_has() {
+	local ns=$1 svc=$2 n=${3:-}
+	in_ns "$ns" ipvsadm -Ln -t "$svc" >/dev/null 2>&1 || return 1
+	[[ -z $n ]] || [[ $(in_ns "$ns" ipvsadm -Ln -t "$svc" | grep -c -- '->.*:[0-9]') -eq $((n)) ]]
+}
+
+# The 'ipvsadm -Ln -t SVC' lines of destinations read "-> ADDR:PORT FIELDS...".
+_ipvs_dest_fields() {
+	local ns=$1 svc=$2 rs=$3
+	shift 3
+	in_ns "$ns" ipvsadm -Ln -t "$svc" "$@" 2>/dev/null | awk -v rs="$rs" '$1 == "->" && $2 == rs { $1 = ""; $2 = ""; print; exit }'
+}
+
+ipvs_dest() {
+	_ipvs_dest_fields "$1" "$2" "$3" | awk '{ print $1, $2 }'
+}
+
+ipvs_dest_thresholds() {
+	_ipvs_dest_fields "$1" "$2" "$3" --thresholds | awk '{ print $1, $2 }'
+}
+
+ipvs_dest_conns() {
+	_ipvs_dest_fields "$1" "$2" "$3" --stats --exact | awk '{ print $1 }'
+}
+
+ipvs_save() {
+	in_ns "$1" ipvsadm -Sn | sort
+}
+
+vip_bound() {
+	local ns=$1 vip=$2 dev=${3:-ravel0}
+	ip -n "$ns" -4 -o addr show dev "$dev" 2>/dev/null | grep -q " inet $vip/32 "
+}
+
+# metric NS ADDR NAME: e.g. metric director 127.0.0.1:10234 'ravel_plan_ops_total'
+# or 'ravel_reconcile_total{kind="full",result="ok"}'. Prints the sum of the
+# matching samples (0 when none); fails when the endpoint does not answer.
+metric() {
+	local ns=$1 addr=$2 name=$3 body
+	body=$(in_ns "$ns" curl -fsS --max-time 5 "http://$addr/metrics") || return 1
+	awk -v want="$name" '
+		/^#/ { next }
+		{
+			key = $1
+			base = key; sub(/\{.*/, "", base)
+			if (index(want, "{") ? key == want : base == want) sum += $2
+		}
+		END { printf "%d\n", sum }' <<<"$body"
+}
+
+# traffic_start NS URL NAME: requests in a loop from NS until traffic_stop
+# NAME, in rounds of 'hit -n 5'. Failures are counted, never fatal; each
+# failed request's error is in $SCENARIO_DIR/NAME.err, each round in
+# NAME.rounds as "START END ok N failed N" (epoch seconds).
+traffic_start() {
+	local ns=$1 url=$2 name=$3
+	local stop=$SCENARIO_DIR/$name.stop res=$SCENARIO_DIR/$name.result
+	rm -f "$stop" "$res" "$SCENARIO_DIR/$name.rounds"
+	(
+		trap - ERR
+		set +e
+		ok=0 bad=0 rounds=0
+		while [[ ! -e $stop ]]; do
+			t0=$EPOCHSECONDS
+			out=$(in_ns "$ns" "$E2E_BIN/hit" -v -n 5 -timeout 3s "$url" 2>>"$SCENARIO_DIR/$name.err")
+			n_ok=$(awk '$1 != "failed" { s += $2 } END { print s + 0 }' <<<"$out")
+			n_bad=$(awk '$1 == "failed" { print $2 }' <<<"$out")
+			# A hit that could not even run counts its 5 requests as failed.
+			[[ -n $n_bad ]] || n_bad=$((5 - n_ok))
+			ok=$((ok + n_ok)) bad=$((bad + n_bad)) rounds=$((rounds + 1))
+			echo "$t0 $EPOCHSECONDS ok $n_ok failed $n_bad" >>"$SCENARIO_DIR/$name.rounds"
+		done
+		echo "ok $ok failed $bad rounds $rounds" >"$res"
+	) &
+	_E2E_PIDS+=("$!")
+	eval "_TRAFFIC_PID_$name=$!"
+}
+
+# traffic_stop NAME: ends the loop after its current round. Sets
+# TRAFFIC_RESULT ("ok N failed N rounds N"), TRAFFIC_OK, TRAFFIC_FAILED.
+# Call it directly, not in $(...): it must wait for its own child.
+traffic_stop() {
+	local name=$1 pidvar="_TRAFFIC_PID_$1"
+	touch "$SCENARIO_DIR/$name.stop"
+	wait "${!pidvar}" 2>/dev/null || true
+	TRAFFIC_RESULT=$(cat "$SCENARIO_DIR/$name.result" 2>/dev/null || echo "ok 0 failed -1 rounds 0")
+	read -r _ TRAFFIC_OK _ TRAFFIC_FAILED _ _ <<<"$TRAFFIC_RESULT"
+	log "request loop $name: $TRAFFIC_RESULT"
+}
+
+# traffic_ok_between NAME T0 T1: requests answered by the rounds of loop
+# NAME that ran entirely between epoch seconds T0 and T1.
+traffic_ok_between() {
+	awk -v a="$2" -v b="$3" '$1 >= a && $2 <= b { s += $4 } END { print s + 0 }' "$SCENARIO_DIR/$1.rounds"
+}
+
+# longconn_start NS HOST PORT NAME: one TCP connection from NS to HOST:PORT,
+# kept open (HTTP keep-alive to an echoserver) from now until longconn_finish
+# NAME, with one request at each end; a long-lived connection that must
+# survive what the scenario does in between.
+# longconn_finish NAME: sends the second request; sets LONGCONN_RESULT to
+# the two answers ("rs1 rs1"), or what went wrong. Fails (status 1) unless
+# both came back. Call it directly, not in $(...).
+longconn_start() {
+	local ns=$1 host=$2 port=$3 name=$4
+	local go=$SCENARIO_DIR/$name.go out=$SCENARIO_DIR/$name.out
+	rm -f "$go" "$out"
+	bg "$ns" "$name" bash -c '
+		go=$1 out=$2
+		ask() { # one request on fd 3; prints the body line
+			local line
+			printf "GET / HTTP/1.1\r\nHost: e2e\r\n\r\n" >&3 || return 1
+			while IFS= read -r -t 20 line <&3; do [[ $line == $'"'"'\r'"'"' ]] && break; done || return 1
+			IFS= read -r -t 20 line <&3 || return 1
+			printf "%s\n" "$line"
+		}
+		exec 3<>"/dev/tcp/$3/$4" || { echo "connect failed" >"$out"; exit 1; }
+		first=$(ask) || { echo "first request failed" >"$out"; exit 1; }
+		echo "$first" >"$out.first"
+		while [[ ! -e $go ]]; do sleep 0.2; done
+		second=$(ask) || second="(second request failed)"
+		echo "$first $second" >"$out"
+	' longconn "$go" "$out" "$host" "$port"
+	eval "_LONGCONN_PID_$name=$BG_PID"
+	wait_for 30 "long-lived connection $name to $host:$port" test -s "$out.first"
+}
+
+longconn_finish() {
+	local name=$1 pidvar="_LONGCONN_PID_$1"
+	touch "$SCENARIO_DIR/$name.go"
+	wait "${!pidvar}" 2>/dev/null || true
+	LONGCONN_RESULT=$(cat "$SCENARIO_DIR/$name.out" 2>/dev/null || echo "(no result)")
+	[[ $LONGCONN_RESULT =~ ^[a-z0-9]+\ [a-z0-9]+$ ]]
+}

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# ravel as a NAT (masquerading) director: 'forwarding: nat', the realservers
+# listen on another port (VIP:80 -> :8080), route their replies back through
+# the director (their gateway), which rewrites them to come from the VIP.
+#
+#   client --- net1 10.0.1.0/24 --- director (ravel; eth0 | eth1) --- net2 10.0.2.0/24 --- rs1, rs2
+. "$(dirname "$0")/../lib.sh"
+
+topo_nat
+# No VIP on the realservers with NAT: they see packets to their own address.
+start_echo rs1 rs1 8080
+start_echo rs2 rs2 8080
+
+cfg=$SCENARIO_DIR/ravel.yaml
+ravel_config "$cfg" <<EOF
+apiVersion: ravel/v1
+kind: ClusterConfig
+node: {name: director, role: director, interface: eth0, vipInterface: ravel0}
+vipPool: [$VIP]
+defaults:
+  ipvs: {scheduler: wrr, forwarding: nat}
+services:
+  - name: web
+    vip: $VIP
+    port: 80
+    backends:
+      - {address: $RS1_IP, port: 8080, weight: 3}
+      - {address: $RS2_IP, port: 8080, weight: 1}
+resync: 2s
+coordinator: {ports: [44422]}
+metrics: {listen: ""}
+EOF
+
+ravel_start director ravel "$cfg"
+wait_for 60 "ravel programs $VIP:80 with 2 destinations" ipvs_has director "$VIP:80" 2
+wait_for 30 "ravel binds $VIP on ravel0" vip_bound director "$VIP"
+in_ns director ipvsadm -Ln
+
+assert_eq "destination $RS1_IP:8080 (forward weight)" "Masq 3" "$(ipvs_dest director "$VIP:80" "$RS1_IP:8080")"
+assert_eq "destination $RS2_IP:8080 (forward weight)" "Masq 1" "$(ipvs_dest director "$VIP:80" "$RS2_IP:8080")"
+
+out=$(hit client "http://$VIP/" 80) || fail "some requests through the VIP failed: $out"
+echo "$out"
+rs1=$(hit_count "$out" rs1)
+rs2=$(hit_count "$out" rs2)
+assert_ge "rs1 served" 1 "$rs1"
+assert_ge "rs2 served" 1 "$rs2"
+assert_eq "all 80 requests answered" 80 "$((rs1 + rs2))"
+assert_ratio "wrr 3:1 split" "$rs1" "$rs2" 3 1
+
+# NAT: the director carried the replies too (OutPkts > 0), unlike DR/IPIP.
+outpkts=$(in_ns director ipvsadm -Ln --stats --exact -t "$VIP:80" | awk '$1 == "TCP" { print $4 }')
+assert_ge "IPVS rewrote the replies (service OutPkts)" 80 "$outpkts"
+if in_ns client "$E2E_BIN/hit" -n 1 -timeout 2s "http://$RS1_IP:8080/" >/dev/null 2>&1; then
+	fail "client reached rs1 directly: the topology leaks"
+else
+	pass "client cannot reach the realservers directly"
+fi
+ravel_stop "$RAVEL_PID"

@@ -83,8 +83,8 @@ func (s *Source) nextWake() (time.Time, bool) {
 func (s *Source) step(now time.Time) {
 	l := &s.loop
 	s.mu.Lock()
-	dirty, nodesDirty := s.dirty, s.nodesDirty
-	s.dirty, s.nodesDirty, s.healthDirty = map[ServiceRef]bool{}, false, false
+	dirty, nodesDirty, since := s.dirty, s.nodesDirty, s.pendingSince
+	s.dirty, s.nodesDirty, s.healthDirty, s.pendingSince = map[ServiceRef]bool{}, false, false, time.Time{}
 	apiErr := s.apiFailingLocked()
 	s.mu.Unlock()
 
@@ -150,6 +150,9 @@ func (s *Source) step(now time.Time) {
 	}
 	s.logChanges(l.prev, snap, details)
 	s.publish(snap, now)
+	if !since.IsZero() {
+		s.m.latency.Observe(now.Sub(since).Seconds())
+	}
 }
 
 // resolve reads one ref from the caches.

@@ -16,6 +16,7 @@ type metrics struct {
 	resets        *prometheus.CounterVec
 	valveActive   prometheus.Gauge
 	valveHeld     prometheus.Gauge
+	latency       prometheus.Histogram
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -48,11 +49,16 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "ravel_kube_safety_valve_held_services",
 			Help: "Service ports whose last known endpoints are held by the safety valve.",
 		}),
+		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "ravel_kube_change_to_snapshot_seconds",
+			Help:    "From the first change reaching the caches to the snapshot that carries it (includes the debounce).",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+		}),
 	}
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.published, m.lastSnapshot, m.serviceStatus, m.backoff, m.resets, m.valveActive, m.valveHeld} {
+	for _, c := range []prometheus.Collector{m.published, m.lastSnapshot, m.serviceStatus, m.backoff, m.resets, m.valveActive, m.valveHeld, m.latency} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if errors.As(err, &are) {

@@ -3,7 +3,6 @@ package kube
 import (
 	"cmp"
 	"fmt"
-	"maps"
 	"net/netip"
 	"slices"
 	"strings"
@@ -157,7 +156,13 @@ func endpointsOf(eps []*discoveryv1.EndpointSlice, portName string) []Endpoint {
 			seen[k] = ep
 		}
 	}
-	out := slices.Collect(maps.Values(seen))
+	if len(seen) == 0 {
+		return nil
+	}
+	out := make([]Endpoint, 0, len(seen)) // exact: snapshots hold these for long
+	for _, e := range seen {
+		out = append(out, e)
+	}
 	slices.SortFunc(out, func(a, b Endpoint) int {
 		if c := a.Address.Compare(b.Address); c != 0 {
 			return c

@@ -90,10 +90,11 @@ type Source struct {
 	confirmFn func(ctx context.Context, ref ServiceRef) (int, error)
 
 	// Written by the reflectors' goroutines (stores, watchers), taken by the loop.
-	mu          sync.Mutex
-	dirty       map[ServiceRef]bool // ref → touched by a re-list of its EndpointSlices
-	nodesDirty  bool
-	healthDirty bool
+	mu           sync.Mutex
+	dirty        map[ServiceRef]bool // ref → touched by a re-list of its EndpointSlices
+	nodesDirty   bool
+	healthDirty  bool
+	pendingSince time.Time // first change not yet taken by a step; zero if none
 
 	// Owned by the Run goroutine.
 	loop loopState
@@ -256,6 +257,7 @@ func (s *Source) markDirty(refs []ServiceRef, relist bool) {
 	for _, r := range refs {
 		s.dirty[r] = s.dirty[r] || relist
 	}
+	s.notePendingLocked()
 	s.mu.Unlock()
 	s.poke()
 }
@@ -289,4 +291,12 @@ func (s *Source) first(parent context.Context) (*Snapshot, error) {
 			context.Cause(parent), pending, lastErr)
 	}
 	return snap, nil
+}
+
+// notePendingLocked records when the first change since the last step arrived, for
+// ravel_kube_change_to_snapshot_seconds. Call with s.mu held.
+func (s *Source) notePendingLocked() {
+	if s.pendingSince.IsZero() {
+		s.pendingSince = s.clock.Now()
+	}
 }

@@ -94,6 +94,7 @@ func (s *Source) addWatchers() {
 	nodes.st.onChange = func(_ []runtime.Object, relist bool) {
 		s.mu.Lock()
 		s.nodesDirty = true
+		s.notePendingLocked()
 		s.mu.Unlock()
 		if relist {
 			nodes.relisted()
@@ -132,7 +133,7 @@ func (s *Source) addWatchers() {
 
 		// kubernetes.io/service-name in (a,b,...): only the slices of referenced services.
 		selector := fmt.Sprintf("%s in (%s)", discoveryv1.LabelServiceName, strings.Join(svcs, ","))
-		ew := s.addWatcher("endpointslices", ns, &discoveryv1.EndpointSlice{}, sliceTransform,
+		ew := s.addWatcher("endpointslices", ns, &discoveryv1.EndpointSlice{}, sliceTransformer(),
 			func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
 				o.LabelSelector = selector
 				return s.client.DiscoveryV1().EndpointSlices(ns).List(ctx, o)
@@ -253,6 +254,7 @@ func (w *watcher) failed(ctx context.Context, err error, step bool) {
 	if first {
 		w.failingSince = s.clock.Now()
 		s.healthDirty = true
+		s.notePendingLocked()
 	}
 	s.mu.Unlock()
 	if first {
@@ -285,6 +287,7 @@ func (w *watcher) healthy() {
 	w.failing = nil
 	if was != nil {
 		s.healthDirty = true
+		s.notePendingLocked()
 	}
 	s.mu.Unlock()
 	if was != nil {

@@ -99,16 +99,16 @@ func (r *Realserver) converge(desired *reconcile.State) error {
 		keys = append(keys, key)
 	}
 	slices.Sort(keys)
-	actual, err := reconcile.ReadActual(k, r.cfg.Node.VIPInterface, r.owned, keys)
-	if err != nil && actual == nil {
-		return err
-	}
+	// ReadActual always returns a state, with what it could not read left out: a VIP it could
+	// not list looks unbound, so Cleanup would skip it and report success with the VIP still
+	// bound. The read error is reported with the plan's, never dropped.
+	actual, readErr := reconcile.ReadActual(k, r.cfg.Node.VIPInterface, r.owned, keys)
 	plan := reconcile.Diff(desired, actual, reconcile.DiffOptions{Owned: r.owned})
 	if plan.Empty() {
-		return nil
+		return readErr
 	}
 	r.log.Info("applying realserver plan", "plan", plan.String())
-	return reconcile.Apply(k, plan)
+	return errors.Join(readErr, reconcile.Apply(k, plan))
 }
 
 // Cleanup removes the chains and unbinds the VIPs. Sysctls are left as they are: they are

@@ -26,7 +26,8 @@ const StopWait = 5 * time.Second
 // RoleController starts and stops a RoleLoop. Start and Stop are mutually exclusive: a call
 // while a transition is running is refused with ErrBusy rather than interleaved.
 type RoleController struct {
-	loop RoleLoop
+	loop     RoleLoop
+	stopWait time.Duration // StopWait; tests shorten it. Read-only after NewRoleController.
 
 	mu      sync.Mutex // guards the fields below
 	busy    bool
@@ -36,7 +37,9 @@ type RoleController struct {
 }
 
 // NewRoleController returns a stopped controller of loop.
-func NewRoleController(loop RoleLoop) *RoleController { return &RoleController{loop: loop} }
+func NewRoleController(loop RoleLoop) *RoleController {
+	return &RoleController{loop: loop, stopWait: StopWait}
+}
 
 // Running reports whether the role is started.
 func (c *RoleController) Running() bool {
@@ -99,8 +102,8 @@ func (c *RoleController) Stop(ctx context.Context) error {
 		if err != nil && !errors.Is(err, context.Canceled) {
 			errs = append(errs, fmt.Errorf("role loop: %w", err))
 		}
-	case <-time.After(StopWait):
-		errs = append(errs, fmt.Errorf("role loop did not finish within %s; cleaning up anyway", StopWait))
+	case <-time.After(c.stopWait):
+		errs = append(errs, fmt.Errorf("role loop did not finish within %s; cleaning up anyway", c.stopWait))
 	}
 	cctx, ccancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer ccancel()

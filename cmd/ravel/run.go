@@ -28,6 +28,21 @@ func init() { extraCommands = append(extraCommands, newRunCmd) }
 
 var timeNow = time.Now
 
+// coordinatorSettle is how long a starting director waits, with its coordinator ports open,
+// before programming: a realserver probe interval (1 s), its clean-up, and slack.
+const coordinatorSettle = 3 * time.Second
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
 func newRunCmd() *cobra.Command {
 	var file, logFormat, logLevel string
 	var nf nodeFlags
@@ -190,12 +205,23 @@ func runDirector(ctx context.Context, cfg *configT, node nodeT, reg *prometheus.
 		return &exitError{exitInvalid, err}
 	}
 	d := daemon.NewDirector(cfg, node, k, garp, log, daemon.NewMetrics(reg))
-	if cfg.Colocation == schema.ColocationColocated {
-		tables, err := iptables.New(cfg.IPTables.Chain)
-		if err != nil {
-			return &exitError{exitInvalid, err}
-		}
+	tables, err := iptables.New(cfg.IPTables.Chain)
+	switch {
+	case err == nil:
+		// Isolated directors get the tables too: they remove chains a colocated run left.
 		d.SetColocated(tables)
+	case cfg.Colocation == schema.ColocationColocated:
+		return &exitError{exitInvalid, err}
+	default:
+		log.Warn("iptables unavailable: chains of an earlier colocated run cannot be removed", "err", err)
+	}
+	// A realserver role running on this node (the director was gone) must stand down before
+	// the director programs the node again: it probes the coordinator port once a second and,
+	// seeing it answer, removes its chains and VIPs. Programming before that would have our
+	// VIPs and colocated chains removed under us until the next resync. The kernel keeps
+	// forwarding meanwhile, so the wait costs no traffic.
+	if err := sleepCtx(ctx, coordinatorSettle); err != nil {
+		return nil
 	}
 	return d.Run(ctx, snaps)
 }

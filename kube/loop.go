@@ -83,8 +83,8 @@ func (s *Source) nextWake() (time.Time, bool) {
 func (s *Source) step(now time.Time) {
 	l := &s.loop
 	s.mu.Lock()
-	dirty, nodesDirty, since := s.dirty, s.nodesDirty, s.pendingSince
-	s.dirty, s.nodesDirty, s.healthDirty, s.pendingSince = map[ServiceRef]bool{}, false, false, time.Time{}
+	dirty, nodesDirty, nodesRelist, since := s.dirty, s.nodesDirty, s.nodesRelist, s.pendingSince
+	s.dirty, s.nodesDirty, s.nodesRelist, s.healthDirty, s.pendingSince = map[ServiceRef]bool{}, false, false, false, time.Time{}
 	apiErr := s.apiFailingLocked()
 	s.mu.Unlock()
 
@@ -121,7 +121,7 @@ func (s *Source) step(now time.Time) {
 	}
 	var nodes map[string]Node
 	if nodesDirty {
-		nodes = s.buildNodes()
+		nodes = s.valveNodes(now, s.buildNodes(), nodesRelist, failing)
 	} else {
 		nodes = l.prev.Nodes
 	}
@@ -206,7 +206,11 @@ func (s *Source) publish(snap *Snapshot, now time.Time) {
 	} else {
 		s.m.valveActive.Set(0)
 	}
-	s.m.valveHeld.Set(float64(len(s.loop.holds)))
+	held := len(s.loop.holds)
+	if s.loop.holds[nodesKey] != nil {
+		held--
+	}
+	s.m.valveHeld.Set(float64(held))
 }
 
 // logChanges logs each status change of a service (not every snapshot), node changes, and

@@ -93,6 +93,7 @@ type Source struct {
 	mu           sync.Mutex
 	dirty        map[ServiceRef]bool // ref → touched by a re-list of its EndpointSlices
 	nodesDirty   bool
+	nodesRelist  bool // the nodes were re-listed since the last step
 	healthDirty  bool
 	pendingSince time.Time // first change not yet taken by a step; zero if none
 

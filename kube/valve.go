@@ -40,7 +40,11 @@ import (
 //     finds no ready endpoint for the port. The re-list and that LIST are two consecutive
 //     syncs that agree, ValveConfirm apart. A failed LIST, or one that still finds ready
 //     endpoints (the watch has not caught up), is retried every ValveConfirm.
-//  3. Stale. Every snapshot published while a watch is failing or a ref is held has Stale set,
+//  3. Nodes. The node list is treated like a service: when it becomes empty, while the
+//     previous snapshot had nodes, through a re-list of Nodes or while a watch fails, the
+//     previous nodes are kept until a node is listed again or a LIST of Nodes (limit 1) on a
+//     healthy API, at least ValveConfirm later, finds none.
+//  4. Stale. Every snapshot published while a watch is failing or a ref is held has Stale set,
 //     and ravel_kube_safety_valve_active is 1 (ravel_kube_safety_valve_held_services counts
 //     the held refs). A warning is logged when the API becomes unreachable and when a ref is
 //     held, an info line when the API is back and when a ref is released.
@@ -54,12 +58,16 @@ const confirmTimeout = 10 * time.Second
 
 // hold is a ref whose last known state the valve keeps publishing.
 type hold struct {
-	state     ServiceState // published instead of the fresh state
+	state     ServiceState    // published instead of the fresh state
+	nodes     map[string]Node // the same, for the node list (key nodesKey)
 	since     time.Time
 	confirmAt time.Time // next confirming LIST
 	inFlight  bool      // a confirming LIST is running
 	confirmed bool      // a confirming LIST found no ready endpoint: release at the next step
 }
+
+// nodesKey is the holds key of the node list (a configured ServiceRef always has a namespace).
+var nodesKey = ServiceRef{}
 
 type confirmResult struct {
 	ref   ServiceRef
@@ -101,6 +109,31 @@ func (s *Source) valve(now time.Time, ref ServiceRef, fresh ServiceState, relist
 		"service", ref.Service, "port_name", ref.PortName, "ready", readyCount(prev), "why", why,
 		"confirm_after", s.opts.ValveConfirm)
 	return prev
+}
+
+// valveNodes is valve for the node list: it returns the nodes to publish.
+func (s *Source) valveNodes(now time.Time, fresh map[string]Node, relist, failing bool) map[string]Node {
+	l := &s.loop
+	if h := l.holds[nodesKey]; h != nil {
+		if len(fresh) == 0 && !h.confirmed {
+			return h.nodes
+		}
+		delete(l.holds, nodesKey)
+		s.log.Info("safety valve released the node list", "nodes", len(fresh),
+			"held_for", now.Sub(h.since).Round(time.Millisecond), "confirmed_empty", len(fresh) == 0)
+		return fresh
+	}
+	if !s.opts.KeepLastEndpoints || l.prev == nil || len(fresh) > 0 || len(l.prev.Nodes) == 0 || !(relist || failing) {
+		return fresh
+	}
+	l.holds[nodesKey] = &hold{nodes: l.prev.Nodes, since: now, confirmAt: now.Add(s.opts.ValveConfirm)}
+	why := "a Node re-list returned none"
+	if !relist {
+		why = "the API is unreachable"
+	}
+	s.log.Warn("safety valve holds the last known nodes", "nodes", len(l.prev.Nodes), "why", why,
+		"confirm_after", s.opts.ValveConfirm)
+	return l.prev.Nodes
 }
 
 // nextConfirm is the earliest time a hold wants a confirming LIST.
@@ -152,6 +185,9 @@ func (s *Source) confirmed(r confirmResult, now time.Time) {
 	}
 	h.inFlight = false
 	args := []any{"namespace", r.ref.Namespace, "service", r.ref.Service, "port_name", r.ref.PortName}
+	if r.ref == nodesKey {
+		args = []any{"held", "node list"}
+	}
 	switch {
 	case r.err != nil:
 		h.confirmAt = now.Add(s.opts.ValveConfirm)
@@ -159,6 +195,13 @@ func (s *Source) confirmed(r confirmResult, now time.Time) {
 	case r.ready > 0:
 		h.confirmAt = now.Add(s.opts.ValveConfirm)
 		s.log.Info("safety valve: the API lists ready endpoints that the cache lacks; still holding", append(args, "ready", r.ready)...)
+	case r.ref == nodesKey:
+		h.confirmed = true
+		s.mu.Lock()
+		s.nodesDirty = true
+		s.notePendingLocked()
+		s.mu.Unlock()
+		s.poke()
 	default:
 		h.confirmed = true
 		s.markDirty([]ServiceRef{r.ref}, false)
@@ -166,10 +209,17 @@ func (s *Source) confirmed(r confirmResult, now time.Time) {
 }
 
 // confirmList counts the ready endpoints of ref with a consistent LIST of its EndpointSlices
-// (the Service comes from the cache).
+// (the Service comes from the cache), or for nodesKey whether any Node exists.
 func (s *Source) confirmList(ctx context.Context, ref ServiceRef) (int, error) {
 	ctx, cancel := context.WithTimeout(ctx, confirmTimeout)
 	defer cancel()
+	if ref == nodesKey {
+		nodes, err := s.client.CoreV1().Nodes().List(ctx, metav1.ListOptions{Limit: 1})
+		if err != nil {
+			return 0, err
+		}
+		return len(nodes.Items), nil
+	}
 	list, err := s.client.DiscoveryV1().EndpointSlices(ref.Namespace).List(ctx, metav1.ListOptions{
 		LabelSelector: labels.Set{discoveryv1.LabelServiceName: ref.Service}.String(),
 	})

@@ -225,3 +225,28 @@ func TestEachWatchRecoversOnItsOwnRelist(t *testing.T) {
 		diffSnap(t, &Snapshot{Nodes: baseNodes, Services: bothReady}, h.next())
 	}
 }
+
+func TestValveHoldsEmptyNodeRelist(t *testing.T) {
+	h := newHarness(t, baseOptions())
+	nodes, svcs, eps := baseObjects()
+	h.start(nodes, svcs, eps)
+
+	// A re-list with no node at all would leave every service without a destination: hold.
+	must(t, h.s.nodes.Replace(nil, "5"))
+	diffSnap(t, &Snapshot{Nodes: baseNodes, Services: bothReady, Stale: true}, h.next())
+	if v := counterValue(h.s.m.valveHeld); v != 0 {
+		t.Errorf("ravel_kube_safety_valve_held_services = %v: the node list is not a service", v)
+	}
+	// One node is listed again: released with what the API says.
+	must(t, h.s.nodes.Add(nodes[0]))
+	diffSnap(t, &Snapshot{Nodes: map[string]Node{"n1": baseNodes["n1"]}, Services: bothReady, NodesChanged: true}, h.next())
+
+	// Empty again (a re-list), then confirmed empty: published.
+	must(t, h.s.nodes.Replace(nil, "6"))
+	if s := h.next(); !s.Stale || len(s.Nodes) != 1 {
+		t.Fatalf("empty node re-list: %+v", s)
+	}
+	h.settle()
+	h.clk.Step(10 * time.Second)
+	diffSnap(t, &Snapshot{Nodes: map[string]Node{}, Services: bothReady, NodesChanged: true}, h.next())
+}

@@ -94,6 +94,7 @@ func (s *Source) addWatchers() {
 	nodes.st.onChange = func(_ []runtime.Object, relist bool) {
 		s.mu.Lock()
 		s.nodesDirty = true
+		s.nodesRelist = s.nodesRelist || relist
 		s.notePendingLocked()
 		s.mu.Unlock()
 		if relist {

@@ -2,11 +2,9 @@ package config
 
 import (
 	"fmt"
-	"math"
 	"net/netip"
 	"reflect"
 	"strconv"
-	"strings"
 
 	"gopkg.in/yaml.v3"
 
@@ -56,55 +54,6 @@ func newDecoder(file string) *decoder {
 	return &decoder{file: file, bad: map[string]bool{}}
 }
 
-// seg is one step of a key path: a key, or an index when key is "".
-type seg struct {
-	key string
-	idx int
-}
-
-func (d *decoder) push(key string)         { d.path = append(d.path, seg{key: key}) }
-func (d *decoder) pushIndex(i int)         { d.path = append(d.path, seg{idx: i}) }
-func (d *decoder) pop()                    { d.path = d.path[:len(d.path)-1] }
-func (d *decoder) here() string            { return formatPath(d.path) }
-func (d *decoder) hereKey(k string) string { return join(d.here(), k) }
-
-// formatPath writes a key path in YAML vocabulary: services[0].ipvs.scheduler.
-func formatPath(path []seg) string {
-	p := ""
-	for _, s := range path {
-		if s.key == "" {
-			p = index(p, s.idx)
-		} else {
-			p = join(p, s.key)
-		}
-	}
-	return p
-}
-
-// fail reports that the value at the current path could not be decoded; later checks of that
-// path (and of the keys under it) are skipped, since they would only repeat the same mistake.
-func (d *decoder) fail(n *yaml.Node, format string, args ...any) {
-	d.failAt(n, d.here(), format, args...)
-}
-
-func (d *decoder) failAt(n *yaml.Node, path, format string, args ...any) {
-	d.bad[path] = true
-	d.add(Finding{Severity: SeverityError, File: d.file, Line: n.Line, Column: n.Column, Path: path, Message: fmt.Sprintf(format, args...)})
-}
-
-// errorf reports an error at node n without marking its path as undecodable.
-func (d *decoder) errorf(n *yaml.Node, path, format string, args ...any) {
-	d.add(Finding{Severity: SeverityError, File: d.file, Line: n.Line, Column: n.Column, Path: path, Message: fmt.Sprintf(format, args...)})
-}
-
-func (d *decoder) add(f Finding) {
-	if len(d.errs) >= maxErrors {
-		d.dropped++
-		return
-	}
-	d.errs = append(d.errs, f)
-}
-
 var (
 	typeAddr     = reflect.TypeFor[netip.Addr]()
 	typeDuration = reflect.TypeFor[schema.Duration]()
@@ -132,12 +81,17 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value) {
 		d.fail(n, "the file expands to too many values through aliases and merge keys")
 		return
 	}
-	d.depth++
-	defer func() { d.depth-- }()
-	if d.depth > maxDepth {
+	if d.depth >= maxDepth {
 		d.fail(n, "nesting is deeper than %d levels", maxDepth)
 		return
 	}
+	d.depth++
+	d.value(n, v)
+	d.depth--
+}
+
+// value is decode at one level of nesting.
+func (d *decoder) value(n *yaml.Node, v reflect.Value) {
 	if n.Kind == yaml.AliasNode {
 		d.decode(n.Alias, v)
 		return
@@ -283,78 +237,4 @@ func (d *decoder) mapping(n *yaml.Node, v reflect.Value) {
 		m.SetMapIndex(reflect.ValueOf(e.key.Value), val)
 	}
 	v.Set(m)
-}
-
-func (d *decoder) integer(n *yaml.Node, v reflect.Value) {
-	if n.Kind != yaml.ScalarNode {
-		d.fail(n, "must be an integer, not %s", describe(n))
-		return
-	}
-	tag := n.ShortTag()
-	// yaml.v3 tags an integer too large for 64 bits as a float.
-	if tag == "!!float" && reDigits.MatchString(n.Value) {
-		d.fail(n, "integer %s is out of range", n.Value)
-		return
-	}
-	if tag != "!!int" {
-		d.fail(n, "must be an integer, not %s", describe(n))
-		return
-	}
-	i, err := strconv.ParseInt(strings.ReplaceAll(n.Value, "_", ""), 0, 64)
-	if err != nil || i > math.MaxInt32 || i < math.MinInt32 {
-		d.fail(n, "integer %s is out of range", n.Value)
-		return
-	}
-	v.SetInt(i)
-}
-
-// addrError is the reason netip gives, without its "ParseAddr(...): " prefix.
-func addrError(err error) string {
-	s := err.Error()
-	if i := strings.Index(s, "): "); i >= 0 {
-		s = s[i+3:]
-	}
-	return s
-}
-
-func (d *decoder) addr(n *yaml.Node, v reflect.Value) {
-	if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!str" {
-		d.fail(n, "must be an IPv4 address, not %s", describe(n))
-		return
-	}
-	a, err := netip.ParseAddr(n.Value)
-	switch {
-	case err != nil && strings.Contains(n.Value, "/"):
-		d.fail(n, "%s is not an IP address: write the address alone, without a prefix length", quote(n.Value))
-	case err != nil && reHostname.MatchString(n.Value):
-		d.fail(n, "%s is not an IP address (host names are not resolved)", quote(n.Value))
-	case err != nil:
-		d.fail(n, "%s is not an IP address: %s", quote(n.Value), addrError(err))
-	case !a.Is4():
-		d.fail(n, "%s is not an IPv4 address (only IPv4 is supported)", quote(n.Value))
-	case a.IsUnspecified() || a.IsMulticast() || a == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
-		d.fail(n, "%s cannot be used here (unspecified, multicast or broadcast)", a)
-	default:
-		*v.Addr().Interface().(*netip.Addr) = a // no boxing of a in an interface
-	}
-}
-
-func (d *decoder) duration(n *yaml.Node, v reflect.Value) {
-	if n.Kind != yaml.ScalarNode {
-		d.fail(n, "must be a duration like 30s, not %s", describe(n))
-		return
-	}
-	if tag := n.ShortTag(); tag == "!!int" || tag == "!!float" {
-		d.fail(n, "must be a duration with a unit, like %ss, not %s", n.Value, describe(n))
-		return
-	}
-	t, err := parseDuration(n.Value)
-	switch {
-	case err != nil:
-		d.fail(n, "%s is not a duration (write it like 500ms, 30s or 1m30s)", quote(n.Value))
-	case t < 0:
-		d.fail(n, "duration %s must not be negative", n.Value)
-	default:
-		v.SetInt(int64(t))
-	}
 }

@@ -14,7 +14,7 @@ import (
 	"github.com/ravel-lb/ravel/schema"
 )
 
-// MaxFileSize bounds what Load reads; a ClusterConfig of 10,000 services is about 1.5 MB.
+// MaxFileSize bounds what Load reads; a ClusterConfig of 10,000 services is 1.5 to 3 MB.
 const MaxFileSize = 32 << 20
 
 // Config is a loaded, validated and normalized ClusterConfig. It is read-only: a reload builds
@@ -58,7 +58,7 @@ func Load(path string) (*Config, error) {
 // Parse is Load for bytes already read; name is used in findings.
 func Parse(name string, data []byte) (*Config, error) {
 	d := newDecoder(name)
-	root, extra, err := parseYAML(data)
+	root, plain, extra, err := parseYAML(data)
 	if err != nil {
 		d.add(syntaxFinding(name, data, err))
 		return nil, &Errors{Errors: d.errs}
@@ -76,7 +76,10 @@ func Parse(name string, data []byte) (*Config, error) {
 		return nil, &Errors{Errors: d.errs}
 	}
 
-	nodes, expanding := countNodes(root, 0)
+	nodes, expanding := plain, false
+	if plain == 0 {
+		nodes, expanding = countNodes(root, 0)
+	}
 	d.budget = min(10_000+16*nodes, 8_000_000)
 	d.parallel = !expanding && parallelParts() > 1
 	if len(root.Content) == 1 {
@@ -110,17 +113,19 @@ func Parse(name string, data []byte) (*Config, error) {
 // parseYAML parses the first YAML document of data into root (nil for a file with no document).
 // extra is a second document, if the file has one. Empty documents (a bare `---` before or
 // after the document) are skipped. A panic of the YAML library becomes an error. Large files
-// are parsed in parts on several CPUs when their text allows it (split.go).
-func parseYAML(data []byte) (root, extra *yaml.Node, err error) {
-	if len(data) >= splitMin {
-		if root, ok := parseSplit(data, parallelParts()); ok {
-			return root, nil, nil
+// in plain YAML take a faster path to the same tree (fastyaml.go); plain is then the number
+// of its nodes (it has no alias and no merge key), and 0 otherwise.
+func parseYAML(data []byte) (root *yaml.Node, plain int, extra *yaml.Node, err error) {
+	if len(data) >= fastMin {
+		if root, n, ok := fastParse(data); ok {
+			return root, n, nil, nil
 		}
 	}
-	return parseDocs(data)
+	root, extra, err = parseDocs(data)
+	return root, 0, extra, err
 }
 
-// parseDocs is parseYAML on one CPU.
+// parseDocs is parseYAML with yaml.v3 only.
 func parseDocs(data []byte) (root, extra *yaml.Node, err error) {
 	defer func() {
 		if r := recover(); r != nil {

@@ -1,7 +1,6 @@
 package config
 
 import (
-	"fmt"
 	"slices"
 
 	"github.com/ravel-lb/ravel/schema"
@@ -10,11 +9,6 @@ import (
 // The seed's rule: an invalid IPVS option value is never refused, because ravel must always
 // configure a load balancer. Each value is normalized once, where it is written, and reported as
 // a warning with its position; services that inherit it get the normalized value silently.
-
-func (d *decoder) warnAt(path, format string, args ...any) {
-	line, col := d.at(path)
-	d.warns = append(d.warns, Finding{Severity: SeverityWarning, File: d.file, Line: line, Column: col, Path: path, Message: fmt.Sprintf(format, args...)})
-}
 
 // normalizeIPVS fixes o in place. p is where o is written (built only for a warning);
 // inherited is the scheduler o's flags belong to when o does not set its own.

@@ -2,6 +2,7 @@ package config
 
 import (
 	"reflect"
+	"runtime"
 	"sync"
 
 	"github.com/go-playground/validator/v10"
@@ -17,6 +18,9 @@ import (
 
 // parallelMin is the number of services from which decoding and field checks use every CPU.
 const parallelMin = 1000
+
+// parallelParts is how many parts the parallel checks use.
+func parallelParts() int { return runtime.GOMAXPROCS(0) }
 
 // forParts runs fn over [0, n) cut into parts ranges, concurrently.
 func forParts(n, parts int, fn func(part, lo, hi int)) {

@@ -12,6 +12,31 @@ import (
 // decoding, they walk the YAML tree along the path when they report something: findings are
 // few, keys are many.
 
+// seg is one step of a key path: a key, or an index when key is "".
+type seg struct {
+	key string
+	idx int
+}
+
+func (d *decoder) push(key string)         { d.path = append(d.path, seg{key: key}) }
+func (d *decoder) pushIndex(i int)         { d.path = append(d.path, seg{idx: i}) }
+func (d *decoder) pop()                    { d.path = d.path[:len(d.path)-1] }
+func (d *decoder) here() string            { return formatPath(d.path) }
+func (d *decoder) hereKey(k string) string { return join(d.here(), k) }
+
+// formatPath writes a key path in YAML vocabulary: services[0].ipvs.scheduler.
+func formatPath(path []seg) string {
+	p := ""
+	for _, s := range path {
+		if s.key == "" {
+			p = index(p, s.idx)
+		} else {
+			p = join(p, s.key)
+		}
+	}
+	return p
+}
+
 // parsePath splits a key path as join and index write it: node.role, services[3].port,
 // ipvsSysctls["a.b"].
 func parsePath(p string) []seg {

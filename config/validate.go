@@ -125,25 +125,6 @@ func yamlPath(ns string) string {
 	return p
 }
 
-// errAt reports an error about path at the position where it was written. Errors under a path
-// that already failed to decode are dropped: they would only restate that mistake.
-func (d *decoder) errAt(path, format string, args ...any) {
-	if d.isBad(path) {
-		return
-	}
-	line, col := d.at(path)
-	d.add(Finding{Severity: SeverityError, File: d.file, Line: line, Column: col, Path: path, Message: fmt.Sprintf(format, args...)})
-}
-
-// errAtKey is errAt for an error about a key itself, located at the key.
-func (d *decoder) errAtKey(path, format string, args ...any) {
-	if d.isBad(path) {
-		return
-	}
-	line, col := d.atKey(path)
-	d.add(Finding{Severity: SeverityError, File: d.file, Line: line, Column: col, Path: path, Message: fmt.Sprintf(format, args...)})
-}
-
 // checkFields checks the field rules (validate tags) of c: the services one by one (on several
 // CPUs for long lists), and the rest of the file.
 func (d *decoder) checkFields(c *schema.ClusterConfig) {

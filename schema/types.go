@@ -10,6 +10,12 @@ const (
 	Kind       = "ClusterConfig"
 )
 
+// Tags: `yaml` is the key; `validate` holds the field rules that package config checks with
+// go-playground/validator ("-" on a key of a service, a backend or an ipvs block that has no
+// rule spares the validator a visit per service); `schema` holds what the JSON Schema needs
+// beyond them (required keys, enums of normalized values, unique lists, inheritance). Rules that
+// relate several keys are in package config, and documented on the keys here.
+
 // ClusterConfig is one ravel configuration file: the machine it runs on, where endpoints come
 // from, the VIPs it may bind, and the services it load-balances.
 type ClusterConfig struct {
@@ -137,14 +143,14 @@ var SchedulerFlags = map[string]string{
 type IPVSOptions struct {
 	// Scheduler is the IPVS scheduler: rr wrr lc wlc lblc lblcr dh sh sed nq fo ovf mh. An
 	// unknown value becomes wrr, with a warning.
-	Scheduler string `yaml:"scheduler,omitempty" json:"scheduler,omitempty" schema:"enum=Schedulers,normalized"`
+	Scheduler string `yaml:"scheduler,omitempty" json:"scheduler,omitempty" validate:"-" schema:"enum=Schedulers,normalized"`
 	// Forwarding is the forwarding method: dr (direct routing), tunnel (IPIP) or nat
 	// (masquerading). An unknown value becomes dr, with a warning.
-	Forwarding string `yaml:"forwarding,omitempty" json:"forwarding,omitempty" schema:"enum=Forwardings,normalized"`
+	Forwarding string `yaml:"forwarding,omitempty" json:"forwarding,omitempty" validate:"-" schema:"enum=Forwardings,normalized"`
 	// Flags are scheduler flags: sh-fallback and sh-port for sh, mh-fallback and mh-port for
 	// mh. Unknown flags, repeated flags and flags of another scheduler are dropped, with a
 	// warning.
-	Flags []string `yaml:"flags" json:"flags" schema:"enum=SchedulerFlags,unique,normalized"`
+	Flags []string `yaml:"flags" json:"flags" validate:"-" schema:"enum=SchedulerFlags,unique,normalized"`
 	// UpperThreshold (X) is the service's total connection limit, split across realservers in
 	// proportion to weight; 0 means none.
 	UpperThreshold *int `yaml:"upperThreshold,omitempty" json:"upperThreshold,omitempty" validate:"omitnil,min=0"`
@@ -156,9 +162,9 @@ type IPVSOptions struct {
 // Service is one virtual service: a VIP and port, with exactly one source of realservers.
 type Service struct {
 	// Name is an optional label for logs and metrics.
-	Name string `yaml:"name,omitempty" json:"name,omitempty"`
+	Name string `yaml:"name,omitempty" json:"name,omitempty" validate:"-"`
 	// VIP is the virtual address; it must be in vipPool.
-	VIP netip.Addr `yaml:"vip" json:"vip" schema:"required"`
+	VIP netip.Addr `yaml:"vip" json:"vip" validate:"-" schema:"required"`
 	// Port is the virtual port, 1..65535. A vip:port:protocol is served by one service only.
 	Port int `yaml:"port" json:"port" validate:"port" schema:"required"`
 	// Protocols of this service; unset inherits defaults.protocols.
@@ -187,7 +193,7 @@ type KubeTarget struct {
 // Backend is a static realserver.
 type Backend struct {
 	// Address of the realserver (IPv4).
-	Address netip.Addr `yaml:"address" json:"address" schema:"required"`
+	Address netip.Addr `yaml:"address" json:"address" validate:"-" schema:"required"`
 	// Port is the realserver port; 0 means the service port.
 	Port int `yaml:"port,omitempty" json:"port,omitempty" validate:"port0"`
 	// Weight is 0..65535; unset means 1.

@@ -287,7 +287,7 @@ func (b *builder) rule(k *key, r string) {
 		k.Required = true
 	case "omitempty":
 		k.EmptyOK = true
-	case "omitnil":
+	case "omitnil", "-":
 	case "ifname", "chain", "k8sname", "hostport":
 		k.Pattern, k.PatternDoc = patterns[name][0], patterns[name][1]
 	default:

@@ -90,7 +90,10 @@ type Snapshot struct {
 	Nodes map[string]Node
 	// Services holds each configured service reference.
 	Services map[ServiceRef]ServiceState
-	// Stale is true when the safety valve is holding last known endpoints.
+	// Stale is true when the safety valve is holding last known endpoints: the API is
+	// unreachable (everything is then the last known state), or a re-list came back empty for
+	// a service or for the node list and that is not confirmed yet (see valve.go). Only with
+	// kubernetes.keepLastEndpoints.
 	Stale bool
 	// Changed lists the service refs whose state differs from the previous snapshot, and
 	// NodesChanged says whether any node did; a consumer may recompute only those. The first

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"time"
 
@@ -12,16 +11,21 @@ import (
 	"github.com/ravel-lb/ravel/schema"
 )
 
-// kubeSource builds the Kubernetes source for cfg's kubernetes section and its services'
-// targets.
-func kubeSource(cfg *configT, reg prometheus.Registerer, log *slog.Logger) (*kube.Source, error) {
+// kubeOptions are the Kubernetes source's options for cfg's kubernetes section and its
+// services' targets.
+func kubeOptions(cfg *configT) kube.Options {
 	var targets []schema.KubeTarget
 	for _, s := range cfg.Services {
 		if s.Kubernetes != nil {
 			targets = append(targets, *s.Kubernetes)
 		}
 	}
-	opts := kube.OptionsFrom(cfg.Kubernetes, targets)
+	return kube.OptionsFrom(cfg.Kubernetes, targets)
+}
+
+// kubeSource builds the Kubernetes source of cfg.
+func kubeSource(cfg *configT, reg prometheus.Registerer, log *slog.Logger) (*kube.Source, error) {
+	opts := kubeOptions(cfg)
 	opts.Logger = log
 	opts.Registerer = reg
 	return kube.NewSource(opts)
@@ -53,15 +57,7 @@ func oneSnapshot(ctx context.Context, cfg *configT) (*kube.Snapshot, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	src, err := kubeSource(cfg, nil, slog.New(slog.DiscardHandler))
-	if err != nil {
-		return nil, err
-	}
-	go src.Run(ctx)
-	select {
-	case s := <-src.Snapshots():
-		return s, nil
-	case <-ctx.Done():
-		return nil, fmt.Errorf("no complete Kubernetes snapshot within a minute: %w", ctx.Err())
-	}
+	opts := kubeOptions(cfg)
+	opts.Logger = slog.New(slog.DiscardHandler)
+	return kube.OneSnapshot(ctx, opts)
 }

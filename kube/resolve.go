@@ -37,15 +37,17 @@ func nodeFromAPI(n *corev1.Node, selector map[string]string) Node {
 	return out
 }
 
-// primaryAddress is the node's first InternalIP, or else its first ExternalIP; the zero Addr if
-// it has neither (such a node is never eligible).
+// primaryAddress is the node's first IPv4 InternalIP, or else its first IPv4 ExternalIP; the
+// zero Addr if it has neither (such a node is never eligible). ravel programs IPv4 VIPs only,
+// and a dual-stack node may list its IPv6 InternalIP first: taking it would give an IPv4
+// service an IPv6 destination, which IPVS refuses on every sync.
 func primaryAddress(addrs []corev1.NodeAddress) netip.Addr {
 	for _, want := range []corev1.NodeAddressType{corev1.NodeInternalIP, corev1.NodeExternalIP} {
 		for _, a := range addrs {
 			if a.Type != want {
 				continue
 			}
-			if ip, err := netip.ParseAddr(a.Address); err == nil {
+			if ip, err := netip.ParseAddr(a.Address); err == nil && ip.Unmap().Is4() {
 				return ip.Unmap()
 			}
 		}

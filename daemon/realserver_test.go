@@ -105,7 +105,7 @@ func TestRealserverSync(t *testing.T) {
 				"net/ipv4/conf/tunl0/accept_local = 0\n" +
 				"net/ipv4/conf/tunl0/arp_announce = 0\n" +
 				"net/ipv4/conf/tunl0/arp_ignore = 0\n" +
-				"net/ipv4/conf/tunl0/rp_filter = 2\n",
+				"net/ipv4/conf/tunl0/rp_filter = 0\n",
 			wantChains: realserverChains,
 		},
 		{
@@ -117,7 +117,7 @@ func TestRealserverSync(t *testing.T) {
 			wantSysctl: "net/ipv4/conf/all/accept_local = 0\n" +
 				"net/ipv4/conf/all/arp_announce = 2\n" +
 				"net/ipv4/conf/all/arp_ignore = 1\n" +
-				"net/ipv4/conf/all/rp_filter = 0\n" +
+				"net/ipv4/conf/all/rp_filter = 1\n" +
 				"net/ipv4/conf/eth1/accept_local = 0\n" +
 				"net/ipv4/conf/eth1/arp_announce = 2\n" +
 				"net/ipv4/conf/eth1/arp_ignore = 1\n" +
@@ -144,7 +144,7 @@ func TestRealserverSync(t *testing.T) {
 				"net/ipv4/conf/tunl0/accept_local = 0\n" +
 				"net/ipv4/conf/tunl0/arp_announce = 0\n" +
 				"net/ipv4/conf/tunl0/arp_ignore = 0\n" +
-				"net/ipv4/conf/tunl0/rp_filter = 2\n",
+				"net/ipv4/conf/tunl0/rp_filter = 0\n",
 			// No service chain and no DNAT: only the empty top chain.
 			wantChains: emptyChains,
 		},
@@ -168,13 +168,19 @@ func TestRealserverSync(t *testing.T) {
 				"net/ipv4/conf/tunl0/accept_local = 0\n" +
 				"net/ipv4/conf/tunl0/arp_announce = 0\n" +
 				"net/ipv4/conf/tunl0/arp_ignore = 0\n" +
-				"net/ipv4/conf/tunl0/rp_filter = 2\n",
+				"net/ipv4/conf/tunl0/rp_filter = 0\n",
 			wantChains: emptyChains,
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newRealserverFakes(t, tt.iface)
+			// A hardened host: strict reverse-path filtering through conf/all. With IPIP
+			// the realserver must lower it (the kernel takes the larger of all and tunl0,
+			// and drops decapsulated packets on an address-less tunl0 in loose mode too);
+			// without IPIP it leaves it alone.
+			must(t, f.sysctl.Set("net/ipv4/conf/all/rp_filter", "1"))
+			f.resetCalls()
 			foreign := f.tables.Save()
 			r := newTestRealserver(t, tt.config, f, tt.snap)
 			if err := r.Sync(context.Background()); err != nil {

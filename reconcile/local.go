@@ -82,9 +82,13 @@ func LocalServices(cfg *config.Config, snap *kube.Snapshot, node Node) []chains.
 // on node.vipInterface, and the ARP settings that keep this node from answering ARP for them
 // (only the director may: arp_ignore=1 answers only for addresses of the receiving interface,
 // arp_announce=2 never uses a VIP as the source of its own ARP requests). With tunnel
-// forwarding, tunl0 must accept decapsulated packets whose source is the client: rp_filter 2
-// (loose), because the kernel uses the larger of conf/all and conf/<dev>, so loose on tunl0
-// wins over a strict default without loosening every interface.
+// forwarding, tunl0 must accept decapsulated packets whose source is the client, whose route
+// is out of another interface: reverse-path filtering must be OFF on tunl0, loose (2) is not
+// enough. tunl0 has no address, and for an interface without one the kernel's
+// fib_validate_source rejects such a source in strict and loose mode alike (seen in the e2e
+// guest: the packets count as IPReversePathFilter drops). The kernel uses the larger of
+// conf/all and conf/tunl0, so both are set to 0; every other interface keeps its own value
+// (systemd distributions set rp_filter on each interface and leave conf/all at 0).
 func RealserverDesired(cfg *config.Config) (st *State, tunnel bool) {
 	st = NewState(cfg.Node.VIPInterface)
 	for i := range cfg.Services {
@@ -99,7 +103,8 @@ func RealserverDesired(cfg *config.Config) (st *State, tunnel bool) {
 		st.Sysctls["net/ipv4/conf/"+dev+"/arp_announce"] = strconv.Itoa(2)
 	}
 	if tunnel {
-		st.Sysctls["net/ipv4/conf/tunl0/rp_filter"] = "2"
+		st.Sysctls["net/ipv4/conf/all/rp_filter"] = "0"
+		st.Sysctls["net/ipv4/conf/tunl0/rp_filter"] = "0"
 	}
 	return st, tunnel
 }

@@ -28,7 +28,10 @@
 #   ipvs_weight NS VIP:PORT RS:PORT the weight of RS in IPVS service VIP:PORT, or "absent"
 #   ipvs_conns NS VIP:PORT RS:PORT  the cumulative connection count of RS (ipvsadm --stats)
 #   wait_weights SECS NS VIP:PORT RS:PORT=W...  until every RS has weight W ("absent" ok)
+#   wait_conns SECS NS VIP:PORT RS:PORT MIN DESC  a check: RS's Conns counter reaches MIN
+#   netstat_counter NS Group:Name   a counter of NS's /proc/net/netstat (e.g. TcpExt:IPReversePathFilter)
 #   nat_chains NS                   the ravel-owned nat chains (RAVEL, RAVEL-*) in NS, sorted
+#   nat_count NS REGEX              lines of NS's nat table (iptables-save) matching REGEX
 #   log_time FILE REGEX             epoch seconds (s.ms) of the first log line matching REGEX
 #   now                             epoch seconds (s.ms), the clock of log_time
 #   secs_between T0 T1              T1 - T0 in seconds (3 decimals)
@@ -148,18 +151,49 @@ kube_ravel() {
 # ipvs_weight NS VIP:PORT RS:PORT: RS's weight in TCP service VIP:PORT ("absent"
 # if RS or the service is not there).
 ipvs_weight() {
-	local ns=$1 svc=$2 rs=$3
-	in_ns "$ns" ipvsadm -Ln -t "$svc" 2>/dev/null |
-		awk -v rs="$rs" '$1 == "->" && $2 == rs { print $4; found = 1 } END { if (!found) print "absent" }'
+	local ns=$1 svc=$2 rs=$3 out
+	# (|| true, and no pipe from ipvsadm: under lib.sh's errtrace a failing
+	# command inside $(...) would run the ERR trap into the caller's output.)
+	out=$(in_ns "$ns" ipvsadm -Ln -t "$svc" 2>/dev/null) || true
+	awk -v rs="$rs" '$1 == "->" && $2 == rs { print $4; found = 1 } END { if (!found) print "absent" }' <<<"$out"
 }
 
 # ipvs_conns NS VIP:PORT RS:PORT: RS's cumulative "Conns" counter (0 if absent).
 # The kernel keeps it per destination object: an in-place edit (ipvsadm -e,
 # IPVS_CMD_SET_DEST) keeps it, a delete and re-add starts it from 0.
 ipvs_conns() {
-	local ns=$1 svc=$2 rs=$3
-	in_ns "$ns" ipvsadm -Ln --stats --exact -t "$svc" 2>/dev/null |
-		awk -v rs="$rs" '$1 == "->" && $2 == rs { print $3; found = 1 } END { if (!found) print 0 }'
+	local ns=$1 svc=$2 rs=$3 out
+	out=$(in_ns "$ns" ipvsadm -Ln --stats --exact -t "$svc" 2>/dev/null) || true
+	awk -v rs="$rs" '$1 == "->" && $2 == rs { print $3; found = 1 } END { if (!found) print 0 }' <<<"$out"
+}
+
+# wait_conns SECS NS VIP:PORT RS:PORT MIN DESC: a check that RS's "Conns"
+# counter reaches MIN. The kernel folds its per-CPU counters into what ipvsadm
+# reads only in the estimator's 2-second timer: a read right after traffic
+# can be short by what arrived since the last tick.
+wait_conns() {
+	local secs=$1 ns=$2 svc=$3 rs=$4 min=$5 desc=$6
+	_conns_ge() { local c; c=$(ipvs_conns "$1" "$2" "$3"); ((c >= $4)); }
+	if wait_for "$secs" "$desc" _conns_ge "$ns" "$svc" "$rs" "$min"; then
+		pass "$desc ($(ipvs_conns "$ns" "$svc" "$rs") >= $min)"
+	else
+		fail "$desc: $(ipvs_conns "$ns" "$svc" "$rs") < $min"
+	fi
+	return 0
+}
+
+# netstat_counter NS NAME: a counter of NS's /proc/net/netstat, e.g.
+# TcpExt:IPReversePathFilter (packets dropped by reverse-path filtering).
+netstat_counter() {
+	local out
+	out=$(in_ns "$1" cat /proc/net/netstat) || true
+	awk -v want="$2" '{
+		split(want, w, ":")
+		if ($1 == w[1] ":") {
+			if (!names) { for (i = 2; i <= NF; i++) idx[$i] = i; names = 1 }
+			else if (w[2] in idx) { print $(idx[w[2]]); found = 1 }
+		}
+	} END { if (!found) print "?" }' <<<"$out"
 }
 
 # _weights_are NS SVC RS=W...: every RS has weight W.
@@ -187,7 +221,17 @@ wait_weights() {
 
 # nat_chains NS: the chains named RAVEL or RAVEL-* in NS's nat table, one a line.
 nat_chains() {
-	in_ns "$1" iptables-save -t nat | sed -n 's/^:\(RAVEL[A-Za-z0-9_-]*\) .*/\1/p' | sort
+	local out
+	out=$(in_ns "$1" iptables-save -t nat) || true
+	sed -n 's/^:\(RAVEL[A-Za-z0-9_-]*\) .*/\1/p' <<<"$out" | sort
+}
+
+# nat_count NS REGEX: how many lines of NS's 'iptables-save -t nat' match REGEX
+# (grep -E); 0 when none (never a failing status).
+nat_count() {
+	local out
+	out=$(in_ns "$1" iptables-save -t nat) || true
+	grep -cE -- "$2" <<<"$out" || true
 }
 
 # now: the wall clock as seconds.milliseconds, comparable with log_time.

@@ -166,6 +166,15 @@ func (p *fastParser) content(mark int) []*yaml.Node {
 	return c
 }
 
+// enter and leave bound the nesting of collections.
+func (p *fastParser) enter() {
+	if p.depth++; p.depth > fastMaxDepth {
+		panic(giveUp{})
+	}
+}
+
+func (p *fastParser) leave() { p.depth-- }
+
 func (p *fastParser) col(l fastLine, off int) int { return off - l.lineStart + 1 }
 
 func isItem(s string) bool { return s == "-" || strings.HasPrefix(s, "- ") }
@@ -175,11 +184,9 @@ func (p *fastParser) text(l fastLine) string { return p.s[l.start:l.end] }
 // block parses the block node whose first line is the current one, at indentation indent.
 func (p *fastParser) block(indent int) *yaml.Node {
 	l := p.lines[p.i]
-	if l.indent != indent || p.depth > fastMaxDepth {
+	if l.indent != indent {
 		panic(giveUp{})
 	}
-	p.depth++
-	defer func() { p.depth-- }()
 	if isItem(p.text(l)) {
 		return p.list(indent)
 	}
@@ -189,6 +196,8 @@ func (p *fastParser) block(indent int) *yaml.Node {
 // mapping parses a block mapping whose first key starts at offset at on the current line; the
 // next keys are on lines of their own at the same column.
 func (p *fastParser) mapping(at int) *yaml.Node {
+	p.enter()
+	defer p.leave()
 	l := p.lines[p.i]
 	col := at - l.lineStart
 	m := p.node(yaml.MappingNode, "!!map", l.no, col+1)
@@ -242,6 +251,8 @@ func (p *fastParser) mapping(at int) *yaml.Node {
 
 // list parses a block list whose items start with "- " at indentation indent.
 func (p *fastParser) list(indent int) *yaml.Node {
+	p.enter()
+	defer p.leave()
 	first := p.lines[p.i]
 	seq := p.node(yaml.SequenceNode, "!!seq", first.no, indent+1)
 	mark := len(p.stack)
@@ -319,11 +330,11 @@ func (p *fastParser) flow(l fastLine, j int) (*yaml.Node, int) {
 			j++
 		}
 	}
-	if j >= l.end || p.depth > fastMaxDepth {
+	if j >= l.end {
 		panic(giveUp{})
 	}
-	p.depth++
-	defer func() { p.depth-- }()
+	p.enter()
+	defer p.leave()
 	switch p.s[j] {
 	case '[', '{':
 		isMap := p.s[j] == '{'

@@ -3,6 +3,7 @@
 # ravel owns is undone within one resync period (+ slack for emulation):
 #   - 'ipvsadm -D' of a managed service
 #   - 'ip addr del' of a VIP from ravel0
+#   - 'ip link set ravel0 down'
 #   - 'ip link del ravel0' (the device and every VIP on it)
 # and traffic works again after each. What ravel does NOT own is never
 # touched, before, during and after ravel runs (byte-identical):
@@ -98,7 +99,15 @@ else
 	fail "foreign address $FOREIGN_ON_RAVEL0 on ravel0 was removed"
 fi
 
-log "drift 3: ip link del ravel0"
+log "drift 3: ip link set ravel0 down"
+ip -n director link set ravel0 down
+dev_up() { ip -n director link show ravel0 | grep -q '[<,]UP[,>]'; }
+repaired "ravel0 set down" dev_up
+wait_for 20 "traffic after the device came up again" serves
+out=$(hit client "http://$VIP/" 8) || fail "requests after ravel0 came up again failed: $out"
+assert_eq "requests after ravel0 came up again" "failed 0" "$(tail -n1 <<<"$out")"
+
+log "drift 4: ip link del ravel0"
 ip -n director link del ravel0
 repaired "deleted device ravel0 with the VIP" vip_bound director "$VIP"
 wait_for 20 "traffic after the device repair" serves

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strconv"
 
+	"github.com/ravel-lb/ravel/reconcile/chains"
 	"github.com/ravel-lb/ravel/schema"
 )
 
@@ -65,6 +66,19 @@ func (d *decoder) checkCrossField(c *schema.ClusterConfig) {
 	if c.Node.Role == schema.RoleBGP {
 		d.errAt("node.role", "role bgp is not implemented yet by this ravel")
 	}
+	if c.Management.Port > 0 && c.Management.Port <= 65535 {
+		// Refused rather than ignored: an operator who sets it expects a service ravel does
+		// not program yet.
+		d.errAt("management.port", "the management service is not implemented yet by this ravel: leave management.port at 0")
+	}
+	if reChain.MatchString(c.IPTables.Chain) {
+		// The pattern covers length and characters; the chains package also refuses
+		// prefixes that would own another program's chains (KUBE-*, DOCKER*, cali-*, ...),
+		// which ravel would delete as stale.
+		if err := (chains.Options{Chain: c.IPTables.Chain}).Validate(); err != nil {
+			d.errAt("iptables.chain", "%v", err)
+		}
+	}
 }
 
 // vkey identifies a virtual service: a vip:port:protocol serves one service only.
@@ -116,9 +130,6 @@ func (d *decoder) checkService(c *schema.ClusterConfig, i int, pool map[netip.Ad
 			d.errAt(p(""), "%s %s:%d is already served by services[%d]", pr, s.VIP, s.Port, j)
 		} else {
 			seen.vip[k] = i
-		}
-		if pr == "tcp" && c.Management.Port != 0 && s.Port == c.Management.Port && pool[s.VIP] {
-			d.errAt(p(".port"), "tcp %s:%d is taken by the management service (management.port)", s.VIP, s.Port)
 		}
 	}
 

@@ -29,10 +29,10 @@ var badFiles = []struct {
 		`testdata/backend-port-range.bad.yaml:11:35: services[0].backends[1].port: must be a port in 1..65535, or 0 for the service port, not -1`,
 	}},
 	{"bad-chain-long.bad.yaml", []string{
-		`testdata/bad-chain-long.bad.yaml:6:10: iptables.chain: "RAVEL_LOADBALANCER" is not a usable chain name (a letter, then up to 12 letters, digits or '_'; ravel appends suffixes to it)`,
+		`testdata/bad-chain-long.bad.yaml:6:10: iptables.chain: "RAVEL_LOADBALANCER" is not a usable chain name (a letter, then up to 10 letters, digits or '_'; ravel appends suffixes to it)`,
 	}},
 	{"bad-chain-names.bad.yaml", []string{
-		`testdata/bad-chain-names.bad.yaml:6:10: iptables.chain: "RAVEL-LB" is not a usable chain name (a letter, then up to 12 letters, digits or '_'; ravel appends suffixes to it)`,
+		`testdata/bad-chain-names.bad.yaml:6:10: iptables.chain: "RAVEL-LB" is not a usable chain name (a letter, then up to 10 letters, digits or '_'; ravel appends suffixes to it)`,
 	}},
 	{"bad-colocation.bad.yaml", []string{
 		`testdata/bad-colocation.bad.yaml:5:13: colocation: must be one of isolated, colocated, not "shared"`,
@@ -144,8 +144,11 @@ var badFiles = []struct {
 	{"kubernetes-target-without-section.bad.yaml", []string{
 		`testdata/kubernetes-target-without-section.bad.yaml:9:17: services[0].kubernetes: targets a Kubernetes service, but the file has no top-level kubernetes section`,
 	}},
-	{"management-port-collision.bad.yaml", []string{
-		`testdata/management-port-collision.bad.yaml:10:11: services[0].port: tcp 10.54.213.248:8080 is taken by the management service (management.port)`,
+	{"bad-management-port.bad.yaml", []string{
+		`testdata/bad-management-port.bad.yaml:6:9: management.port: the management service is not implemented yet by this ravel: leave management.port at 0`,
+	}},
+	{"bad-chain-foreign.bad.yaml", []string{
+		`testdata/bad-chain-foreign.bad.yaml:6:10: iptables.chain: chain name "KUBE" would own chains of another program (KUBE*)`,
 	}},
 	{"management-port-range.bad.yaml", []string{
 		`testdata/management-port-range.bad.yaml:6:9: management.port: must be a port in 1..65535, or 0 for off, not 65536`,
@@ -606,7 +609,7 @@ func everyKey() schema.ClusterConfig {
 		IPVSSysctls: map[string]int{"conntrack": 1, "sloppy_tcp": 1, "expire_nodest_conn": 1},
 		Coordinator: schema.Coordinator{Ports: []int{44444, 44445}, FailoverTimeout: schema.Duration(3 * time.Second)},
 		IPTables:    schema.IPTables{Chain: "RAVEL_LB", Masquerade: true},
-		Management:  schema.Management{Port: 9000},
+		Management:  schema.Management{Port: 0},
 		ARP:         schema.ARP{Interval: schema.Duration(10 * time.Second)},
 		Resync:      schema.Duration(2 * time.Minute),
 		Metrics:     schema.Metrics{Listen: ":10234"},

@@ -8,8 +8,9 @@ const (
 	// 15 bytes; ravel also refuses "." and "..").
 	PatternIfName = `^[A-Za-z0-9_.:-]{1,15}$`
 	// PatternChain is ravel's iptables chain prefix. iptables allows 28 characters; ravel
-	// appends "-SVC-" and a 10-character hash for per-service chains, which leaves 13.
-	PatternChain = `^[A-Za-z][A-Za-z0-9_]{0,12}$`
+	// appends "-SVC-" and a 12-character hash for per-service chains, which leaves 11
+	// (reconcile/chains.MaxPrefixLen; a test keeps the two equal).
+	PatternChain = `^[A-Za-z][A-Za-z0-9_]{0,10}$`
 	// PatternK8sName is a Kubernetes namespace, service or port name (an RFC 1123 label).
 	PatternK8sName = `^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`
 	// PatternSysctlKey is a key of ipvsSysctls: one file name under /proc/sys/net/ipv4/vs,

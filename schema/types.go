@@ -225,8 +225,8 @@ type IPTables struct {
 
 // Management configures the management service.
 type Management struct {
-	// Port of a TCP service on every VIP of vipPool; 0 means off. No service may use this
-	// port over TCP on a pool VIP.
+	// Port of a TCP service on every VIP of vipPool; 0 means off. Reserved: this ravel does
+	// not implement the management service yet, so any other value is an error.
 	Port int `yaml:"port" json:"port" validate:"port0off"`
 }
 

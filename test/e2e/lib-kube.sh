@@ -16,12 +16,13 @@
 # "ravel-e2e/sNN" (a node of another scenario is then never eligible).
 #
 # Functions (on top of lib.sh's):
-#   need_kube                       abort unless the API server answers from the guest
+#   need_kube                       abort unless there is a guest kubeconfig and kubetool
 #   kt ARGS...                      test/e2e/kubetool with the guest kubeconfig
 #                                   ('kt - <<EOF' for several commands in one process)
 #   kube_link NS                    give NS a route to the API server (see below)
 #   mk_pod NODE POD IP              pod namespace POD with IP/24 on NODE's bridge cbr0
 #                                   (gateway .1 of that /24, held by NODE)
+#   start_echos NS:NAME:PORT...     echoservers (lib.sh's start_echo), started together
 #   kube_ravel_config FILE SEL VIP... -- <<EOF   a ravel config: the common head (kubeconfig,
 #                                   nodeSelector SEL=true, vipPool) + the YAML on stdin
 #   kube_ravel NS NAME ARGS...     'ravel run ARGS...' in NS, log $SCENARIO_DIR/NAME.log
@@ -33,7 +34,8 @@
 #   nat_chains NS                   the ravel-owned nat chains (RAVEL, RAVEL-*) in NS, sorted
 #   nat_count NS REGEX              lines of NS's nat table (iptables-save) matching REGEX
 #   log_time FILE REGEX             epoch seconds (s.ms) of the first log line matching REGEX
-#   now                             epoch seconds (s.ms), the clock of log_time
+#   now                             epoch seconds (s.us), the clock of log_time
+#   listen_watch NS PORT FILE       background: FILE gets the time NS first listens on PORT
 #   secs_between T0 T1              T1 - T0 in seconds (3 decimals)
 #   assert_le_secs DESC GOT MAX     a check: GOT <= MAX seconds
 #
@@ -53,9 +55,6 @@ need_kube() {
 	[[ -n ${E2E_KUBECONFIG:-} && -r ${E2E_KUBECONFIG:-} ]] ||
 		die "no E2E_KUBECONFIG: scenarios that need the API server carry '# e2e-needs: kapi' and run through test/e2e/run.sh"
 	[[ -x $KUBETOOL ]] || die "no $KUBETOOL (built by run.sh from this scenario's e2e-build line)"
-	local v
-	v=$(kt --timeout 20s ping 2>&1) || die "the kube-apiserver does not answer from the guest at $E2E_KAPI_HOST: $v"
-	log "$v at $E2E_KAPI_HOST"
 }
 
 # kube_link NS: a path from NS to the API server on the host.
@@ -67,6 +66,8 @@ need_kube() {
 # and in the root namespace forwarding plus MASQUERADE out of the NIC (slirp0,
 # see guest/init.sh): QEMU's slirp only takes packets from the guest's own
 # address.
+# (Under emulation every process start costs 0.3 to 1 s: the commands go in
+# batches, one 'ip' process per namespace.)
 _KUBE_LINKS=0
 kube_link() {
 	local ns=$1 n root
@@ -74,15 +75,23 @@ kube_link() {
 	n=$_KUBE_LINKS
 	root="k-$ns"
 	root=${root:0:15}
-	ip link add "$root" type veth peer name kapi0 netns "$ns"
-	ip addr add "172.31.$n.1/30" dev "$root"
-	ip link set "$root" up
-	ip -n "$ns" addr add "172.31.$n.2/30" dev kapi0
-	ip -n "$ns" link set kapi0 up
-	ip -n "$ns" route add "$E2E_KAPI_HOST/32" via "172.31.$n.1"
-	sysctl -q -w net.ipv4.ip_forward=1
-	iptables -t nat -C POSTROUTING -s 172.31.0.0/16 -o slirp0 -j MASQUERADE 2>/dev/null ||
-		iptables -t nat -A POSTROUTING -s 172.31.0.0/16 -o slirp0 -j MASQUERADE
+	ip -b - <<-EOF
+		link add $root type veth peer name kapi0 netns $ns
+		addr add 172.31.$n.1/30 dev $root
+		link set $root up
+	EOF
+	ip -n "$ns" -b - <<-EOF
+		addr add 172.31.$n.2/30 dev kapi0
+		link set kapi0 up
+		route add $E2E_KAPI_HOST/32 via 172.31.$n.1
+	EOF
+	# Once per boot: the root namespace's side.
+	if [[ ! -e /run/e2e-kube-masq ]]; then
+		sysctl -q -w net.ipv4.ip_forward=1
+		iptables -t nat -C POSTROUTING -s 172.31.0.0/16 -o slirp0 -j MASQUERADE 2>/dev/null ||
+			iptables -t nat -A POSTROUTING -s 172.31.0.0/16 -o slirp0 -j MASQUERADE
+		: >/run/e2e-kube-masq
+	fi
 }
 
 # mk_pod NODE POD IP: a pod namespace POD attached to node namespace NODE the
@@ -90,23 +99,46 @@ kube_link() {
 # gateway address (.1 of IP's /24) and forwards (ip_forward=1). The pod's
 # default route is that gateway, so replies to a client go back through NODE,
 # where the DNAT is undone.
+declare -A _KUBE_BRIDGES=()
 mk_pod() {
-	local node=$1 pod=$2 ip=$3 gw peer
+	local node=$1 pod=$2 ip=$3 gw peer bridge=
 	gw=${ip%.*}.1
-	mk_ns "$pod"
-	if ! ip -n "$node" link show cbr0 >/dev/null 2>&1; then
-		ip -n "$node" link add cbr0 type bridge stp_state 0 forward_delay 0
-		ip -n "$node" addr add "$gw/24" dev cbr0
-		ip -n "$node" link set cbr0 up
-		ns_sysctl "$node" net.ipv4.ip_forward=1
-	fi
 	peer="v-$pod"
 	peer=${peer:0:15}
+	mk_ns "$pod"
+	if [[ -z ${_KUBE_BRIDGES[$node]:-} ]]; then
+		_KUBE_BRIDGES[$node]=1
+		bridge="link add cbr0 type bridge stp_state 0 forward_delay 0
+addr add $gw/24 dev cbr0
+link set cbr0 up"
+		ns_sysctl "$node" net.ipv4.ip_forward=1
+	fi
 	ip link add eth0 netns "$pod" type veth peer name "$peer" netns "$node"
-	ip -n "$node" link set "$peer" master cbr0 up
-	ip -n "$pod" addr add "$ip/24" dev eth0
-	ip -n "$pod" link set eth0 up
-	ip -n "$pod" route add default via "$gw"
+	ip -n "$node" -b - <<-EOF
+		$bridge
+		link set $peer master cbr0 up
+	EOF
+	ip -n "$pod" -b - <<-EOF
+		addr add $ip/24 dev eth0
+		link set eth0 up
+		route add default via $gw
+	EOF
+}
+
+# start_echos NS:NAME:PORT...: echoservers like lib.sh's start_echo, all
+# started before waiting for any (their start-ups overlap).
+start_echos() {
+	local spec ns name port
+	[[ -x $E2E_BIN/echoserver ]] || die "no $E2E_BIN/echoserver: run through test/e2e/run.sh, which builds it"
+	for spec in "$@"; do
+		IFS=: read -r ns name port <<<"$spec"
+		bg "$ns" "echo-$name" "$E2E_BIN/echoserver" -name "$name" -addr ":$port"
+	done
+	for spec in "$@"; do
+		IFS=: read -r ns name port <<<"$spec"
+		wait_for 30 "echoserver $name in $ns on :$port" \
+			in_ns "$ns" "$E2E_BIN/hit" -n 1 -timeout 2s "http://127.0.0.1:$port/healthz"
+	done
 }
 
 # kube_ravel_config FILE SEL VIP... -- then the rest of the YAML on stdin: writes the
@@ -234,9 +266,35 @@ nat_count() {
 	grep -cE -- "$2" <<<"$out" || true
 }
 
-# now: the wall clock as seconds.milliseconds, comparable with log_time.
+# now: the wall clock as seconds.microseconds (bash's EPOCHREALTIME: no
+# process), comparable with log_time. For the time of an action, take
+# $EPOCHREALTIME right before it rather than $(now) (a subshell).
 now() {
-	date +%s.%3N
+	echo "$EPOCHREALTIME"
+}
+
+# listen_watch NS PORT FILE: in the background, write to FILE the time
+# ($EPOCHREALTIME) at which a TCP socket in NS first listens on PORT. It reads
+# /proc/net/tcp6 and tcp with bash builtins every 10 ms: no process per poll
+# (each costs 0.3 to 3 s under emulation on a busy machine) and no connection
+# attempt (a connect to a free port in the ephemeral range can pick that very
+# port as its source and connect to itself, which then makes the listen fail).
+listen_watch() {
+	local ns=$1 port=$2 file=$3 fifo
+	fifo=$(mktemp -u /tmp/listen-watch.XXXXXX)
+	mkfifo "$fifo"
+	# shellcheck disable=SC2016 # expanded by the inner bash
+	ip netns exec "$ns" bash -c '
+		exec 3<>"$1"; rm -f "$1"
+		while :; do
+			for f in /proc/net/tcp6 /proc/net/tcp; do
+				while read -r _ l _ st _; do
+					if [[ $l == *:$2 && $st == 0A ]]; then echo "$EPOCHREALTIME" >"$3"; exit 0; fi
+				done <"$f"
+			done
+			read -r -t 0.01 -u 3 _ || true
+		done' listen-watch "$fifo" "$(printf %04X "$port")" "$file" &
+	_E2E_PIDS+=("$!")
 }
 
 # log_time FILE REGEX: the timestamp (seconds.milliseconds since the epoch) of

@@ -25,8 +25,7 @@ topo_dr
 kube_link director
 rs_vip rs1 "$VIP"
 rs_vip rs2 "$VIP"
-start_echo rs1 node-a
-start_echo rs2 node-b
+start_echos rs1:node-a:80 rs2:node-b:80
 
 log "topology and echo servers ready"
 SEL=ravel-e2e/s30
@@ -54,7 +53,7 @@ kube_ravel director director --config "$SCENARIO_DIR/director.yaml" --node-name 
 
 # --- 1. endpoints on node A only: A 2, B 0, the director never ------------------
 wait_weights 60 director "$SVC" "$A=2" "$B=0" "$D=absent"
-out=$(hit client "http://$VIP/" 30) || fail "requests through the VIP failed (phase 1): $out"
+out=$(hit client "http://$VIP/" 30 -c 4) || fail "requests through the VIP failed (phase 1): $out"
 assert_eq "phase 1: all 30 requests to node A" 30 "$(hit_count "$out" node-a)"
 assert_eq "phase 1: none to node B (weight 0)" 0 "$(hit_count "$out" node-b)"
 wait_conns 10 director "$SVC" "$A" 30 "IPVS counted node A's 30 connections"
@@ -73,7 +72,7 @@ if grep -qF "~ update destination $B of" "$SCENARIO_DIR/director.log"; then
 else
 	fail "no in-place edit of $B in ravel's plan (see director.log)"
 fi
-out=$(hit client "http://$VIP/" 60) || fail "requests through the VIP failed (phase 2): $out"
+out=$(hit client "http://$VIP/" 60 -c 4) || fail "requests through the VIP failed (phase 2): $out"
 a=$(hit_count "$out" node-a) b=$(hit_count "$out" node-b)
 assert_ge "phase 2: node A served" 1 "$a"
 assert_ge "phase 2: node B served" 1 "$b"
@@ -93,7 +92,7 @@ b_left() {
 wait_for 30 "node B drained or removed" b_left
 pass "node B left: weight $(ipvs_weight director "$SVC" "$B")"
 assert_eq "node A keeps weight 2" 2 "$(ipvs_weight director "$SVC" "$A")"
-out=$(hit client "http://$VIP/" 30) || fail "requests through the VIP failed (phase 3): $out"
+out=$(hit client "http://$VIP/" 30 -c 4) || fail "requests through the VIP failed (phase 3): $out"
 assert_eq "phase 3: all 30 requests to node A" 30 "$(hit_count "$out" node-a)"
 assert_eq "phase 3: none to node B" 0 "$(hit_count "$out" node-b)"
 

@@ -30,8 +30,7 @@ kube_link director
 kube_link nodea
 mk_pod nodea pod-a1 10.244.1.11
 mk_pod nodea pod-a2 10.244.1.12
-start_echo pod-a1 pod-a1 8080
-start_echo pod-a2 pod-a2 8080
+start_echos pod-a1:pod-a1:8080 pod-a2:pod-a2:8080
 
 log "topology, pods and echo servers ready"
 SEL=ravel-e2e/s40
@@ -71,7 +70,7 @@ assert_eq "arp_announce=2 set by ravel" 2 "$(in_ns nodea sysctl -n net.ipv4.conf
 in_ns nodea iptables-save -t nat | grep -E '^(:RAVEL|-A (PREROUTING|RAVEL))' || true
 
 log "programmed; sending traffic"
-out=$(hit client "http://$VIP/client" 60) || fail "requests through the VIP failed: $out"
+out=$(hit client "http://$VIP/client" 60 -c 4) || fail "requests through the VIP failed: $out"
 echo "$out"
 p1=$(hit_count "$out" "pod-a1@$CLIENT_IP") p2=$(hit_count "$out" "pod-a2@$CLIENT_IP")
 assert_ge "pod-a1 answered, seeing the client's address" 1 "$p1"

@@ -56,8 +56,7 @@ kube_link director
 kube_link nodea
 mk_pod nodea pod-a1 10.244.1.11
 mk_pod nodea pod-a2 10.244.1.12
-start_echo pod-a1 pod-a1 8080
-start_echo pod-a2 pod-a2 8080
+start_echos pod-a1:pod-a1:8080 pod-a2:pod-a2:8080
 
 log "topology, pods and echo servers ready"
 SEL=ravel-e2e/s41
@@ -110,7 +109,7 @@ if ! wait_for 20 "a first answer through the VIP" hit client "http://$VIP/client
 	in_ns nodea iptables -t nat -L -n -v || true
 	die "no answer through the VIP"
 fi
-out=$(hit client "http://$VIP/client" 60 -timeout 3s) || fail "requests through the VIP failed: $out"
+out=$(hit client "http://$VIP/client" 60 -c 4 -timeout 3s) || fail "requests through the VIP failed: $out"
 echo "$out"
 p1=$(hit_count "$out" "pod-a1@$CLIENT_IP") p2=$(hit_count "$out" "pod-a2@$CLIENT_IP")
 assert_ge "pod-a1 answered, seeing the client's address" 1 "$p1"

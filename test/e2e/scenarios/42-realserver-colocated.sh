@@ -34,9 +34,8 @@ mk_link director lan "$DIRECTOR_IP/24"
 mk_link nodea lan "$NODE_IP/24"
 kube_link director
 mk_pod director pod-d1 10.244.0.11
-start_echo pod-d1 pod-d1 8080
 rs_vip nodea "$VIP"
-start_echo nodea node-a 80
+start_echos pod-d1:pod-d1:8080 nodea:node-a:80
 
 log "topology, pod and echo servers ready"
 SEL=ravel-e2e/s42

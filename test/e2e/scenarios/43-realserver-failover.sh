@@ -9,18 +9,20 @@
 #      the worst case of a 1 s probe (the last successful probe can be up to
 #      one interval before the kill), plus the slack stated below;
 #   3. director started again: the realserver role stops and removes its
-#      chains and its VIP within one probe interval of the director listening.
+#      chains and its VIP within one probe interval of the director listening
+#      (plus slack).
 # Times come from ravel's own log timestamps and the guest's clock (same clock).
 #
 # Slack for emulation, stated and measured: under QEMU TCG on 2 shared cores
-# process scheduling and a probe's tick run late, and the role's first sync
-# (netlink, then an iptables-restore process) took 1.2 to 1.8 s in this guest
-# (0.02 s on hardware). The bounds use ravel's own log timestamps, which are
-# written once the work is done: detection ("director gone", "director is
-# back") gets 0.5 s of slack, a finished sync ("iptables chains updated",
-# "realserver role cleaned up") 3 s. What this script sees itself (it polls
-# with ip/iptables-save processes, 0.5 to 3 s each under load) is reported
-# and only has to happen within 30 s.
+# probe ticks and process scheduling run late, and the role's first sync
+# (netlink, then an iptables-restore process) took 1.2 to 2.0 s in this guest
+# (milliseconds on hardware). The bounds use ravel's own log timestamps, which
+# are written once the work is done: detection ("director gone", "director is
+# back") gets 1 s of slack (measured up to 0.4 s beyond the 2 s worst case on a
+# machine with load 12), a finished sync ("iptables chains updated",
+# "realserver role cleaned up") 4 s. What this script sees itself (polling
+# with ip/iptables-save processes, 0.3 to 3 s each under load) is reported and
+# only has to happen within 30 s.
 #
 # e2e-needs: kapi
 # e2e-build: CGO_ENABLED=0 go build -trimpath -buildvcs=false -o "$E2E_BIN/kubetool" ./test/e2e/kubetool/
@@ -30,7 +32,7 @@ need_ravel
 need_kube
 NODE_IP=10.0.0.11 VIP=10.0.0.100 PORT=44444
 FAILOVER=1 # failoverTimeout, seconds
-DETECT_SLACK=0.5 APPLY_SLACK=3
+DETECT_SLACK=1 APPLY_SLACK=4
 mk_switch lan
 mk_ns node
 mk_link node lan "$NODE_IP/24"
@@ -58,7 +60,8 @@ RS_LOG=$SCENARIO_DIR/realserver.log
 # 127.0.0.1:44444 (inside the ephemeral port range) before the director
 # listens can pick 44444 as its own source port and connect to itself (TCP
 # simultaneous open); the director's listen then fails with "address already
-# in use" (seen here once with bash's /dev/tcp; Go's dialer, which ravel's
+# in use" (the likely cause of a director that refused to start here once,
+# probed with bash's /dev/tcp; Go's dialer, which ravel's
 # probe uses, detects a self-connect and retries).
 coordinator_up() { [[ -n $(in_ns node ss -Hltn "sport = :$PORT") ]]; }
 role_up() { [[ $(nat_count node '-j DNAT --to-destination 10\.244\.1\.11:8080') == 1 ]] && vip_on_lo; }
@@ -93,7 +96,7 @@ if vip_on_lo; then fail "while the director runs: the VIP is on lo"; else pass "
 if grep -q "director gone" "$RS_LOG"; then fail "the realserver took over while the director ran"; else pass "the realserver did not take over"; fi
 
 # --- 2. the director dies: the realserver role comes up -------------------------------------
-t_kill=$(now)
+t_kill=$EPOCHREALTIME
 kill -9 "$DIR_PID"
 t_seen=$(poll_until 30 role_up)
 [[ -n $t_seen ]] || die "the realserver role did not come up within 30 s of the kill"
@@ -109,19 +112,22 @@ in_ns node iptables-save -t nat | grep -E '^(:RAVEL|-A (PREROUTING|RAVEL))' || t
 assert_eq "a PREROUTING jump to RAVEL" 1 "$(nat_count node '^-A PREROUTING .*-j RAVEL$')"
 
 # --- 3. the director returns: the realserver role goes away ----------------------------------
-t_restart=$(now)
+listen_watch node "$PORT" "$SCENARIO_DIR/listen.time"
+t_restart=$EPOCHREALTIME
 kube_ravel node director2 --config "$SCENARIO_DIR/ravel.yaml" --node-name s43-node
 t_removed=$(poll_until 60 role_gone)
 [[ -n $t_removed ]] || die "the realserver role was not removed within 60 s of the director's restart"
+wait_for 10 "the restarted director listening on $PORT" test -s "$SCENARIO_DIR/listen.time"
+t_listen=$(<"$SCENARIO_DIR/listen.time")
 t_dstart=$(log_time "$SCENARIO_DIR/director2.log" 'ravel starting')
 t_back=$(log_time "$RS_LOG" 'director is back: stopping the realserver role')
 t_clean=$(log_time "$RS_LOG" 'realserver role cleaned up')
-log "director restarted at $t_restart (its log starts +$(secs_between "$t_restart" "$t_dstart")s); realserver: 'director is back' +$(secs_between "$t_restart" "$t_back")s, cleaned up +$(secs_between "$t_restart" "$t_clean")s; seen here +$(secs_between "$t_restart" "$t_removed")s"
-# The director's coordinator port opens right after its "ravel starting" line
-# (config, IPVS netlink, then listen: a few ms); the realserver probes once a second.
-assert_le_secs "'director is back' within one probe interval (+${DETECT_SLACK}s) of the director's start" \
-	"$(secs_between "$t_dstart" "$t_back")" "$(awk -v s=$DETECT_SLACK 'BEGIN { print 1 + s }')"
-assert_le_secs "realserver chains and VIP removed within one probe interval (+${APPLY_SLACK}s) of the director's start" \
-	"$(secs_between "$t_dstart" "$t_clean")" "$(awk -v s=$APPLY_SLACK 'BEGIN { print 1 + s }')"
+log "director restarted at $t_restart: 'ravel starting' +$(secs_between "$t_restart" "$t_dstart")s, listening +$(secs_between "$t_restart" "$t_listen")s; realserver: 'director is back' +$(secs_between "$t_restart" "$t_back")s, cleaned up +$(secs_between "$t_restart" "$t_clean")s; seen here +$(secs_between "$t_restart" "$t_removed")s"
+# The reference is the moment the director's socket listens (listen_watch: a
+# 10 ms poll of the socket table, no process per poll).
+assert_le_secs "'director is back' within one probe interval (+${DETECT_SLACK}s) of the director listening" \
+	"$(secs_between "$t_listen" "$t_back")" "$(awk -v s=$DETECT_SLACK 'BEGIN { print 1 + s }')"
+assert_le_secs "realserver chains and VIP removed within one probe interval (+${APPLY_SLACK}s) of the director listening" \
+	"$(secs_between "$t_listen" "$t_clean")" "$(awk -v s=$APPLY_SLACK 'BEGIN { print 1 + s }')"
 pass "the role is gone: no RAVEL chains, no VIP on lo"
 if grep -q 'level=ERROR' "$RS_LOG"; then fail "the realserver logged errors: $(grep 'level=ERROR' "$RS_LOG" | head -n 3)"; else pass "no errors in the realserver's log"; fi

@@ -157,6 +157,10 @@ demo_host() {
 	RAVEL_DEMO_CONFIG=$(realpath -e "${RAVEL_DEMO_CONFIG:-examples/demo.yaml}")
 	"$RAVEL_BIN" config validate "$RAVEL_DEMO_CONFIG" >/dev/null ||
 		e2e_die "the demo config $RAVEL_DEMO_CONFIG is not valid (ravel config validate says so above)"
+	# The guest reads the binary lazily over 9p: a 'make build' on the host while the demo
+	# runs would change it under the running ravel. Run a private copy.
+	cp "$RAVEL_BIN" "$out/ravel"
+	RAVEL_BIN=$out/ravel
 	export RAVEL_BIN RAVEL_DEMO_CONFIG
 	[[ -z ${RAVEL_DEMO_REQUESTS:-} ]] || export RAVEL_DEMO_REQUESTS
 

@@ -88,6 +88,13 @@ func ReadActual(k Kernel, device string, owned map[netip.Addr]bool, sysctlKeys [
 		}
 		for _, d := range dests {
 			vs.Dests[d.DestKey] = d
+			// Counters only matter for a destination at weight 0 (Diff deletes a drained one
+			// as soon as it has no connections). Reading them costs a netlink dump of the whole
+			// service per destination, so a resync of 1,000 services x 19 destinations
+			// spent minutes under emulation reading counters nobody used.
+			if d.Weight != 0 {
+				continue
+			}
 			if stats, err := k.IPVS.DestStats(s.ServiceKey, d.DestKey); err == nil {
 				st.Stats[DestRef{s.ServiceKey, d.DestKey}] = stats
 			}

@@ -35,7 +35,7 @@ demo_guest() {
 	trap _demo_cleanup EXIT
 
 	local cfg=$RAVEL_DEMO_CONFIG n=${RAVEL_DEMO_REQUESTS:-120}
-	local t0 rs out failed
+	local t0 out failed
 	# Where this run's files are, as the host sees them.
 	local logs=${E2E_OUT_DIR:-$E2E_OUT}/demo
 	logs=${logs#"$E2E_REPO"/}
@@ -44,10 +44,7 @@ demo_guest() {
 	topo_dr
 	mk_ns rs3
 	mk_link rs3 lan 10.0.0.13/24
-	for rs in rs1 rs2 rs3; do
-		rs_vip "$rs" "$VIP"
-		start_echo "$rs" "$rs"
-	done
+	rs_serve "$VIP" 80 rs1 rs2 rs3
 	cat <<EOF
    client   $CLIENT_IP   sends the requests to the VIP $VIP
    director $DIRECTOR_IP    runs 'ravel run'; ravel binds the VIP on its device ravel0
@@ -79,7 +76,7 @@ EOF
 
 	heading "7. Sending $n requests from the client to http://$VIP/ (a new connection each)"
 	t0=$SECONDS
-	out=$(hit client "http://$VIP/" "$n" -timeout 5s 2>"$SCENARIO_DIR/hit.err") || true
+	out=$(hit client "http://$VIP/" "$n" -c 4 -timeout 5s 2>"$SCENARIO_DIR/hit.err") || true
 	failed=$(awk '$1 == "failed" { print $2 }' <<<"$out")
 	failed=${failed:-$n}
 	echo "   $((n - failed)) answered, $failed failed, in $((SECONDS - t0)) s"

@@ -393,6 +393,7 @@ topo_nat() {
 #   traffic_ok_between NAME T0 T1      requests answered by rounds run entirely within epoch T0..T1
 #   longconn_start NS HOST PORT NAME   open one keep-alive HTTP connection, first request on it
 #   longconn_finish NAME               second request on the same connection; sets LONGCONN_RESULT
+#   rs_serve VIP PORT NS...            echoservers named NS on :PORT, started together (+ rs_vip unless VIP is "")
 
 ravel_config() {
 	local file=$1
@@ -565,4 +566,22 @@ longconn_finish() {
 	wait "${!pidvar}" 2>/dev/null || true
 	LONGCONN_RESULT=$(cat "$SCENARIO_DIR/$name.out" 2>/dev/null || echo "(no result)")
 	[[ $LONGCONN_RESULT =~ ^[a-z0-9]+\ [a-z0-9]+$ ]]
+}
+
+# rs_serve VIP PORT NS...: realservers NS... each answering its own name
+# (echoserver) on :PORT, started together and then waited for (process
+# start-up is the slow part under emulation). With a VIP (not ""), each also
+# holds it the DR/IPIP way (rs_vip).
+rs_serve() {
+	local vip=$1 port=$2 ns
+	shift 2
+	[[ -x $E2E_BIN/echoserver ]] || die "no $E2E_BIN/echoserver: run through test/e2e/run.sh, which builds it"
+	for ns in "$@"; do
+		[[ -z $vip ]] || rs_vip "$ns" "$vip"
+		bg "$ns" "echo-$ns" "$E2E_BIN/echoserver" -name "$ns" -addr ":$port"
+	done
+	for ns in "$@"; do
+		wait_for 30 "echoserver $ns on :$port" \
+			in_ns "$ns" "$E2E_BIN/hit" -n 1 -timeout 2s "http://127.0.0.1:$port/healthz"
+	done
 }

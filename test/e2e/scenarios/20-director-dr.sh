@@ -9,10 +9,7 @@
 . "$(dirname "$0")/../lib.sh"
 
 topo_dr
-rs_vip rs1 "$VIP"
-rs_vip rs2 "$VIP"
-start_echo rs1 rs1
-start_echo rs2 rs2
+rs_serve "$VIP" 80 rs1 rs2
 
 cfg=$SCENARIO_DIR/ravel.yaml
 ravel_config "$cfg" <<EOF
@@ -52,7 +49,7 @@ assert_eq "destination $RS1_IP:80 (forward weight)" "Route 3" "$(ipvs_dest direc
 assert_eq "destination $RS2_IP:80 (forward weight)" "Route 1" "$(ipvs_dest director "$VIP:80" "$RS2_IP:80")"
 assert_eq "ravel0 is a dummy device" dummy "$(ip -n director -d link show ravel0 | awk '/^ +dummy/ { print $1; exit }')"
 
-out=$(hit client "http://$VIP/" 100) || fail "some requests through the VIP failed: $out"
+out=$(hit client "http://$VIP/" 100 -c 4) || fail "some requests through the VIP failed: $out"
 echo "$out"
 rs1=$(hit_count "$out" rs1)
 rs2=$(hit_count "$out" rs2)

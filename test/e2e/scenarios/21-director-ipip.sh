@@ -8,10 +8,7 @@
 . "$(dirname "$0")/../lib.sh"
 
 topo_ipip
-rs_vip rs1 "$VIP"
-rs_vip rs2 "$VIP"
-start_echo rs1 rs1
-start_echo rs2 rs2
+rs_serve "$VIP" 80 rs1 rs2
 
 cfg=$SCENARIO_DIR/ravel.yaml
 ravel_config "$cfg" <<EOF
@@ -44,7 +41,7 @@ assert_eq "destination $RS2_IP:80 (forward weight)" "Tunnel 1" "$(ipvs_dest dire
 if ip -n director -4 -o addr show dev eth0 | grep -q " $VIP/"; then fail "VIP is on eth0"; else pass "VIP is not on eth0"; fi
 
 rx_before=$(ip -n rs1 -s link show tunl0 | awk '/RX:/ { getline; print $2; exit }')
-out=$(hit client "http://$VIP/" 60) || fail "some requests through the VIP failed: $out"
+out=$(hit client "http://$VIP/" 60 -c 4) || fail "some requests through the VIP failed: $out"
 echo "$out"
 rs1=$(hit_count "$out" rs1)
 rs2=$(hit_count "$out" rs2)

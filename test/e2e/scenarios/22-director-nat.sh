@@ -8,8 +8,7 @@
 
 topo_nat
 # No VIP on the realservers with NAT: they see packets to their own address.
-start_echo rs1 rs1 8080
-start_echo rs2 rs2 8080
+rs_serve "" 8080 rs1 rs2
 
 cfg=$SCENARIO_DIR/ravel.yaml
 ravel_config "$cfg" <<EOF
@@ -39,7 +38,7 @@ in_ns director ipvsadm -Ln
 assert_eq "destination $RS1_IP:8080 (forward weight)" "Masq 3" "$(ipvs_dest director "$VIP:80" "$RS1_IP:8080")"
 assert_eq "destination $RS2_IP:8080 (forward weight)" "Masq 1" "$(ipvs_dest director "$VIP:80" "$RS2_IP:8080")"
 
-out=$(hit client "http://$VIP/" 80) || fail "some requests through the VIP failed: $out"
+out=$(hit client "http://$VIP/" 80 -c 4) || fail "some requests through the VIP failed: $out"
 echo "$out"
 rs1=$(hit_count "$out" rs1)
 rs2=$(hit_count "$out" rs2)

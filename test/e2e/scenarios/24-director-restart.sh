@@ -9,10 +9,7 @@
 . "$(dirname "$0")/../lib.sh"
 
 topo_dr
-rs_vip rs1 "$VIP"
-rs_vip rs2 "$VIP"
-start_echo rs1 rs1
-start_echo rs2 rs2
+rs_serve "$VIP" 80 rs1 rs2
 
 cfg=$SCENARIO_DIR/ravel.yaml
 ravel_config "$cfg" <<EOF

@@ -21,10 +21,7 @@ FOREIGN_ADDR=192.0.2.7
 FOREIGN_ON_RAVEL0=198.51.100.9
 
 topo_dr
-rs_vip rs1 "$VIP"
-rs_vip rs2 "$VIP"
-start_echo rs1 rs1
-start_echo rs2 rs2
+rs_serve "$VIP" 80 rs1 rs2
 
 # Foreign state, made before ravel ever runs.
 in_ns director ipvsadm -A -t "$FOREIGN_VIP:8080" -s rr

@@ -11,11 +11,9 @@
 
 topo_dr
 VIP2=10.0.0.101
-for rs in rs1 rs2; do
-	rs_vip "$rs" "$VIP"
-	ip -n "$rs" addr add "$VIP2/32" dev lo
-	start_echo "$rs" "$rs"
-done
+rs_serve "$VIP" 80 rs1 rs2
+ip -n rs1 addr add "$VIP2/32" dev lo
+ip -n rs2 addr add "$VIP2/32" dev lo
 
 write_cfg() { # FILE SERVICES-YAML
 	ravel_config "$1" <<EOF

@@ -203,9 +203,13 @@ ipvs_conns() {
 # counter reaches MIN. The kernel folds its per-CPU counters into what ipvsadm
 # reads only in the estimator's 2-second timer: a read right after traffic
 # can be short by what arrived since the last tick.
+_conns_ge() {
+	local c
+	c=$(ipvs_conns "$1" "$2" "$3")
+	((c >= $4))
+}
 wait_conns() {
 	local secs=$1 ns=$2 svc=$3 rs=$4 min=$5 desc=$6
-	_conns_ge() { local c; c=$(ipvs_conns "$1" "$2" "$3"); ((c >= $4)); }
 	if wait_for "$secs" "$desc" _conns_ge "$ns" "$svc" "$rs" "$min"; then
 		pass "$desc ($(ipvs_conns "$ns" "$svc" "$rs") >= $min)"
 	else

@@ -105,7 +105,8 @@ EOF
 	heading "10. Converged: ravel plan --against kernel (while ravel runs)"
 	in_ns director "$RAVEL_BIN" plan --config "$cfg" --against kernel | sed 's/^/   /'
 
-	local spread="rs1 $(hit_count "$out" rs1), rs2 $(hit_count "$out" rs2), rs3 $(hit_count "$out" rs3)"
+	local spread
+	spread="rs1 $(hit_count "$out" rs1), rs2 $(hit_count "$out" rs2), rs3 $(hit_count "$out" rs3)"
 	if ((failed == 0)); then
 		echo "ok $((n - failed))/$n requests through VIP $VIP answered ($spread; weights $weights)" >"$SCENARIO_DIR/summary"
 	else

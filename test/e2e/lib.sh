@@ -519,6 +519,7 @@ traffic_stop() {
 	touch "$SCENARIO_DIR/$name.stop"
 	wait "${!pidvar}" 2>/dev/null || true
 	TRAFFIC_RESULT=$(cat "$SCENARIO_DIR/$name.result" 2>/dev/null || echo "ok 0 failed -1 rounds 0")
+	# shellcheck disable=SC2034 # read by the scenarios
 	read -r _ TRAFFIC_OK _ TRAFFIC_FAILED _ _ <<<"$TRAFFIC_RESULT"
 	log "request loop $name: $TRAFFIC_RESULT"
 }

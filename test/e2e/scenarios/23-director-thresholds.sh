@@ -46,6 +46,11 @@ assert_eq "rs1 thresholds (upper lower) for X=100 Y=50, weight 3/4" "75 38" "$(i
 assert_eq "rs2 thresholds (upper lower) for X=100 Y=50, weight 1/4" "25 13" "$(ipvs_dest_thresholds director "$VIP:80" "$RS2_IP:80")"
 
 out=$(hit client "http://$VIP/" 40) || fail "requests before the change failed: $out"
+# The kernel folds its per-CPU connection counters into what ipvsadm reads only on the
+# estimator's 2-second tick: a read right after the traffic can still show 0.
+_conns_seen() { (($(ipvs_dest_conns director "$VIP:80" "$1:80") >= 1)); }
+wait_for 10 "rs1 connection counter moves" _conns_seen "$RS1_IP"
+wait_for 10 "rs2 connection counter moves" _conns_seen "$RS2_IP"
 conns1=$(ipvs_dest_conns director "$VIP:80" "$RS1_IP:80")
 conns2=$(ipvs_dest_conns director "$VIP:80" "$RS2_IP:80")
 log "connection counters before the change: rs1 $conns1, rs2 $conns2"

@@ -118,6 +118,14 @@ export E2E_OUT_DIR=${E2E_OUT_DIR:-$E2E_DIR/.out/last}
 rm -rf "$E2E_OUT_DIR"
 mkdir -p "$E2E_OUT_DIR"
 
+# The guest reads binaries lazily from the host over 9p: a `make build` during the run would
+# change bin/ravel under processes already running in the guest (seen: ravel crashing inside
+# client-go with "traceback did not unwind"). Scenarios get a private copy.
+if [[ -x $RAVEL_BIN ]]; then
+	cp "$RAVEL_BIN" "$E2E_OUT_DIR/ravel"
+	export RAVEL_BIN=$E2E_OUT_DIR/ravel
+fi
+
 # --- a kube-apiserver, for scenarios that need one ----------------------------------
 # A scenario with a line "# e2e-needs: kapi" follows a real kube-apiserver. One
 # etcd + kube-apiserver serve the whole run, on the host's 127.0.0.1

@@ -29,7 +29,9 @@ type ClusterConfig struct {
 	// static backends only.
 	Kubernetes *Kubernetes `yaml:"kubernetes,omitempty" json:"kubernetes,omitempty"`
 	// VIPPool lists the addresses ravel may bind and manage. Every service vip must be in it,
-	// and ravel never touches an IPVS service whose address is outside it.
+	// and ravel never touches an IPVS service whose address is outside it. To retire a VIP,
+	// remove its services first and keep it in the pool until ravel has applied that: an
+	// address dropped from the pool is no longer ravel's, so its services and binding stay.
 	VIPPool []netip.Addr `yaml:"vipPool" json:"vipPool" schema:"unique"`
 	// Defaults are applied to each service that does not set its own value.
 	Defaults Defaults `yaml:"defaults" json:"defaults"`

@@ -47,9 +47,13 @@ assert_ge "rs2 served" 1 "$rs2"
 assert_eq "all 80 requests answered" 80 "$((rs1 + rs2))"
 assert_ratio "wrr 3:1 split" "$rs1" "$rs2" 3 1
 
-# NAT: the director carried the replies too (OutPkts > 0), unlike DR/IPIP.
-outpkts=$(in_ns director ipvsadm -Ln --stats --exact -t "$VIP:80" | awk '$1 == "TCP" { print $4 }')
-assert_ge "IPVS rewrote the replies (service OutPkts)" 80 "$outpkts"
+# NAT: the director carried the replies too (OutPkts > 0), unlike DR/IPIP. The kernel folds
+# its per-CPU counters into what ipvsadm reads only on the estimator's 2-second tick, so wait
+# for it rather than read once right after the traffic (a fast run read 0).
+_outpkts() { in_ns director ipvsadm -Ln --stats --exact -t "$VIP:80" | awk '$1 == "TCP" { print $4 }'; }
+_outpkts_ge() { (($(_outpkts) >= $1)); }
+wait_for 10 "service OutPkts reach 80" _outpkts_ge 80 || true
+assert_ge "IPVS rewrote the replies (service OutPkts)" 80 "$(_outpkts)"
 if in_ns client "$E2E_BIN/hit" -n 1 -timeout 2s "http://$RS1_IP:8080/" >/dev/null 2>&1; then
 	fail "client reached rs1 directly: the topology leaks"
 else

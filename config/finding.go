@@ -30,7 +30,11 @@ type Finding struct {
 // warnings.
 func (f Finding) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s:%d:%d: ", f.File, f.Line, f.Column)
+	if f.Line > 0 {
+		fmt.Fprintf(&b, "%s:%d:%d: ", f.File, f.Line, f.Column)
+	} else { // a finding about the file as a whole, or a key compared across two files
+		fmt.Fprintf(&b, "%s: ", f.File)
+	}
 	if f.Severity == SeverityWarning {
 		b.WriteString("warning: ")
 	}

@@ -40,6 +40,15 @@ func (e *ReadError) Unwrap() error { return e.Err }
 // effective config (with its warnings). On an invalid file it returns *Errors listing every
 // error; on an unreadable one, *ReadError.
 func Load(path string) (*Config, error) {
+	data, err := ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(path, data)
+}
+
+// ReadFile reads a config file of at most MaxFileSize bytes; errors are *ReadError.
+func ReadFile(path string) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, &ReadError{err}
@@ -52,7 +61,7 @@ func Load(path string) (*Config, error) {
 	if len(data) > MaxFileSize {
 		return nil, &ReadError{fmt.Errorf("%s: larger than %d bytes", path, MaxFileSize)}
 	}
-	return Parse(path, data)
+	return data, nil
 }
 
 // Parse is Load for bytes already read; name is used in findings.

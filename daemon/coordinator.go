@@ -58,6 +58,10 @@ func (c *Coordinator) Close() error {
 	return errors.Join(errs...)
 }
 
+// ShutdownTimeout bounds a realserver's clean-up when the daemon stops: its rules and VIPs
+// are removed within it, and every error is reported.
+const ShutdownTimeout = 5 * time.Second
+
 // Watcher is the realserver's side: it probes the director's first coordinator port once per
 // Interval. While the director answers, the realserver role stays off; once it has been gone
 // for FailoverTimeout the role starts; when it answers again the role stops.
@@ -68,6 +72,7 @@ type Watcher struct {
 	Role            *RoleController
 	Log             *slog.Logger
 	Metrics         *Metrics
+	Status          *Status // may be nil
 }
 
 // Run probes until ctx ends. At start the director is presumed present, so a realserver never
@@ -81,6 +86,9 @@ func (w *Watcher) Run(ctx context.Context) error {
 		alive := w.probe(ctx)
 		if alive {
 			lastSeen = time.Now()
+			w.Metrics.DirectorPresent.Set(1)
+		} else {
+			w.Metrics.DirectorPresent.Set(0)
 		}
 		running := w.Role.Running()
 		switch {
@@ -99,11 +107,20 @@ func (w *Watcher) Run(ctx context.Context) error {
 				w.Metrics.Failovers.Inc()
 			}
 		}
+		if w.Status != nil {
+			w.Status.SetCoordinator(alive, w.Role.Running())
+		}
 		select {
 		case <-ctx.Done():
 			if w.Role.Running() {
-				if err := w.Role.Stop(context.WithoutCancel(ctx)); err != nil {
-					w.Log.Error("stopping the realserver role", "err", err)
+				start := time.Now()
+				sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ShutdownTimeout)
+				err := w.Role.Stop(sctx)
+				cancel()
+				if err != nil {
+					w.Log.Error("stopping the realserver role on shutdown", "err", err, "took", time.Since(start).Round(time.Millisecond))
+				} else {
+					w.Log.Info("realserver rules removed on shutdown", "took", time.Since(start).Round(time.Millisecond))
 				}
 			}
 			return nil

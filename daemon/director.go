@@ -32,9 +32,18 @@ type Director struct {
 	tables iptables.Tables // colocated mode only, else nil
 	log    *slog.Logger
 	m      *Metrics
+	status *Status // may be nil
 	now    func() time.Time
+	// reloads carries configs from Reload to the Run goroutine, the only one that touches
+	// the fields below.
+	reloads chan reloadRequest
 
-	owned      map[netip.Addr]bool
+	owned map[netip.Addr]bool
+	// retired are VIPs a reload removed from vipPool: still treated as owned until a full
+	// sync has removed their services and binding, so that dropping a VIP from the config
+	// takes it out of the kernel rather than leaving it unowned and bound.
+	retired    map[netip.Addr]bool
+	vipSeries  map[netip.Addr]bool // VIPs with per-VIP metric series
 	snap       *kube.Snapshot
 	desired    *reconcile.State
 	drains     map[reconcile.DestRef]time.Time
@@ -47,8 +56,60 @@ func NewDirector(cfg *config.Config, node reconcile.Node, k reconcile.Kernel, ga
 	return &Director{
 		cfg: cfg, node: node, kernel: k, garp: garp, log: log, m: m, now: time.Now,
 		owned:     reconcile.OwnedVIPs(cfg),
+		retired:   map[netip.Addr]bool{},
+		vipSeries: map[netip.Addr]bool{},
 		drains:    map[reconcile.DestRef]time.Time{},
 		announced: map[netip.Addr]bool{},
+		reloads:   make(chan reloadRequest),
+	}
+}
+
+// SetStatus gives the director the shared status it reports its syncs to. Call before Run.
+func (d *Director) SetStatus(s *Status) { d.status = s }
+
+type reloadRequest struct {
+	cfg  *config.Config
+	done chan struct{}
+}
+
+// Reload hands cfg to the running director and returns once it runs it: after the full sync
+// that applies it by diff (only what changed is touched). A sync that fails is retried by the
+// next full resync from the whole desired state; Reload does not report it. cfg must not
+// change what RestartRequired refuses.
+func (d *Director) Reload(ctx context.Context, cfg *config.Config) error {
+	req := reloadRequest{cfg: cfg, done: make(chan struct{})}
+	select {
+	case d.reloads <- req:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case <-req.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// setConfig switches to cfg. VIPs that left the pool are retired, not forgotten: see retired.
+func (d *Director) setConfig(cfg *config.Config) {
+	next := reconcile.OwnedVIPs(cfg)
+	for vip := range d.owned {
+		if !next[vip] {
+			d.retired[vip] = true
+		}
+	}
+	for vip := range next {
+		delete(d.retired, vip)
+	}
+	for vip := range d.retired {
+		next[vip] = true
+	}
+	d.cfg, d.owned = cfg, next
+	// Per-service state computed from the old config is recomputed by the full sync.
+	d.desired = nil
+	if d.status != nil {
+		d.status.SetConfig(cfg)
 	}
 }
 
@@ -63,14 +124,21 @@ func (d *Director) SetColocated(t iptables.Tables) { d.tables = t }
 func (d *Director) Run(ctx context.Context, snapshots <-chan *kube.Snapshot) error {
 	if snapshots != nil {
 		d.log.Info("waiting for the first complete Kubernetes snapshot before programming")
-		select {
-		case <-ctx.Done():
-			return nil
-		case s, ok := <-snapshots:
-			if !ok {
+	wait:
+		for {
+			select {
+			case <-ctx.Done():
 				return nil
+			case req := <-d.reloads: // nothing programmed yet: the first sync uses it
+				d.setConfig(req.cfg)
+				close(req.done)
+			case s, ok := <-snapshots:
+				if !ok {
+					return nil
+				}
+				d.setSnapshot(s)
+				break wait
 			}
-			d.snap = s
 		}
 	}
 	d.FullSync()
@@ -81,12 +149,9 @@ func (d *Director) Run(ctx context.Context, snapshots <-chan *kube.Snapshot) err
 	// often while any is pending, so a drained destination does not linger a whole resync.
 	drainTick := time.NewTicker(time.Second)
 	defer drainTick.Stop()
-	var arpC <-chan time.Time
-	if d.garp != nil && d.cfg.ARP.Interval > 0 {
-		t := time.NewTicker(d.cfg.ARP.Interval.D())
-		defer t.Stop()
-		arpC = t.C
-	}
+	arp := time.NewTicker(time.Hour)
+	defer arp.Stop()
+	arpC := d.arpTicker(arp)
 	for {
 		select {
 		case <-ctx.Done():
@@ -99,6 +164,12 @@ func (d *Director) Run(ctx context.Context, snapshots <-chan *kube.Snapshot) err
 				continue
 			}
 			d.OnSnapshot(s)
+		case req := <-d.reloads:
+			d.setConfig(req.cfg)
+			d.FullSync()
+			resync.Reset(max(d.cfg.Resync.D(), time.Second))
+			arpC = d.arpTicker(arp)
+			close(req.done)
 		case <-resync.C:
 			d.FullSync()
 		case <-drainTick.C:
@@ -111,10 +182,28 @@ func (d *Director) Run(ctx context.Context, snapshots <-chan *kube.Snapshot) err
 	}
 }
 
+// arpTicker sets t to the configured announcement interval and returns its channel, or nil
+// when periodic announcements are off.
+func (d *Director) arpTicker(t *time.Ticker) <-chan time.Time {
+	if d.garp == nil || d.cfg.ARP.Interval <= 0 {
+		t.Stop()
+		return nil
+	}
+	t.Reset(d.cfg.ARP.Interval.D())
+	return t.C
+}
+
+func (d *Director) setSnapshot(s *kube.Snapshot) {
+	d.snap = s
+	if d.status != nil {
+		d.status.SetSnapshot(d.now())
+	}
+}
+
 // OnSnapshot programs a new cluster snapshot. When only some services changed (and no node
 // did), it recomputes and diffs just those; otherwise it runs a full sync.
 func (d *Director) OnSnapshot(s *kube.Snapshot) {
-	d.snap = s
+	d.setSnapshot(s)
 	if s.Stale {
 		d.log.Warn("Kubernetes safety valve active: programming the last known endpoints")
 	}
@@ -206,16 +295,20 @@ func (d *Director) applyChains() {
 		if err := d.tables.Cleanup(context.Background()); err != nil {
 			d.fullResync = true
 			d.m.ApplyErrors.Inc()
+			d.m.IPTablesErrors.Inc()
 			d.log.Error("removing colocated iptables chains failed; next cycle is a full resync", "err", err)
 		}
 		return
 	}
 	rs := chains.Render(chains.Options{Chain: d.cfg.IPTables.Chain, Masquerade: d.cfg.IPTables.Masquerade},
 		reconcile.LocalServices(d.cfg, d.snap, d.node))
+	start := time.Now()
 	patch, err := d.tables.Apply(context.Background(), rs)
+	d.m.IPTablesDuration.Observe(time.Since(start).Seconds())
 	if err != nil {
 		d.fullResync = true
 		d.m.ApplyErrors.Inc()
+		d.m.IPTablesErrors.Inc()
 		d.log.Error("colocated iptables chains failed; next cycle is a full resync", "err", err)
 		return
 	}
@@ -271,13 +364,15 @@ func (d *Director) apply(plan *reconcile.Plan, kind string, start time.Time) {
 		}
 	}
 	result := "ok"
+	var applyErr error
 	if !plan.Empty() {
-		d.log.Info("applying plan", "kind", kind, "ops", len(plan.Ops), "plan", plan.String())
-		if err := reconcile.Apply(d.kernel, plan); err != nil {
+		d.log.Info("applying plan", "kind", kind, "ops", len(plan.Ops), "summary", plan.Summary())
+		d.log.Debug("plan", "kind", kind, "plan", plan.String())
+		if applyErr = reconcile.Apply(d.kernel, plan); applyErr != nil {
 			result = "error"
 			d.fullResync = true
 			d.m.ApplyErrors.Inc()
-			d.log.Error("apply failed; next cycle is a full resync", "err", err)
+			d.log.Error("apply failed; next cycle is a full resync", "err", applyErr)
 		}
 		for _, op := range plan.Ops {
 			d.m.Ops.WithLabelValues(op.Kind.String()).Inc()
@@ -289,8 +384,20 @@ func (d *Director) apply(plan *reconcile.Plan, kind string, start time.Time) {
 	if result == "ok" {
 		if kind == "full" {
 			d.fullResync = false
+			if len(d.retired) > 0 {
+				// Their services and bindings are gone now: stop owning them.
+				clear(d.retired)
+				d.owned = reconcile.OwnedVIPs(d.cfg)
+			}
 		}
 		d.m.LastSync.Set(float64(d.now().Unix()))
+	}
+	if d.status != nil {
+		rep := SyncReport{Time: d.now(), Kind: kind, Result: result, Duration: d.now().Sub(start).String(), Plan: plan.Summary()}
+		if applyErr != nil {
+			rep.Error = applyErr.Error()
+		}
+		d.status.RecordSync(rep)
 	}
 	d.m.Syncs.WithLabelValues(kind, result).Inc()
 	d.m.SyncDuration.Observe(d.now().Sub(start).Seconds())
@@ -314,6 +421,40 @@ func (d *Director) gauges(desired *reconcile.State) {
 	d.m.Destinations.Set(float64(dests))
 	d.m.VIPs.Set(float64(len(desired.VIPs)))
 	d.m.NoRealservers.Set(float64(empty))
+	if d.status != nil {
+		d.status.SetCounts(Counts{VirtualServices: len(desired.Services), Destinations: dests, VIPs: len(desired.VIPs),
+			Draining: len(d.drains), ServicesWithoutRealservers: empty})
+	}
+	d.vipGauges(desired)
+}
+
+// vipGauges sets the per-VIP series and deletes those of VIPs no longer wanted, so a VIP that
+// leaves the config leaves no stale series behind.
+func (d *Director) vipGauges(desired *reconcile.State) {
+	services, serving := map[netip.Addr]int{}, map[netip.Addr]int{}
+	for vip := range desired.VIPs {
+		services[vip] = 0
+	}
+	for _, vs := range desired.Services {
+		services[vs.VIP]++
+		for _, dst := range vs.Dests {
+			if dst.Weight > 0 {
+				serving[vs.VIP]++
+			}
+		}
+	}
+	for vip := range d.vipSeries {
+		if _, ok := services[vip]; !ok {
+			d.m.VIPServices.DeleteLabelValues(vip.String())
+			d.m.VIPDests.DeleteLabelValues(vip.String())
+			delete(d.vipSeries, vip)
+		}
+	}
+	for vip, n := range services {
+		d.m.VIPServices.WithLabelValues(vip.String()).Set(float64(n))
+		d.m.VIPDests.WithLabelValues(vip.String()).Set(float64(serving[vip]))
+		d.vipSeries[vip] = true
+	}
 }
 
 func (d *Director) logNotes(notes []reconcile.Note) {

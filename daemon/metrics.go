@@ -22,6 +22,19 @@ type Metrics struct {
 	RoleActive       prometheus.Gauge
 	Failovers        prometheus.Counter
 	ChainWrites      prometheus.Counter
+	IPTablesDuration prometheus.Histogram
+	IPTablesErrors   prometheus.Counter
+	DirectorPresent  prometheus.Gauge
+	// Per VIP of the desired state; a VIP's series are deleted when it leaves the config.
+	VIPServices *prometheus.GaugeVec
+	VIPDests    *prometheus.GaugeVec
+
+	// Config reloads.
+	ReloadOK       prometheus.Gauge
+	ReloadOKTime   prometheus.Gauge
+	Reloads        *prometheus.CounterVec // trigger, result
+	ConfigInfo     *prometheus.GaugeVec   // hash of the running config
+	Normalizations *prometheus.GaugeVec   // field
 }
 
 // NewMetrics creates the metrics and registers them with reg (nil: not registered).
@@ -59,11 +72,32 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Times the realserver role started because the director stopped answering."}),
 		ChainWrites: prometheus.NewCounter(prometheus.CounterOpts{Name: "ravel_iptables_batches_total",
 			Help: "iptables-restore batches applied to ravel's chains."}),
+		IPTablesDuration: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "ravel_iptables_apply_duration_seconds",
+			Help: "Time of one iptables apply of ravel's chains (read, diff, iptables-restore).", Buckets: prometheus.ExponentialBuckets(0.001, 2, 14)}),
+		IPTablesErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "ravel_iptables_apply_errors_total",
+			Help: "iptables applies of ravel's chains that failed."}),
+		DirectorPresent: prometheus.NewGauge(prometheus.GaugeOpts{Name: "ravel_coordinator_director_present",
+			Help: "1 while the director answers on its coordinator port (on a director: 1 while it listens)."}),
+		VIPServices: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "ravel_vip_virtual_services",
+			Help: "IPVS virtual services ravel wants on each VIP."}, []string{"vip"}),
+		VIPDests: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "ravel_vip_serving_destinations",
+			Help: "Destinations with a weight above 0 over the virtual services of each VIP."}, []string{"vip"}),
+		ReloadOK: prometheus.NewGauge(prometheus.GaugeOpts{Name: "ravel_config_last_reload_successful",
+			Help: "1 if the last config load or reload was applied, 0 if it was refused (the previous config keeps running)."}),
+		ReloadOKTime: prometheus.NewGauge(prometheus.GaugeOpts{Name: "ravel_config_last_reload_success_timestamp_seconds",
+			Help: "Unix time of the last successful config load or reload."}),
+		Reloads: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ravel_config_reloads_total",
+			Help: "Config reload attempts by trigger (file, signal) and result (ok, invalid, restart-required, failed)."}, []string{"trigger", "result"}),
+		ConfigInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "ravel_config_info",
+			Help: "1, labelled with the SHA-256 of the running config file and its path."}, []string{"hash", "path"}),
+		Normalizations: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "ravel_config_normalizations",
+			Help: "Normalizations (warnings) in the running config, by field (list indices removed)."}, []string{"field"}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.Syncs, m.SyncDuration, m.Ops, m.ApplyErrors, m.ThresholdClamped, m.NoRealservers,
 			m.VirtualServices, m.Destinations, m.VIPs, m.Draining, m.GARPSent, m.GARPErrors, m.LastSync,
-			m.RoleActive, m.Failovers, m.ChainWrites)
+			m.RoleActive, m.Failovers, m.ChainWrites, m.IPTablesDuration, m.IPTablesErrors, m.DirectorPresent,
+			m.VIPServices, m.VIPDests, m.ReloadOK, m.ReloadOKTime, m.Reloads, m.ConfigInfo, m.Normalizations)
 	}
 	return m
 }

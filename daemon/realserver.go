@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/ravel-lb/ravel/config"
@@ -19,7 +20,6 @@ import (
 // Realserver is the realserver role: VIPs bound on node.vipInterface with ARP kept quiet,
 // tunl0 for IPIP, and iptables chains that DNAT VIP traffic to this node's own ready pods.
 type Realserver struct {
-	cfg    *config.Config
 	node   reconcile.Node
 	links  netops.Links
 	sysctl netops.Sysctl
@@ -27,12 +27,65 @@ type Realserver struct {
 	snaps  *Latest // nil without Kubernetes
 	log    *slog.Logger
 	m      *Metrics
-	owned  map[netip.Addr]bool
+	status *Status       // may be nil
+	poke   chan struct{} // a reload wakes Run
+
+	mu    sync.Mutex // guards cfg and owned: Reload writes them while the role runs
+	cfg   *config.Config
+	owned map[netip.Addr]bool
+	// retired are VIPs a reload removed from vipPool, owned until a sync unbound them (as
+	// in Director).
+	retired map[netip.Addr]bool
 }
 
 // NewRealserver returns the role; snaps may be nil (static config: VIPs and ARP only).
 func NewRealserver(cfg *config.Config, node reconcile.Node, links netops.Links, sysctl netops.Sysctl, tables iptables.Tables, snaps *Latest, log *slog.Logger, m *Metrics) *Realserver {
-	return &Realserver{cfg: cfg, node: node, links: links, sysctl: sysctl, tables: tables, snaps: snaps, log: log, m: m, owned: reconcile.OwnedVIPs(cfg)}
+	return &Realserver{cfg: cfg, node: node, links: links, sysctl: sysctl, tables: tables, snaps: snaps, log: log, m: m,
+		owned: reconcile.OwnedVIPs(cfg), retired: map[netip.Addr]bool{}, poke: make(chan struct{}, 1)}
+}
+
+// SetStatus gives the role the shared status it reports its syncs to. Call before Run.
+func (r *Realserver) SetStatus(s *Status) { r.status = s }
+
+// Reload switches the role to cfg; a running role syncs at once. cfg must not change what
+// RestartRequired refuses.
+func (r *Realserver) Reload(cfg *config.Config) {
+	r.mu.Lock()
+	next := reconcile.OwnedVIPs(cfg)
+	for vip := range r.owned {
+		if !next[vip] {
+			r.retired[vip] = true
+		}
+	}
+	for vip := range next {
+		delete(r.retired, vip)
+	}
+	for vip := range r.retired {
+		next[vip] = true
+	}
+	r.cfg, r.owned = cfg, next
+	r.mu.Unlock()
+	select {
+	case r.poke <- struct{}{}:
+	default:
+	}
+}
+
+// current returns the config and owned VIPs to sync with.
+func (r *Realserver) current() (*config.Config, map[netip.Addr]bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.cfg, r.owned
+}
+
+// synced forgets retired VIPs once a sync with cfg succeeded (they are unbound now).
+func (r *Realserver) synced(cfg *config.Config) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.cfg == cfg && len(r.retired) > 0 {
+		clear(r.retired)
+		r.owned = reconcile.OwnedVIPs(cfg)
+	}
 }
 
 // Run syncs at once (after the first snapshot with Kubernetes), on every new snapshot and every
@@ -49,7 +102,9 @@ func (r *Realserver) Run(ctx context.Context) error {
 			}
 		}
 	}
-	t := time.NewTicker(max(r.cfg.Resync.D(), time.Second))
+	cfg, _ := r.current()
+	period := max(cfg.Resync.D(), time.Second)
+	t := time.NewTicker(period)
 	defer t.Stop()
 	for {
 		if err := r.Sync(ctx); err != nil {
@@ -60,24 +115,49 @@ func (r *Realserver) Run(ctx context.Context) error {
 			return nil
 		case <-changed:
 		case <-t.C:
+		case <-r.poke:
+			if cfg, _ := r.current(); max(cfg.Resync.D(), time.Second) != period {
+				period = max(cfg.Resync.D(), time.Second)
+				t.Reset(period)
+			}
 		}
 	}
 }
 
 // Sync programs VIPs, sysctls, tunl0 and the chains, in one pass, collecting every error.
-func (r *Realserver) Sync(ctx context.Context) error {
-	desired, tunnel := reconcile.RealserverDesired(r.cfg)
+func (r *Realserver) Sync(ctx context.Context) (err error) {
+	cfg, owned := r.current()
+	start := time.Now()
+	var summary string
+	defer func() {
+		if err == nil {
+			r.synced(cfg)
+		}
+		if r.status != nil {
+			rep := SyncReport{Time: time.Now(), Kind: "realserver", Result: "ok", Duration: time.Since(start).String(), Plan: summary}
+			if err != nil {
+				rep.Result, rep.Error = "error", err.Error()
+			}
+			r.status.RecordSync(rep)
+		}
+	}()
+	desired, tunnel := reconcile.RealserverDesired(cfg)
 	var errs []error
 	if tunnel {
 		if err := r.links.EnsureIPIP("tunl0"); err != nil {
 			errs = append(errs, fmt.Errorf("tunl0: %w", err))
 		}
 	}
-	errs = append(errs, r.converge(desired))
+	summary, err = r.converge(cfg, owned, desired)
+	errs = append(errs, err)
 	var snap = r.snaps.getOrNil()
-	rs := chains.Render(r.chainOptions(), reconcile.LocalServices(r.cfg, snap, r.node))
+	rs := chains.Render(chains.Options{Chain: cfg.IPTables.Chain, Masquerade: cfg.IPTables.Masquerade},
+		reconcile.LocalServices(cfg, snap, r.node))
+	tstart := time.Now()
 	patch, err := r.tables.Apply(ctx, rs)
+	r.m.IPTablesDuration.Observe(time.Since(tstart).Seconds())
 	if err != nil {
+		r.m.IPTablesErrors.Inc()
 		errs = append(errs, fmt.Errorf("iptables: %w", err))
 	} else if !patch.Empty() {
 		r.m.ChainWrites.Inc()
@@ -86,13 +166,9 @@ func (r *Realserver) Sync(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-func (r *Realserver) chainOptions() chains.Options {
-	return chains.Options{Chain: r.cfg.IPTables.Chain, Masquerade: r.cfg.IPTables.Masquerade}
-}
-
 // converge makes VIP bindings and sysctls equal to desired, through the same Diff and Apply the
 // director uses (with no IPVS).
-func (r *Realserver) converge(desired *reconcile.State) error {
+func (r *Realserver) converge(cfg *config.Config, owned map[netip.Addr]bool, desired *reconcile.State) (summary string, err error) {
 	k := reconcile.Kernel{Links: r.links, Sysctl: r.sysctl}
 	keys := make([]string, 0, len(desired.Sysctls))
 	for key := range desired.Sysctls {
@@ -102,13 +178,14 @@ func (r *Realserver) converge(desired *reconcile.State) error {
 	// ReadActual always returns a state, with what it could not read left out: a VIP it could
 	// not list looks unbound, so Cleanup would skip it and report success with the VIP still
 	// bound. The read error is reported with the plan's, never dropped.
-	actual, readErr := reconcile.ReadActual(k, r.cfg.Node.VIPInterface, r.owned, keys)
-	plan := reconcile.Diff(desired, actual, reconcile.DiffOptions{Owned: r.owned})
+	actual, readErr := reconcile.ReadActual(k, cfg.Node.VIPInterface, owned, keys)
+	plan := reconcile.Diff(desired, actual, reconcile.DiffOptions{Owned: owned})
 	if plan.Empty() {
-		return readErr
+		return plan.Summary(), readErr
 	}
-	r.log.Info("applying realserver plan", "plan", plan.String())
-	return errors.Join(readErr, reconcile.Apply(k, plan))
+	r.log.Info("applying realserver plan", "ops", len(plan.Ops), "summary", plan.Summary())
+	r.log.Debug("realserver plan", "plan", plan.String())
+	return plan.Summary(), errors.Join(readErr, reconcile.Apply(k, plan))
 }
 
 // Cleanup removes the chains and unbinds the VIPs. Sysctls are left as they are: they are
@@ -118,7 +195,8 @@ func (r *Realserver) Cleanup(ctx context.Context) error {
 	if err := r.tables.Cleanup(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("iptables cleanup: %w", err))
 	}
-	if err := r.converge(reconcile.NewState(r.cfg.Node.VIPInterface)); err != nil {
+	cfg, owned := r.current()
+	if _, err := r.converge(cfg, owned, reconcile.NewState(cfg.Node.VIPInterface)); err != nil {
 		errs = append(errs, fmt.Errorf("unbinding VIPs: %w", err))
 	}
 	r.log.Info("realserver role cleaned up", "errors", len(errs))

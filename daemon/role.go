@@ -96,17 +96,27 @@ func (c *RoleController) Stop(ctx context.Context) error {
 		return nil
 	}
 	cancel()
+	// Within a caller's deadline (shutdown), half of what is left goes to the loop's last
+	// work and the rest to the clean-up.
+	wait := c.stopWait
+	if dl, ok := ctx.Deadline(); ok {
+		wait = min(wait, time.Until(dl)/2)
+	}
 	var errs []error
 	select {
 	case err := <-done:
 		if err != nil && !errors.Is(err, context.Canceled) {
 			errs = append(errs, fmt.Errorf("role loop: %w", err))
 		}
-	case <-time.After(c.stopWait):
-		errs = append(errs, fmt.Errorf("role loop did not finish within %s; cleaning up anyway", c.stopWait))
+	case <-time.After(wait):
+		errs = append(errs, fmt.Errorf("role loop did not finish within %s; cleaning up anyway", wait.Round(time.Millisecond)))
 	}
-	cctx, ccancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-	defer ccancel()
+	cctx := ctx
+	if _, ok := ctx.Deadline(); !ok {
+		var ccancel context.CancelFunc
+		cctx, ccancel = context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer ccancel()
+	}
 	if err := c.loop.Cleanup(cctx); err != nil {
 		errs = append(errs, err)
 	}

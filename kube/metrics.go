@@ -2,6 +2,7 @@ package kube
 
 import (
 	"errors"
+	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -58,16 +59,45 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.published, m.lastSnapshot, m.serviceStatus, m.backoff, m.resets, m.valveActive, m.valveHeld, m.latency} {
-		if err := reg.Register(c); err != nil {
-			var are prometheus.AlreadyRegisteredError
-			if errors.As(err, &are) {
-				return nil, errors.New("kube: metrics already registered (one Source per registry)")
-			}
-			return nil, err
-		}
+	// A reload that changes the watched services replaces the Source; the new one takes over
+	// the collectors the first registered, so the series continue rather than fail to register.
+	var err error
+	reuse(reg, &m.published, &err)
+	reuse(reg, &m.lastSnapshot, &err)
+	reuse(reg, &m.serviceStatus, &err)
+	reuse(reg, &m.backoff, &err)
+	reuse(reg, &m.resets, &err)
+	reuse(reg, &m.valveActive, &err)
+	reuse(reg, &m.valveHeld, &err)
+	reuse(reg, &m.latency, &err)
+	if err != nil {
+		return nil, err
 	}
 	return m, nil
+}
+
+// reuse registers *c with reg, or replaces *c by the collector already registered under its
+// name. The first error is kept in *errp.
+func reuse[C prometheus.Collector](reg prometheus.Registerer, c *C, errp *error) {
+	err := reg.Register(*c)
+	if err == nil {
+		return
+	}
+	var are prometheus.AlreadyRegisteredError
+	if errors.As(err, &are) {
+		if existing, ok := are.ExistingCollector.(C); ok {
+			*c = existing
+			return
+		}
+	}
+	if *errp == nil {
+		*errp = fmt.Errorf("kube: registering metrics: %w", err)
+	}
+}
+
+// forgetStatus drops the status series of ref (a service port a reload stopped watching).
+func (m *metrics) forgetStatus(ref ServiceRef) {
+	m.serviceStatus.DeletePartialMatch(prometheus.Labels{"namespace": ref.Namespace, "service": ref.Service, "port_name": ref.PortName})
 }
 
 // setStatus moves a service's status series from old (if any) to cur.

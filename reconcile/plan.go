@@ -63,6 +63,22 @@ func (p *Plan) Counts() map[OpKind]int {
 	return m
 }
 
+// Summary is the plan in one line for logs and /status: the count of each kind of op in apply
+// order ("2 add-service, 1 bind-vip"), or "no changes".
+func (p *Plan) Summary() string {
+	if p.Empty() {
+		return "no changes"
+	}
+	c := p.Counts()
+	var parts []string
+	for k := OpDelService; k <= OpBindVIP; k++ {
+		if c[k] > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", c[k], k))
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
 func (k OpKind) String() string {
 	return [...]string{"delete-service", "delete-destination", "unbind-vip", "set-sysctl", "update-service", "drain-destination", "update-destination", "ensure-device", "add-service", "add-destination", "bind-vip"}[k]
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/ravel-lb/ravel/config"
 	"github.com/ravel-lb/ravel/netops"
+	"github.com/ravel-lb/ravel/netops/iptables"
 	"github.com/ravel-lb/ravel/reconcile"
 )
 
@@ -22,8 +23,12 @@ func init() {
 	logrus.SetOutput(io.Discard)
 }
 
-// openKernel opens the real netops implementations for this network namespace.
-func openKernel() (reconcile.Kernel, func(), error) {
+// openTables opens ravel's iptables chains; a variable so that tests of the command run on fakes.
+var openTables = func(chain string) (iptables.Tables, error) { return iptables.New(chain) }
+
+// openKernel opens the real netops implementations for this network namespace (a variable so
+// that tests of the command run on fakes).
+var openKernel = func() (reconcile.Kernel, func(), error) {
 	ipvs, err := netops.NewIPVS()
 	if err != nil {
 		return reconcile.Kernel{}, nil, fmt.Errorf("opening IPVS (is the ip_vs module loaded, and are you root?): %w", err)
@@ -39,3 +44,15 @@ func openKernel() (reconcile.Kernel, func(), error) {
 	}
 	return reconcile.Kernel{IPVS: ipvs, Links: links, Sysctl: netops.NewSysctl("")}, closeAll, nil
 }
+
+// openLinks opens netlink for the realserver role (a variable for tests, as openKernel).
+var openLinks = func() (netops.Links, func(), error) {
+	l, err := netops.NewLinks()
+	if err != nil {
+		return nil, nil, err
+	}
+	return l, func() { l.Close() }, nil
+}
+
+// newSysctl returns the sysctl writer for /proc/sys (a variable for tests, as openKernel).
+var newSysctl = func() netops.Sysctl { return netops.NewSysctl("") }

@@ -31,24 +31,6 @@ func kubeSource(cfg *configT, reg prometheus.Registerer, log *slog.Logger) (*kub
 	return kube.NewSource(opts)
 }
 
-// startKube starts the Kubernetes source when the config has a kubernetes section, and returns
-// its snapshots (the first only after every informer synced); nil without one.
-func startKube(ctx context.Context, cfg *configT, reg prometheus.Registerer, log *slog.Logger) (<-chan *kube.Snapshot, error) {
-	if cfg.Kubernetes == nil {
-		return nil, nil
-	}
-	src, err := kubeSource(cfg, reg, log)
-	if err != nil {
-		return nil, err
-	}
-	go func() {
-		if err := src.Run(ctx); err != nil && ctx.Err() == nil {
-			log.Error("Kubernetes source stopped", "err", err)
-		}
-	}()
-	return src.Snapshots(), nil
-}
-
 // oneSnapshot returns one complete snapshot for `ravel plan`, or nil without a kubernetes
 // section. It gives up after a minute rather than printing a plan from a partial view.
 func oneSnapshot(ctx context.Context, cfg *configT) (*kube.Snapshot, error) {

@@ -15,6 +15,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -54,7 +55,8 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 func TestSignalContext(t *testing.T) {
 	var logs syncBuffer
 	log := slog.New(slog.NewTextHandler(&logs, nil))
-	ctx, stop := signalContext(context.Background(), log)
+	var hups atomic.Int32
+	ctx, stop := signalContext(context.Background(), log, func() { hups.Add(1) })
 	defer stop()
 
 	for _, sig := range []struct {
@@ -73,6 +75,9 @@ func TestSignalContext(t *testing.T) {
 		if err := ctx.Err(); err != nil {
 			t.Fatalf("%s ended the context: %v", sig.s, err)
 		}
+	}
+	if n := hups.Load(); n != 1 {
+		t.Errorf("SIGHUP called the reload hook %d times, want 1", n)
 	}
 
 	if err := syscall.Kill(os.Getpid(), syscall.SIGTERM); err != nil {

@@ -1,0 +1,190 @@
+package daemon
+
+import (
+	"context"
+	"log/slog"
+	"reflect"
+	"slices"
+
+	"github.com/ravel-lb/ravel/config"
+	"github.com/ravel-lb/ravel/kube"
+)
+
+// KubeFeed is one stream of Kubernetes snapshots that survives reloads. A reload that changes
+// what is watched (a service added, a selector, the debounce, the kubeconfig) starts a new
+// Source beside the running one; the old one keeps feeding until the new one has synced every
+// cache and published its first, complete snapshot, and only then stops. So a reload never
+// leaves the roles without endpoints, and a new Source that cannot sync (a bad kubeconfig
+// path is caught earlier, an unreachable server is not) never replaces a working one.
+type KubeFeed struct {
+	// Options gives the Source options of a config (without Logger and Registerer).
+	options func(*config.Config) kube.Options
+	// build creates a Source for a config.
+	build func(*config.Config) (*kube.Source, error)
+	log   *slog.Logger
+	out   chan *kube.Snapshot
+	swaps chan *kube.Source
+
+	// Owned by the reload path (Prepare and its commit), which is serialized.
+	opts kube.Options
+}
+
+// NewKubeFeed returns a feed; Start it with the first config.
+func NewKubeFeed(options func(*config.Config) kube.Options, build func(*config.Config) (*kube.Source, error), log *slog.Logger) *KubeFeed {
+	return &KubeFeed{options: options, build: build, log: log, out: make(chan *kube.Snapshot), swaps: make(chan *kube.Source)}
+}
+
+// Snapshots is the stream. It is never closed; it ends with the feed's context.
+func (f *KubeFeed) Snapshots() <-chan *kube.Snapshot { return f.out }
+
+// Start builds the Source for cfg and runs the feed until ctx ends.
+func (f *KubeFeed) Start(ctx context.Context, cfg *config.Config) error {
+	src, err := f.build(cfg)
+	if err != nil {
+		return err
+	}
+	f.opts = watchOptions(f.options(cfg))
+	go f.run(ctx, src)
+	return nil
+}
+
+// Prepare checks whether cfg needs a new Source and builds it (an error leaves everything as
+// it is). The returned commit starts the swap; call it once the roles run cfg.
+func (f *KubeFeed) Prepare(cfg *config.Config) (commit func(context.Context), err error) {
+	opts := watchOptions(f.options(cfg))
+	if reflect.DeepEqual(opts, f.opts) {
+		return func(context.Context) {}, nil
+	}
+	src, err := f.build(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return func(ctx context.Context) {
+		f.opts = opts
+		f.log.Info("Kubernetes watches change with the new config: starting them beside the running ones", "services", len(opts.Refs))
+		select {
+		case f.swaps <- src:
+		case <-ctx.Done():
+		}
+	}, nil
+}
+
+// watchOptions strips what does not describe the watches and orders the refs.
+func watchOptions(o kube.Options) kube.Options {
+	o.Logger, o.Registerer = nil, nil
+	o.Refs = slices.Clone(o.Refs)
+	slices.SortFunc(o.Refs, func(a, b kube.ServiceRef) int {
+		if c := cmpStr(a.Namespace, b.Namespace); c != 0 {
+			return c
+		}
+		if c := cmpStr(a.Service, b.Service); c != 0 {
+			return c
+		}
+		return cmpStr(a.PortName, b.PortName)
+	})
+	o.Refs = slices.Compact(o.Refs)
+	return o
+}
+
+func cmpStr(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+type runningSource struct {
+	src    *kube.Source
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func (f *KubeFeed) start(ctx context.Context, src *kube.Source) *runningSource {
+	sctx, cancel := context.WithCancel(ctx)
+	r := &runningSource{src: src, cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(r.done)
+		if err := src.Run(sctx); err != nil && sctx.Err() == nil {
+			f.log.Error("Kubernetes source stopped", "err", err)
+		}
+	}()
+	return r
+}
+
+func (r *runningSource) stop() {
+	r.cancel()
+	<-r.done
+}
+
+// run forwards snapshots from the current Source, merging those the roles have not read yet,
+// and performs swaps.
+func (f *KubeFeed) run(ctx context.Context, first *kube.Source) {
+	cur := f.start(ctx, first)
+	var next *runningSource
+	var buf *kube.Snapshot // published by the current source, not read by the roles yet
+	for {
+		var out chan<- *kube.Snapshot
+		if buf != nil {
+			out = f.out
+		}
+		var curC, nextC <-chan *kube.Snapshot
+		if cur != nil {
+			curC = cur.src.Snapshots()
+		}
+		if next != nil {
+			nextC = next.src.Snapshots()
+		}
+		select {
+		case <-ctx.Done():
+			if next != nil {
+				next.stop()
+			}
+			cur.stop()
+			return
+		case s, ok := <-curC:
+			if !ok { // only when its context ended
+				continue
+			}
+			buf = mergeSnapshots(buf, s)
+		case s, ok := <-nextC:
+			if !ok {
+				continue
+			}
+			// The new watches have synced: they take over. Their first snapshot lists every
+			// service and sets NodesChanged, so the roles recompute everything from it.
+			cur.stop()
+			cur.src.HandOver(next.src)
+			cur, next = next, nil
+			buf = s
+			f.log.Info("new Kubernetes watches synced and took over")
+		case src := <-f.swaps:
+			if next != nil { // a second reload before the first one's watches synced
+				next.stop()
+			}
+			next = f.start(ctx, src)
+		case out <- buf:
+			buf = nil
+		}
+	}
+}
+
+// mergeSnapshots returns s as if it replaced old unread: its Changed and NodesChanged cover both.
+func mergeSnapshots(old, s *kube.Snapshot) *kube.Snapshot {
+	if old == nil {
+		return s
+	}
+	m := *s
+	m.NodesChanged = old.NodesChanged || s.NodesChanged
+	seen := map[kube.ServiceRef]bool{}
+	m.Changed = nil
+	for _, r := range append(slices.Clone(old.Changed), s.Changed...) {
+		if !seen[r] {
+			seen[r] = true
+			m.Changed = append(m.Changed, r)
+		}
+	}
+	return &m
+}

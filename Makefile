@@ -10,12 +10,42 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 # Debian packages the tests and the demo use.
 DEB_PACKAGES := qemu-system-x86 ipvsadm busybox-static cpio kmod iptables iproute2 curl systemd
 
-.PHONY: all build test unit e2e demo lint bench deps kapi clean fuzz
+.PHONY: all build test unit e2e demo lint bench deps kapi clean fuzz install uninstall
 
 all: build
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-X main.version=$(VERSION)" -o $(RAVEL) ./cmd/ravel
+
+# install puts the binary under $(PREFIX), the systemd unit (its binary path rewritten for
+# $(PREFIX)) and, only when there is none, a starting config; an operator's config is never
+# overwritten. DESTDIR prefixes every path, for packaging.
+PREFIX ?= /usr/local
+DESTDIR ?=
+UNIT_DIR := /etc/systemd/system
+CONF := /etc/ravel/ravel.yaml
+
+install: build
+	install -D -m 0755 $(RAVEL) $(DESTDIR)$(PREFIX)/bin/ravel
+	install -d -m 0755 $(DESTDIR)$(UNIT_DIR)
+	sed 's#/usr/local/bin/ravel#$(PREFIX)/bin/ravel#g' systemd/ravel.service > $(DESTDIR)$(UNIT_DIR)/ravel.service.tmp
+	chmod 0644 $(DESTDIR)$(UNIT_DIR)/ravel.service.tmp
+	mv $(DESTDIR)$(UNIT_DIR)/ravel.service.tmp $(DESTDIR)$(UNIT_DIR)/ravel.service
+	@if [ -e $(DESTDIR)$(CONF) ]; then \
+	  echo "kept the existing $(DESTDIR)$(CONF) (not overwritten)"; \
+	else \
+	  install -d -m 0755 $(DESTDIR)$(dir $(CONF)) && \
+	  sed -e '/yaml-language-server/d' -e 's#examples/static.yaml#$(CONF)#g' examples/static.yaml \
+	    > $(DESTDIR)$(CONF).tmp && chmod 0644 $(DESTDIR)$(CONF).tmp && \
+	  mv $(DESTDIR)$(CONF).tmp $(DESTDIR)$(CONF) && \
+	  echo "installed $(DESTDIR)$(CONF) from examples/static.yaml: edit it, then ravel config validate $(CONF)"; \
+	fi
+	@echo "then: systemctl daemon-reload && systemctl enable --now ravel"
+
+# uninstall removes the binary and the unit; the config under /etc/ravel stays.
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/bin/ravel $(DESTDIR)$(UNIT_DIR)/ravel.service
+	@echo "kept $(DESTDIR)$(CONF); remove it by hand if it is no longer wanted"
 
 # deps installs the Debian packages that are missing (quietly, once).
 deps:

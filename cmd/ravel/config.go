@@ -37,7 +37,7 @@ not belong to the scheduler are dropped).
 
 Exit status: 0 every file valid (warnings allowed), 1 a file is invalid, 2 a file cannot be
 read or bad usage, 3 warnings with --strict.`,
-		Example: "  ravel config validate /etc/ravel/config.yaml\n  ravel config validate --strict --output json examples/*.yaml",
+		Example: "  ravel config validate /etc/ravel/ravel.yaml\n  ravel config validate --strict --output json examples/*.yaml",
 		Args:    cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, files []string) error {
 			if output != "text" && output != "json" {

@@ -74,7 +74,7 @@ order ravel applies them.`,
 			return nil
 		},
 	}
-	c.Flags().StringVarP(&file, "config", "c", "/etc/ravel/config.yaml", "ClusterConfig file")
+	c.Flags().StringVarP(&file, "config", "c", "/etc/ravel/ravel.yaml", "ClusterConfig file")
 	c.Flags().StringVar(&against, "against", "kernel", "what to diff against: kernel or empty")
 	nf.register(c.Flags())
 	return c

@@ -35,7 +35,7 @@ var timeNow = time.Now
 
 // coordinatorSettle is how long a starting director waits, with its coordinator ports open,
 // before programming: a realserver probe interval (1 s), its clean-up, and slack.
-const coordinatorSettle = 3 * time.Second
+var coordinatorSettle = 3 * time.Second
 
 func sleepCtx(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)

@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"net/netip"
+	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/ravel-lb/ravel/config"
 	"github.com/ravel-lb/ravel/kube"
 )
 
@@ -402,5 +404,42 @@ func TestRealserverRun(t *testing.T) {
 	}
 	if !strings.Contains(f.links.Dump(), "10.54.213.247/32") {
 		t.Errorf("Run's return unbound the VIPs:\n%s", f.links.Dump())
+	}
+}
+
+// TestRealserverReload: a reload that moves the service to another VIP binds the new one and
+// unbinds the old one (retired, still owned until the sync that removes it), leaving foreign
+// addresses alone; a running role syncs as soon as the config arrives.
+func TestRealserverReload(t *testing.T) {
+	f := newRealserverFakes(t, "eth1")
+	r := newTestRealserver(t, "realserver-lo.yaml", f, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	bound := func(p string) bool { return strings.Contains(f.links.Dump(), p) }
+	waitFor(t, "the first sync", func() bool { return bound("10.54.213.247/32") })
+
+	data, err := os.ReadFile("testdata/realserver-lo.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	next, err := config.Parse("next.yaml", []byte(strings.ReplaceAll(string(data), "10.54.213.247", "10.54.213.249")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Reload(next)
+	waitFor(t, "the reload's sync", func() bool { return bound("10.54.213.249/32") && !bound("10.54.213.247/32") })
+	if !bound("127.0.0.1/8") {
+		t.Errorf("the reload removed a foreign address:\n%s", f.links.Dump())
+	}
+	r.mu.Lock()
+	retired := len(r.retired)
+	r.mu.Unlock()
+	if retired != 0 {
+		t.Errorf("%d VIPs still retired after a good sync, want 0", retired)
 	}
 }

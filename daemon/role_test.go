@@ -312,3 +312,28 @@ func TestRoleStopWithCancelledContext(t *testing.T) {
 		t.Errorf("events (-want +got):\n%s", diff)
 	}
 }
+
+// TestRoleStopWithinDeadline: on shutdown the watcher gives Stop a deadline (ShutdownTimeout);
+// a loop that does not end in time gets half of it, and the clean-up still runs within the
+// deadline rather than after StopWait plus its own 30 s.
+func TestRoleStopWithinDeadline(t *testing.T) {
+	l := newTestLoop()
+	l.honourCtx = false
+	defer close(l.releaseRun)
+	c := NewRoleController(l)
+	must(t, c.Start(context.Background()))
+	recv(t, l.runEntered, "Run")
+	ctx, cancel := context.WithTimeout(context.Background(), 400*time.Millisecond)
+	defer cancel()
+	err := c.Stop(ctx)
+	if err == nil || !strings.Contains(err.Error(), "did not finish within") {
+		t.Errorf("Stop = %v, want the overrun reported", err)
+	}
+	if ctx.Err() != nil {
+		t.Errorf("Stop returned after its deadline (StopWait is %s): the clean-up was not bounded by it", StopWait)
+	}
+	want := []string{"run", "cancelled", "cleanup", "cleanup returned"}
+	if diff := cmp.Diff(want, l.Events()); diff != "" {
+		t.Errorf("events (-want +got):\n%s", diff)
+	}
+}

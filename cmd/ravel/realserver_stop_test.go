@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -30,7 +29,7 @@ func TestRealserverSIGTERMCleansUp(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root for a network namespace")
 	}
-	for _, tool := range []string{"ip", "iptables-save", "iptables"} {
+	for _, tool := range []string{"ip", "iptables-save", "iptables", "setpriv"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			if os.Getenv("RAVEL_REQUIRE_KAPI") != "" {
 				t.Fatalf("%s not found (make deps installs it)", tool)
@@ -40,7 +39,7 @@ func TestRealserverSIGTERMCleansUp(t *testing.T) {
 	}
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "ravel")
-	if out, err := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-o", bin, ".").CombinedOutput(); err != nil {
+	if out, err := exec.Command(goTool(t), "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	ns := fmt.Sprintf("ravel-stop-%d", os.Getpid())
@@ -80,7 +79,11 @@ metrics: {listen: ""}
 		return string(addrs) + string(nat)
 	}
 
-	cmd := netnsCmd(ns, bin, "run", "--config", cfg, "--log-format", "json", "--watch-config=false")
+	// With only the capabilities the systemd unit leaves it (its CapabilityBoundingSet, read
+	// from the unit itself), as systemd would start it.
+	caps := unitCapabilities(t)
+	cmd := netnsCmd(ns, "setpriv", "--bounding-set=-all,"+caps, "--inh-caps=-all", "--",
+		bin, "run", "--config", cfg, "--log-format", "json", "--watch-config=false")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -119,6 +122,11 @@ metrics: {listen: ""}
 		return strings.Contains(s, "10.54.213.247/32") && strings.Contains(s, ":RAVEL")
 	})
 
+	// The daemon really runs without the other capabilities of root.
+	if caps := procCaps(t, "ravel"); caps != unitCapMask(t) {
+		t.Fatalf("ravel runs with CapBnd %s, want exactly the unit's %s", caps, unitCapMask(t))
+	}
+
 	// ip netns exec runs ravel as its child: signal ravel itself.
 	pid, err := exec.Command("pgrep", "-P", fmt.Sprint(cmd.Process.Pid)).Output()
 	target := cmd.Process.Pid
@@ -151,4 +159,75 @@ metrics: {listen: ""}
 		t.Errorf("a foreign address or chain was removed:\n%s", s)
 	}
 	t.Logf("SIGTERM to exit with rules removed: %s", took.Round(time.Millisecond))
+}
+
+// unitCapabilities returns the unit's CapabilityBoundingSet as setpriv's list ("+net_admin,...").
+func unitCapabilities(t *testing.T) string {
+	t.Helper()
+	var out []string
+	for _, c := range unitCapNames(t) {
+		out = append(out, "+"+strings.ToLower(strings.TrimPrefix(c, "CAP_")))
+	}
+	return strings.Join(out, ",")
+}
+
+func unitCapNames(t *testing.T) []string {
+	t.Helper()
+	unit, err := os.ReadFile("../../systemd/ravel.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(unit), "\n") {
+		if v, ok := strings.CutPrefix(l, "CapabilityBoundingSet="); ok {
+			return strings.Fields(v)
+		}
+	}
+	t.Fatal("the unit has no CapabilityBoundingSet=")
+	return nil
+}
+
+// capBits are the capability numbers of linux/capability.h the unit may name.
+var capBits = map[string]uint{"CAP_DAC_OVERRIDE": 1, "CAP_NET_BIND_SERVICE": 10, "CAP_NET_ADMIN": 12, "CAP_NET_RAW": 13, "CAP_SYS_MODULE": 16, "CAP_SYS_ADMIN": 21}
+
+func unitCapMask(t *testing.T) string {
+	t.Helper()
+	var m uint64
+	for _, c := range unitCapNames(t) {
+		b, ok := capBits[c]
+		if !ok {
+			t.Fatalf("capability %s of the unit is not in this test's table", c)
+		}
+		m |= 1 << b
+	}
+	return fmt.Sprintf("%016x", m)
+}
+
+// procCaps returns CapBnd of the process named comm (the newest one).
+func procCaps(t *testing.T, comm string) string {
+	t.Helper()
+	pid, err := exec.Command("pgrep", "-n", "-x", comm).Output()
+	if err != nil {
+		t.Fatalf("pgrep %s: %v", comm, err)
+	}
+	st, err := os.ReadFile("/proc/" + strings.TrimSpace(string(pid)) + "/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(st), "\n") {
+		if v, ok := strings.CutPrefix(l, "CapBnd:"); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	t.Fatal("no CapBnd in /proc status")
+	return ""
+}
+
+// goTool is the go command that runs this test (go test puts its GOROOT/bin first on PATH).
+func goTool(t *testing.T) string {
+	t.Helper()
+	p, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatalf("go not on PATH: %v", err)
+	}
+	return p
 }

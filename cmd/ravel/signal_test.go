@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -102,7 +101,7 @@ func TestRunIgnoresSIGCONT(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary")
 	}
-	gobin := filepath.Join(runtime.GOROOT(), "bin", "go")
+	gobin := goTool(t)
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "ravel")
 	build := exec.Command(gobin, "build", "-o", bin, ".")

@@ -7,6 +7,7 @@ export PATH := /usr/local/go/bin:$(PATH)
 BIN := bin
 RAVEL := $(BIN)/ravel
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+REVISION ?= $(shell git rev-parse HEAD 2>/dev/null)
 # Debian packages the tests and the demo use.
 DEB_PACKAGES := qemu-system-x86 ipvsadm busybox-static cpio kmod iptables iproute2 curl systemd
 
@@ -15,7 +16,7 @@ DEB_PACKAGES := qemu-system-x86 ipvsadm busybox-static cpio kmod iptables iprout
 all: build
 
 build:
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-X main.version=$(VERSION)" -o $(RAVEL) ./cmd/ravel
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-X main.version=$(VERSION) -X main.revision=$(REVISION)" -o $(RAVEL) ./cmd/ravel
 
 # install puts the binary under $(PREFIX), the systemd unit (its binary path rewritten for
 # $(PREFIX)) and, only when there is none, a starting config; an operator's config is never

@@ -393,7 +393,7 @@ func (d *Director) apply(plan *reconcile.Plan, kind string, start time.Time) {
 		d.m.LastSync.Set(float64(d.now().Unix()))
 	}
 	if d.status != nil {
-		rep := SyncReport{Time: d.now(), Kind: kind, Result: result, Duration: d.now().Sub(start).String(), Plan: plan.Summary()}
+		rep := SyncReport{Time: d.now(), Kind: kind, Result: result, Duration: d.now().Sub(start).Round(10 * time.Microsecond).String(), Plan: plan.Summary()}
 		if applyErr != nil {
 			rep.Error = applyErr.Error()
 		}

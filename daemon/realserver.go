@@ -134,7 +134,7 @@ func (r *Realserver) Sync(ctx context.Context) (err error) {
 			r.synced(cfg)
 		}
 		if r.status != nil {
-			rep := SyncReport{Time: time.Now(), Kind: "realserver", Result: "ok", Duration: time.Since(start).String(), Plan: summary}
+			rep := SyncReport{Time: time.Now(), Kind: "realserver", Result: "ok", Duration: time.Since(start).Round(10 * time.Microsecond).String(), Plan: summary}
 			if err != nil {
 				rep.Result, rep.Error = "error", err.Error()
 			}

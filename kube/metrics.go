@@ -3,6 +3,7 @@ package kube
 import (
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -18,10 +19,14 @@ type metrics struct {
 	valveActive   prometheus.Gauge
 	valveHeld     prometheus.Gauge
 	latency       prometheus.Histogram
+
+	statusMu sync.Mutex            // orders status series writes with takeOver
+	status   map[ServiceRef]Status // the status this Source last set per ref
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
+		status: map[ServiceRef]Status{},
 		published: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "ravel_kube_snapshots_published_total",
 			Help: "Snapshots of the cluster published to the reconciler.",
@@ -100,10 +105,30 @@ func (m *metrics) forgetStatus(ref ServiceRef) {
 	m.serviceStatus.DeletePartialMatch(prometheus.Labels{"namespace": ref.Namespace, "service": ref.Service, "port_name": ref.PortName})
 }
 
-// setStatus moves a service's status series from old (if any) to cur.
+// setStatus moves a service's status series to cur. Any other status series of the ref is
+// deleted, not only this Source's previous one (old): a Source that replaced another on a
+// reload shares the collector, and the other's last status must not stay beside ours.
 func (m *metrics) setStatus(ref ServiceRef, old, cur Status) {
-	if old != "" && old != cur {
-		m.serviceStatus.DeleteLabelValues(ref.Namespace, ref.Service, ref.PortName, string(old))
+	m.statusMu.Lock()
+	defer m.statusMu.Unlock()
+	if old != cur || m.status[ref] != cur {
+		m.forgetStatus(ref)
 	}
 	m.serviceStatus.WithLabelValues(ref.Namespace, ref.Service, ref.PortName, string(cur)).Set(1)
+	m.status[ref] = cur
+}
+
+// takeOver makes the shared status series exactly this Source's: every series of refs (those
+// of the Source it replaces) is dropped, and this Source's last statuses are set again (the
+// replaced Source may have written over them while both ran).
+func (m *metrics) takeOver(refs []ServiceRef) {
+	m.statusMu.Lock()
+	defer m.statusMu.Unlock()
+	for _, r := range refs {
+		m.forgetStatus(r)
+	}
+	for r, st := range m.status {
+		m.forgetStatus(r)
+		m.serviceStatus.WithLabelValues(r.Namespace, r.Service, r.PortName, string(st)).Set(1)
+	}
 }

@@ -303,16 +303,8 @@ func (s *Source) notePendingLocked() {
 }
 
 // HandOver is called when next replaces s (a reload changed the watched services) and s has
-// stopped: the status series of the service ports next does not watch are dropped, so no stale
-// series outlives the config that asked for it.
+// stopped: the shared status series become exactly next's, so no series of a service port next
+// does not watch, or of a status s last saw, outlives the config that asked for it.
 func (s *Source) HandOver(next *Source) {
-	keep := map[ServiceRef]bool{}
-	for _, r := range next.refs {
-		keep[r] = true
-	}
-	for _, r := range s.refs {
-		if !keep[r] {
-			s.m.forgetStatus(r)
-		}
-	}
+	next.m.takeOver(s.refs)
 }

@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
-	"runtime/debug"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -233,13 +232,9 @@ func applyWith(feed *daemon.KubeFeed, role func(context.Context, *configT) error
 
 // registerBuildInfo adds ravel_build_info.
 func registerBuildInfo(reg prometheus.Registerer) {
-	rev := "unknown"
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		for _, s := range bi.Settings {
-			if s.Key == "vcs.revision" {
-				rev = s.Value
-			}
-		}
+	rev := buildRevision()
+	if rev == "" {
+		rev = "unknown"
 	}
 	g := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "ravel_build_info",
 		Help: "1, labelled with ravel's version, VCS revision and Go version."}, []string{"version", "revision", "goversion"})

@@ -130,9 +130,10 @@ func printStatus(w io.Writer, r daemon.Report) {
 		}
 	}
 	fmt.Fprintf(tw, "last good sync\t%s\n", ago(r.LastSuccessfulSync))
-	c := r.Counts
-	fmt.Fprintf(tw, "kernel\t%d virtual services, %d destinations (%d draining), %d VIPs, %d services without realservers\n",
-		c.VirtualServices, c.Destinations, c.Draining, c.VIPs, c.ServicesWithoutRealservers)
+	if c := r.Counts; r.Role == "director" {
+		fmt.Fprintf(tw, "kernel\t%d virtual services, %d destinations (%d draining), %d VIPs, %d services without realservers\n",
+			c.VirtualServices, c.Destinations, c.Draining, c.VIPs, c.ServicesWithoutRealservers)
+	}
 	if !r.Snapshot.IsZero() {
 		fmt.Fprintf(tw, "kubernetes\tsnapshot %s\n", ago(r.Snapshot))
 	}

@@ -19,8 +19,9 @@ import (
 type KubeFeed struct {
 	// Options gives the Source options of a config (without Logger and Registerer).
 	options func(*config.Config) kube.Options
-	// build creates a Source for a config.
-	build func(*config.Config) (*kube.Source, error)
+	// build creates a Source for a config; standby is kube.Options.Standby (true for a
+	// Source started beside the running one, which must not write the shared metrics yet).
+	build func(cfg *config.Config, standby bool) (*kube.Source, error)
 	log   *slog.Logger
 	out   chan *kube.Snapshot
 	swaps chan *kube.Source
@@ -30,7 +31,7 @@ type KubeFeed struct {
 }
 
 // NewKubeFeed returns a feed; Start it with the first config.
-func NewKubeFeed(options func(*config.Config) kube.Options, build func(*config.Config) (*kube.Source, error), log *slog.Logger) *KubeFeed {
+func NewKubeFeed(options func(*config.Config) kube.Options, build func(cfg *config.Config, standby bool) (*kube.Source, error), log *slog.Logger) *KubeFeed {
 	return &KubeFeed{options: options, build: build, log: log, out: make(chan *kube.Snapshot), swaps: make(chan *kube.Source)}
 }
 
@@ -39,7 +40,7 @@ func (f *KubeFeed) Snapshots() <-chan *kube.Snapshot { return f.out }
 
 // Start builds the Source for cfg and runs the feed until ctx ends.
 func (f *KubeFeed) Start(ctx context.Context, cfg *config.Config) error {
-	src, err := f.build(cfg)
+	src, err := f.build(cfg, false)
 	if err != nil {
 		return err
 	}
@@ -55,7 +56,7 @@ func (f *KubeFeed) Prepare(cfg *config.Config) (commit func(context.Context), er
 	if reflect.DeepEqual(opts, f.opts) {
 		return func(context.Context) {}, nil
 	}
-	src, err := f.build(cfg)
+	src, err := f.build(cfg, true)
 	if err != nil {
 		return nil, err
 	}
@@ -156,13 +157,13 @@ func (f *KubeFeed) run(ctx context.Context, first *kube.Source) {
 			// The new watches have synced: they take over. Their first snapshot lists every
 			// service and sets NodesChanged, so the roles recompute everything from it.
 			cur.stop()
-			cur.src.HandOver(next.src)
+			next.src.Activate(cur.src)
 			cur, next = next, nil
 			buf = s
 			f.log.Info("new Kubernetes watches synced and took over")
 		case src := <-f.swaps:
 			if next != nil { // a second reload before the first one's watches synced
-				next.stop()
+				next.stop() // on standby: it wrote no metrics, so it leaves none behind
 			}
 			next = f.start(ctx, src)
 		case out <- buf:

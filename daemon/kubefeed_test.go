@@ -244,7 +244,16 @@ func testFeedUnsynced(t *testing.T, base *rest.Config) {
 	})
 	// The stuck Source has had time to try (and fail) several times by now.
 	e.quiet(time.Second, noB)
-	t.Logf("while the unreachable Source is pending: ravel_kube_watch_backoff_seconds = %v", e.gaugeValues("ravel_kube_watch_backoff_seconds"))
+	// It is on standby: its failures must not show as the running watches' back-off.
+	backoffs := e.gaugeValues("ravel_kube_watch_backoff_seconds")
+	if len(backoffs) == 0 {
+		t.Error("no ravel_kube_watch_backoff_seconds series: the running Source's are gone")
+	}
+	for _, v := range backoffs {
+		if !strings.HasSuffix(v, "=0") {
+			t.Errorf("while the unreachable Source is pending: ravel_kube_watch_backoff_seconds %s, want 0 (the running watches are healthy)", v)
+		}
+	}
 
 	// A reload to a reachable server replaces the stuck Source.
 	e.setTarget(nil)
@@ -524,7 +533,7 @@ func feedOptions(cfg *config.Config) kube.Options {
 
 // build is the feed's build function, as cmd/ravel's kubeSource but on e's API server (or the
 // target set by setTarget), counting its calls.
-func (e *feedEnv) build(cfg *config.Config) (*kube.Source, error) {
+func (e *feedEnv) build(cfg *config.Config, standby bool) (*kube.Source, error) {
 	e.mu.Lock()
 	e.builds++
 	target := e.target
@@ -535,6 +544,7 @@ func (e *feedEnv) build(cfg *config.Config) (*kube.Source, error) {
 	opts := feedOptions(cfg)
 	opts.Logger = e.log
 	opts.Registerer = e.reg
+	opts.Standby = standby
 	return kube.NewSourceFromConfig(target, opts)
 }
 

@@ -149,10 +149,11 @@ func (s *Source) step(now time.Time) {
 		}
 	}
 	s.logChanges(l.prev, snap, details)
-	s.publish(snap, now)
+	latency := -1.0
 	if !since.IsZero() {
-		s.m.latency.Observe(now.Sub(since).Seconds())
+		latency = now.Sub(since).Seconds()
 	}
+	s.publish(snap, now, latency)
 }
 
 // resolve reads one ref from the caches.
@@ -184,7 +185,7 @@ func (s *Source) buildNodes() map[string]Node {
 
 // publish hands snap to the consumer. An unread older snapshot is replaced, and its Changed and
 // NodesChanged are merged into snap so that the consumer misses nothing.
-func (s *Source) publish(snap *Snapshot, now time.Time) {
+func (s *Source) publish(snap *Snapshot, now time.Time, latency float64) {
 	select {
 	case s.out <- snap:
 	default:
@@ -199,18 +200,11 @@ func (s *Source) publish(snap *Snapshot, now time.Time) {
 		s.out <- snap // only this goroutine sends: the slot is free
 	}
 	s.loop.prev = snap
-	s.m.published.Inc()
-	s.m.lastSnapshot.Set(float64(now.UnixNano()) / 1e9)
-	if snap.Stale {
-		s.m.valveActive.Set(1)
-	} else {
-		s.m.valveActive.Set(0)
-	}
 	held := len(s.loop.holds)
 	if s.loop.holds[nodesKey] != nil {
 		held--
 	}
-	s.m.valveHeld.Set(float64(held))
+	s.m.publishedSnapshot(float64(now.UnixNano())/1e9, snap.Stale, held, latency)
 }
 
 // logChanges logs each status change of a service (not every snapshot), node changes, and

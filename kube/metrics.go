@@ -10,6 +10,11 @@ import (
 
 // metrics are the Source's Prometheus metrics. They are registered with Options.Registerer when
 // it is set, and work unregistered otherwise (tests create many Sources).
+//
+// A Source started beside a running one on a reload (Options.Standby) shares its collectors
+// but writes nothing until Activate: its failing watches or half-synced statuses must not
+// overwrite the series of the Source that still feeds the roles. It keeps what it would have
+// written, and Activate writes that.
 type metrics struct {
 	published     prometheus.Counter
 	lastSnapshot  prometheus.Gauge
@@ -20,13 +25,20 @@ type metrics struct {
 	valveHeld     prometheus.Gauge
 	latency       prometheus.Histogram
 
-	statusMu sync.Mutex            // orders status series writes with takeOver
-	status   map[ServiceRef]Status // the status this Source last set per ref
+	mu       sync.Mutex // guards the fields below, and orders series writes with activate
+	live     bool       // writes reach the collectors
+	status   map[ServiceRef]Status
+	backoffs map[[2]string]float64 // resource, namespace → current back-off seconds
+	stale    bool
+	held     int
+	lastAt   float64 // last publish, Unix seconds; 0 before the first
 }
 
-func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+func newMetrics(reg prometheus.Registerer, standby bool) (*metrics, error) {
 	m := &metrics{
-		status: map[ServiceRef]Status{},
+		live:     !standby,
+		status:   map[ServiceRef]Status{},
+		backoffs: map[[2]string]float64{},
 		published: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "ravel_kube_snapshots_published_total",
 			Help: "Snapshots of the cluster published to the reconciler.",
@@ -109,26 +121,81 @@ func (m *metrics) forgetStatus(ref ServiceRef) {
 // deleted, not only this Source's previous one (old): a Source that replaced another on a
 // reload shares the collector, and the other's last status must not stay beside ours.
 func (m *metrics) setStatus(ref ServiceRef, old, cur Status) {
-	m.statusMu.Lock()
-	defer m.statusMu.Unlock()
-	if old != cur || m.status[ref] != cur {
-		m.forgetStatus(ref)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.live {
+		if old != cur || m.status[ref] != cur {
+			m.forgetStatus(ref)
+		}
+		m.serviceStatus.WithLabelValues(ref.Namespace, ref.Service, ref.PortName, string(cur)).Set(1)
 	}
-	m.serviceStatus.WithLabelValues(ref.Namespace, ref.Service, ref.PortName, string(cur)).Set(1)
 	m.status[ref] = cur
 }
 
-// takeOver makes the shared status series exactly this Source's: every series of refs (those
-// of the Source it replaces) is dropped, and this Source's last statuses are set again (the
-// replaced Source may have written over them while both ran).
-func (m *metrics) takeOver(refs []ServiceRef) {
-	m.statusMu.Lock()
-	defer m.statusMu.Unlock()
-	for _, r := range refs {
+// setBackoff records a watch's current back-off.
+func (m *metrics) setBackoff(resource, namespace string, seconds float64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.backoffs[[2]string{resource, namespace}] = seconds
+	if m.live {
+		m.backoff.WithLabelValues(resource, namespace).Set(seconds)
+	}
+}
+
+// reset counts a watch reset. A standby Source's resets are not counted: its failures are
+// logged, and it only ever matters once it synced.
+func (m *metrics) reset(resource, namespace, reason string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.live {
+		m.resets.WithLabelValues(resource, namespace, reason).Inc()
+	}
+}
+
+// publishedSnapshot records a publish at now (Unix seconds) and the safety valve's state.
+func (m *metrics) publishedSnapshot(now float64, stale bool, held int, latency float64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.lastAt, m.stale, m.held = now, stale, held
+	if !m.live {
+		return
+	}
+	m.published.Inc()
+	m.writeSnapshotLocked()
+	if latency >= 0 {
+		m.latency.Observe(latency)
+	}
+}
+
+func (m *metrics) writeSnapshotLocked() {
+	m.lastSnapshot.Set(m.lastAt)
+	if m.stale {
+		m.valveActive.Set(1)
+	} else {
+		m.valveActive.Set(0)
+	}
+	m.valveHeld.Set(float64(m.held))
+}
+
+// activate makes the shared series this Source's: the status series of replaced (the refs of
+// the Source it replaces, stopped by now) are dropped, and everything this Source kept while on
+// standby is written.
+func (m *metrics) activate(replaced []ServiceRef) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.live = true
+	for _, r := range replaced {
 		m.forgetStatus(r)
 	}
 	for r, st := range m.status {
 		m.forgetStatus(r)
 		m.serviceStatus.WithLabelValues(r.Namespace, r.Service, r.PortName, string(st)).Set(1)
+	}
+	m.backoff.Reset() // the replaced Source's namespaces may be gone
+	for k, v := range m.backoffs {
+		m.backoff.WithLabelValues(k[0], k[1]).Set(v)
+	}
+	if m.lastAt > 0 {
+		m.writeSnapshotLocked()
 	}
 }

@@ -49,6 +49,10 @@ type Options struct {
 	Logger *slog.Logger
 	// Registerer receives the ravel_kube_* metrics; nil leaves them unregistered.
 	Registerer prometheus.Registerer
+	// Standby starts the Source without writing its metrics, for a Source started beside a
+	// running one on a reload: it shares that one's collectors, and writes them only once
+	// Activate says it took over.
+	Standby bool
 }
 
 // OptionsFrom builds Options from the config's kubernetes section and the kubernetes targets of
@@ -143,7 +147,7 @@ func newSource(client kubernetes.Interface, opts Options) (*Source, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	m, err := newMetrics(opts.Registerer)
+	m, err := newMetrics(opts.Registerer, opts.Standby)
 	if err != nil {
 		return nil, err
 	}
@@ -302,9 +306,9 @@ func (s *Source) notePendingLocked() {
 	}
 }
 
-// HandOver is called when next replaces s (a reload changed the watched services) and s has
-// stopped: the shared status series become exactly next's, so no series of a service port next
-// does not watch, or of a status s last saw, outlives the config that asked for it.
-func (s *Source) HandOver(next *Source) {
-	next.m.takeOver(s.refs)
+// Activate is called when s takes over from replaced (a reload changed the watched services)
+// and replaced has stopped: s starts writing the shared metrics, with what it kept on standby,
+// and the status series of the service ports only replaced watched are dropped.
+func (s *Source) Activate(replaced *Source) {
+	s.m.activate(replaced.refs)
 }

@@ -191,7 +191,7 @@ func (s *Source) addWatcher(resource, ns string, obj runtime.Object, transform c
 		Backoff:         &b,
 	})
 	s.watchers = append(s.watchers, w)
-	s.m.backoff.WithLabelValues(resource, ns).Set(0)
+	s.m.setBackoff(resource, ns, 0)
 	return w
 }
 
@@ -242,8 +242,8 @@ func (w *watcher) failed(ctx context.Context, err error, step bool) {
 	s := w.src
 	if step {
 		d := w.delay()
-		s.m.backoff.WithLabelValues(w.resource, w.namespace).Set(d.Seconds())
-		s.m.resets.WithLabelValues(w.resource, w.namespace, "error").Inc()
+		s.m.setBackoff(w.resource, w.namespace, d.Seconds())
+		s.m.reset(w.resource, w.namespace, "error")
 	}
 	// An expired resourceVersion is routine (the reflector re-lists); the API is there.
 	if apierrors.IsResourceExpired(err) || apierrors.IsGone(err) {
@@ -273,7 +273,7 @@ func (w *watcher) relisted() {
 	n := w.lists
 	s.mu.Unlock()
 	if n > 1 {
-		s.m.resets.WithLabelValues(w.resource, w.namespace, "relist").Inc()
+		s.m.reset(w.resource, w.namespace, "relist")
 	}
 	w.healthy()
 }
@@ -281,7 +281,7 @@ func (w *watcher) relisted() {
 // healthy records a successful list or watch request.
 func (w *watcher) healthy() {
 	s := w.src
-	s.m.backoff.WithLabelValues(w.resource, w.namespace).Set(0)
+	s.m.setBackoff(w.resource, w.namespace, 0)
 	s.mu.Lock()
 	was := w.failing
 	since := w.failingSince

@@ -24,10 +24,11 @@ func kubeOptions(cfg *configT) kube.Options {
 }
 
 // kubeSource builds the Kubernetes source of cfg.
-func kubeSource(cfg *configT, reg prometheus.Registerer, log *slog.Logger) (*kube.Source, error) {
+func kubeSource(cfg *configT, reg prometheus.Registerer, log *slog.Logger, standby bool) (*kube.Source, error) {
 	opts := kubeOptions(cfg)
 	opts.Logger = log
 	opts.Registerer = reg
+	opts.Standby = standby
 	return kube.NewSource(opts)
 }
 

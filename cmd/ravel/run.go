@@ -203,7 +203,9 @@ func (e *runEnv) kubeFeed(ctx context.Context) (*daemon.KubeFeed, error) {
 	if e.cfg.Kubernetes == nil {
 		return nil, nil
 	}
-	feed := daemon.NewKubeFeed(kubeOptions, func(c *configT) (*kube.Source, error) { return kubeSource(c, e.reg, e.log) }, e.log)
+	feed := daemon.NewKubeFeed(kubeOptions, func(c *configT, standby bool) (*kube.Source, error) {
+		return kubeSource(c, e.reg, e.log, standby)
+	}, e.log)
 	if err := feed.Start(ctx, e.cfg); err != nil {
 		return nil, err
 	}

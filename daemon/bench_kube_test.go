@@ -105,45 +105,52 @@ func TestKapiHelperProcess(t *testing.T) {
 }
 
 // startKapiHelper starts TestKapiHelperProcess and returns an admin rest.Config for its
-// server, which b.Cleanup stops. It skips b when kapitest would skip.
-func startKapiHelper(b *testing.B) *rest.Config {
-	b.Helper()
+// server, which t.Cleanup stops (after the helper's output is drained). It skips t when
+// kapitest would skip.
+func startKapiHelper(t testing.TB) *rest.Config {
+	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestKapiHelperProcess$", "-test.count=1")
 	cmd.Env = append(os.Environ(), kapiHelperEnv+"=1")
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
-		b.Fatal(err)
+		t.Fatal(err)
 	}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
-		b.Fatal(err)
+		t.Fatal(err)
 	}
 	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
+		t.Fatal(err)
 	}
-	b.Cleanup(func() {
+	drained := make(chan struct{})
+	t.Cleanup(func() {
 		stdin.Close()
+		<-drained
 		_ = cmd.Wait()
 	})
 	var msg *kapiHelperMsg
+	var msgErr error
 	sc := bufio.NewScanner(stdout)
 	for msg == nil && sc.Scan() {
 		if line, ok := strings.CutPrefix(sc.Text(), kapiHelperMark); ok {
 			msg = new(kapiHelperMsg)
-			if err := json.Unmarshal([]byte(line), msg); err != nil {
-				b.Fatal(err)
-			}
+			msgErr = json.Unmarshal([]byte(line), msg)
 		}
 	}
-	go func() { _, _ = io.Copy(io.Discard, stdout) }() // until the helper exits
+	go func() { // until the helper exits
+		defer close(drained)
+		_, _ = io.Copy(io.Discard, stdout)
+	}()
 	switch {
+	case msgErr != nil:
+		t.Fatal(msgErr)
 	case msg == nil:
-		b.Fatal("kapitest helper process exited without starting a server")
+		t.Fatal("kapitest helper process exited without starting a server")
 	case msg.Skip != "":
-		b.Skip(msg.Skip)
+		t.Skip(msg.Skip)
 	case msg.Err != "":
-		b.Fatalf("kapitest: %s", msg.Err)
+		t.Fatalf("kapitest: %s", msg.Err)
 	}
 	return &rest.Config{
 		Host:            msg.Host,

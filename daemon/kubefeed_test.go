@@ -1,18 +1,13 @@
 package daemon
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/netip"
-	"os"
-	"os/exec"
 	"slices"
 	"strings"
 	"sync"
@@ -43,7 +38,7 @@ import (
 //
 //	RAVEL_REQUIRE_KAPI=1 go test ./daemon -run KubeFeed -count=1 -v
 func TestKubeFeed(t *testing.T) {
-	base := startKapiHelperTB(t)
+	base := startKapiHelper(t)
 	t.Run("ServiceAddedSwapsWithoutGap", func(t *testing.T) { testFeedServiceAdded(t, base) })
 	t.Run("SameWatchesNoNewSource", func(t *testing.T) { testFeedSameWatches(t, base) })
 	t.Run("RemovedServiceSeriesGo", func(t *testing.T) { testFeedRemovedSeries(t, base) })
@@ -788,62 +783,4 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.b.String()
-}
-
-// startKapiHelperTB is startKapiHelper (bench_kube_test.go) for any testing.TB: it starts
-// TestKapiHelperProcess and returns an admin rest.Config for its API server, stopped by
-// t.Cleanup. It skips when kapitest would (no cached binaries, RAVEL_REQUIRE_KAPI unset), and
-// fails when RAVEL_REQUIRE_KAPI=1 and the server cannot start (the child inherits the variable).
-func startKapiHelperTB(t testing.TB) *rest.Config {
-	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestKapiHelperProcess$", "-test.count=1")
-	cmd.Env = append(os.Environ(), kapiHelperEnv+"=1")
-	cmd.Stderr = os.Stderr
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	drained := make(chan struct{})
-	t.Cleanup(func() {
-		stdin.Close()
-		<-drained
-		_ = cmd.Wait()
-	})
-	var msg *kapiHelperMsg
-	var msgErr error
-	sc := bufio.NewScanner(stdout)
-	for msg == nil && sc.Scan() {
-		if line, ok := strings.CutPrefix(sc.Text(), kapiHelperMark); ok {
-			msg = new(kapiHelperMsg)
-			msgErr = json.Unmarshal([]byte(line), msg)
-		}
-	}
-	go func() { // until the helper exits
-		defer close(drained)
-		_, _ = io.Copy(io.Discard, stdout)
-	}()
-	switch {
-	case msgErr != nil:
-		t.Fatal(msgErr)
-	case msg == nil:
-		t.Fatal("kapitest helper process exited without starting a server")
-	case msg.Skip != "":
-		t.Skip(msg.Skip)
-	case msg.Err != "":
-		t.Fatalf("kapitest: %s", msg.Err)
-	}
-	return &rest.Config{
-		Host:            msg.Host,
-		BearerToken:     msg.Token,
-		TLSClientConfig: rest.TLSClientConfig{CAFile: msg.CAFile},
-		QPS:             500,
-		Burst:           1000,
-	}
 }

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -86,9 +87,10 @@ func (r *Reloader) Reload(ctx context.Context, trigger string) (result string, e
 			r.Log.Debug("config file unchanged; nothing to reload", "file", r.Path, "trigger", trigger)
 			return
 		}
-		// Every exit path below sets the metrics and the status.
-		r.Metrics.Reloads.WithLabelValues(trigger, result).Inc()
+		// Every exit path below sets the metrics and the status. The gauges first: a scraper
+		// that waits for the attempt to be counted must then read its outcome.
 		rep := ReloadReport{Time: start, Trigger: trigger, Result: result, Findings: findings}
+		defer r.Metrics.Reloads.WithLabelValues(trigger, result).Inc()
 		if result == ReloadOK {
 			r.Metrics.ReloadOK.Set(1)
 			r.Metrics.ReloadOKTime.Set(float64(time.Now().Unix()))
@@ -113,6 +115,13 @@ func (r *Reloader) Reload(ctx context.Context, trigger string) (result string, e
 	}
 	sum := sha256.Sum256(data)
 	if trigger == TriggerFile && sum == r.lastAttempt {
+		return ReloadUnchanged, nil
+	}
+	if trigger == TriggerFile && len(bytes.TrimSpace(data)) == 0 {
+		// A writer that truncates and then writes (`cat > file`, some editors) can be read
+		// in between, after the debounce. An empty file is never a config: wait for the
+		// content rather than refuse it. (SIGHUP still reports it.)
+		r.Log.Info("config file is empty; waiting for its content", "file", r.Path)
 		return ReloadUnchanged, nil
 	}
 	r.lastAttempt = sum

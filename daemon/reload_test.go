@@ -171,7 +171,15 @@ func TestReloaderResults(t *testing.T) {
 	}
 	rig.fail = nil
 
-	// A missing file (deleted by mistake) is refused too, and a restored one reloads.
+	// A file caught empty between a truncate and its write is waited for, not refused (and
+	// not counted); SIGHUP on it is refused.
+	rig.write("")
+	rig.reload(TriggerFile, ReloadUnchanged)
+	if v := rig.gauge(m.ReloadOK); v != 0 {
+		t.Errorf("reload_successful = %v, want still 0 (from the refused apply)", v)
+	}
+
+		// A missing file (deleted by mistake) is refused too, and a restored one reloads.
 	if err := os.Remove(rig.path); err != nil {
 		t.Fatal(err)
 	}
@@ -184,6 +192,7 @@ func TestReloaderResults(t *testing.T) {
 		want            float64
 	}{
 		{TriggerFile, ReloadInvalid, 3}, {TriggerFile, ReloadOK, 3}, {TriggerSignal, ReloadOK, 1},
+		{TriggerFile, ReloadUnchanged, 0},
 		{TriggerFile, ReloadRestartRequired, 1}, {TriggerFile, ReloadFailed, 1},
 	} {
 		if v := testutil.ToFloat64(m.Reloads.WithLabelValues(c.trigger, c.result)); v != c.want {

@@ -2,7 +2,7 @@
 # Connection thresholds: the service's upperThreshold (X) and lowerThreshold
 # (Y) are split across the destinations in proportion to their weights,
 # rounding up (docs/config.md), and are visible in the kernel. A changed file
-# (ravel restarted with it: no live reload yet) edits them IN PLACE: the plan
+# (ravel restarted with it; scenario 50 covers a live reload) edits them IN PLACE: the plan
 # has only "~ update destination" lines, and the destinations keep their
 # connection counters, which a delete + add would have reset.
 #

@@ -179,7 +179,7 @@ func TestReloaderResults(t *testing.T) {
 		t.Errorf("reload_successful = %v, want still 0 (from the refused apply)", v)
 	}
 
-		// A missing file (deleted by mistake) is refused too, and a restored one reloads.
+	// A missing file (deleted by mistake) is refused too, and a restored one reloads.
 	if err := os.Remove(rig.path); err != nil {
 		t.Fatal(err)
 	}

@@ -91,21 +91,27 @@ func (d *Director) Reload(ctx context.Context, cfg *config.Config) error {
 	}
 }
 
-// setConfig switches to cfg. VIPs that left the pool are retired, not forgotten: see retired.
-func (d *Director) setConfig(cfg *config.Config) {
+// ownedAfterReload returns the VIPs owned under cfg plus those retired: owned before and not
+// under cfg, added to retired, which keeps them until a sync has removed them.
+func ownedAfterReload(owned, retired map[netip.Addr]bool, cfg *config.Config) map[netip.Addr]bool {
 	next := reconcile.OwnedVIPs(cfg)
-	for vip := range d.owned {
+	for vip := range owned {
 		if !next[vip] {
-			d.retired[vip] = true
+			retired[vip] = true
 		}
 	}
 	for vip := range next {
-		delete(d.retired, vip)
+		delete(retired, vip)
 	}
-	for vip := range d.retired {
+	for vip := range retired {
 		next[vip] = true
 	}
-	d.cfg, d.owned = cfg, next
+	return next
+}
+
+// setConfig switches to cfg. VIPs that left the pool are retired, not forgotten: see retired.
+func (d *Director) setConfig(cfg *config.Config) {
+	d.cfg, d.owned = cfg, ownedAfterReload(d.owned, d.retired, cfg)
 	// Per-service state computed from the old config is recomputed by the full sync.
 	d.desired = nil
 	if d.status != nil {

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"cmp"
 	"context"
 	"log/slog"
 	"reflect"
@@ -75,26 +76,10 @@ func watchOptions(o kube.Options) kube.Options {
 	o.Logger, o.Registerer = nil, nil
 	o.Refs = slices.Clone(o.Refs)
 	slices.SortFunc(o.Refs, func(a, b kube.ServiceRef) int {
-		if c := cmpStr(a.Namespace, b.Namespace); c != 0 {
-			return c
-		}
-		if c := cmpStr(a.Service, b.Service); c != 0 {
-			return c
-		}
-		return cmpStr(a.PortName, b.PortName)
+		return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Service, b.Service), cmp.Compare(a.PortName, b.PortName))
 	})
 	o.Refs = slices.Compact(o.Refs)
 	return o
-}
-
-func cmpStr(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 type runningSource struct {

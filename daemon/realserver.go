@@ -51,19 +51,7 @@ func (r *Realserver) SetStatus(s *Status) { r.status = s }
 // RestartRequired refuses.
 func (r *Realserver) Reload(cfg *config.Config) {
 	r.mu.Lock()
-	next := reconcile.OwnedVIPs(cfg)
-	for vip := range r.owned {
-		if !next[vip] {
-			r.retired[vip] = true
-		}
-	}
-	for vip := range next {
-		delete(r.retired, vip)
-	}
-	for vip := range r.retired {
-		next[vip] = true
-	}
-	r.cfg, r.owned = cfg, next
+	r.cfg, r.owned = cfg, ownedAfterReload(r.owned, r.retired, cfg)
 	r.mu.Unlock()
 	select {
 	case r.poke <- struct{}{}:

@@ -61,16 +61,10 @@ metrics: {listen: "127.0.0.1:%d"}
 `, pool, weight, svc, coordPort, metricsPort)
 }
 
-// notifySocket listens where NOTIFY_SOCKET points and collects the datagrams.
+// notifySocket listens where NOTIFY_SOCKET points (listenNotify) and collects the datagrams.
 func notifySocket(t *testing.T) <-chan string {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "notify.sock")
-	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	t.Setenv("NOTIFY_SOCKET", path)
+	conn := listenNotify(t)
 	ch := make(chan string, 64)
 	go func() {
 		buf := make([]byte, 4096)

@@ -279,12 +279,18 @@ func (d *Director) FullSync() {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
-	actual, err := reconcile.ReadActual(d.kernel, d.cfg.Node.VIPInterface, d.owned, keys)
-	if err != nil {
-		d.log.Warn("reading kernel state was incomplete", "err", err)
+	actual, readErr := reconcile.ReadActual(d.kernel, d.cfg.Node.VIPInterface, d.owned, keys)
+	if readErr != nil {
+		d.log.Warn("reading kernel state was incomplete", "err", readErr)
 	}
 	plan := d.diff(desired, actual)
 	d.apply(plan, "full", start)
+	if readErr == nil && !d.fullResync && len(d.retired) > 0 {
+		// The whole kernel state was read and the plan applied: the retired VIPs' services
+		// and bindings are gone now, so stop owning them.
+		clear(d.retired)
+		d.owned = reconcile.OwnedVIPs(d.cfg)
+	}
 	d.gauges(desired)
 	d.applyChains()
 }
@@ -390,11 +396,6 @@ func (d *Director) apply(plan *reconcile.Plan, kind string, start time.Time) {
 	if result == "ok" {
 		if kind == "full" {
 			d.fullResync = false
-			if len(d.retired) > 0 {
-				// Their services and bindings are gone now: stop owning them.
-				clear(d.retired)
-				d.owned = reconcile.OwnedVIPs(d.cfg)
-			}
 		}
 		d.m.LastSync.Set(float64(d.now().Unix()))
 	}

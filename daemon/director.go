@@ -114,9 +114,6 @@ func (d *Director) setConfig(cfg *config.Config) {
 	d.cfg, d.owned = cfg, ownedAfterReload(d.owned, d.retired, cfg)
 	// Per-service state computed from the old config is recomputed by the full sync.
 	d.desired = nil
-	if d.status != nil {
-		d.status.SetConfig(cfg)
-	}
 }
 
 // SetColocated gives the director the iptables chains through which its own pods take their

@@ -11,8 +11,10 @@
 #   - what ravel planned ('ravel plan --against kernel') before it started,
 #   - the IPVS table ravel programmed ('ipvsadm -Ln', '--stats'),
 #   - the VIP bound on ravel's device ravel0,
-#   - how the requests were spread over the realservers, against the weights.
-# Exit status: 0 when every request was answered, non-zero otherwise.
+#   - how the requests were spread over the realservers, against the weights,
+#   - a live edit of the config: a typo refused (kernel unchanged, `ravel status` shows the
+#     finding), then a new weight applied in place.
+# Exit status: 0 when every request was answered and both edits behaved, non-zero otherwise.
 #
 # Environment:
 #   RAVEL_BIN           the ravel binary (default bin/ravel; built if missing)
@@ -61,7 +63,10 @@ EOF
 
 	heading "4. Starting ravel run on the director"
 	t0=$SECONDS
-	ravel_start director ravel "$cfg"
+	# ravel watches its file: run it on a copy the demo can edit (step 11).
+	local live=$SCENARIO_DIR/ravel.yaml
+	cp "$cfg" "$live"
+	ravel_start director ravel "$live"
 	wait_for 90 "ravel programs the web service" ipvs_has director "$VIP:80" 3 ||
 		{ tail -n 20 "$SCENARIO_DIR/ravel.log"; exit 1; }
 	wait_for 30 "ravel binds the VIP" vip_bound director "$VIP"
@@ -105,6 +110,8 @@ EOF
 	heading "10. Converged: ravel plan --against kernel (while ravel runs)"
 	in_ns director "$RAVEL_BIN" plan --config "$cfg" --against kernel | sed 's/^/   /'
 
+	demo_reload "$live"
+
 	local spread
 	spread="rs1 $(hit_count "$out" rs1), rs2 $(hit_count "$out" rs2), rs3 $(hit_count "$out" rs3)"
 	if ((failed == 0)); then
@@ -117,6 +124,49 @@ EOF
 }
 
 heading() { printf '\n== %s\n' "$*"; }
+
+# demo_reload FILE: edit the running config twice — a typo, which changes nothing, then a new
+# weight, applied by diff — and show what the operator sees.
+demo_reload() {
+	local live=$1 t0 before after i
+	local status=("$RAVEL_BIN" status --addr 127.0.0.1:10234)
+	before=$(in_ns director ipvsadm -Sn)
+
+	heading "11. Editing the config while ravel runs: a typo (wieght) is refused, nothing changes"
+	sed 's/{address: 10.0.0.13, weight: 1}/{address: 10.0.0.13, wieght: 3}/' "$live" >"$live.tmp"
+	mv "$live.tmp" "$live"
+	# (Outputs are captured, not piped into grep -q: under pipefail, ravel status's exit 1 for
+	# a refused reload, or a writer cut off by grep -q, would fail the test.)
+	local js
+	for ((i = 0; i < 100; i++)); do
+		js=$(in_ns director "${status[@]}" --output json 2>/dev/null || true)
+		[[ $js == *'"result": "invalid"'* ]] && break
+		sleep 0.1
+	done
+	in_ns director "${status[@]}" | sed 's/^/   /' || true
+	after=$(in_ns director ipvsadm -Sn)
+	if [[ $after == "$before" ]]; then
+		echo "   the kernel is unchanged: the last good config keeps running"
+	else
+		fail "a refused config changed the kernel"
+	fi
+
+	heading "12. Fixed: rs3's weight 1 -> 3, applied by diff (one in-place edit)"
+	t0=$(date +%s%N)
+	sed 's/{address: 10.0.0.13, weight: 1}/{address: 10.0.0.13, weight: 3}/' "$cfg" >"$live.tmp"
+	mv "$live.tmp" "$live"
+	local table
+	for ((i = 0; i < 100; i++)); do
+		table=$(in_ns director ipvsadm -Ln -t "$VIP:80")
+		[[ $table =~ 10\.0\.0\.13:80\ +Route\ +3\  ]] && break
+		sleep 0.1
+	done
+	echo "   in the kernel $((($(date +%s%N) - t0) / 1000000)) ms after the write:"
+	sed 's/[[:space:]]*$//; s/^/   /' <<<"$table"
+	grep -E 'applying plan|config reloaded|config reload refused' "$SCENARIO_DIR/ravel.log" | tail -n 3 | sed 's/^/   log: /'
+	[[ $table =~ 10\.0\.0\.13:80\ +Route\ +3\  ]] || fail "the new weight did not reach the kernel within 10 s"
+	in_ns director "${status[@]}" >/dev/null || fail "ravel status: not ready or the last reload was refused"
+}
 
 # Like lib.sh's cleanup, without its per-scenario summary line.
 _demo_cleanup() {

@@ -96,6 +96,11 @@ func (r *Realserver) Run(ctx context.Context) error {
 	defer t.Stop()
 	for {
 		if err := r.Sync(ctx); err != nil {
+			if ctx.Err() != nil {
+				// Stopping: the sync's commands were cancelled; Cleanup follows.
+				r.log.Info("realserver sync interrupted by the stop", "err", err)
+				return nil
+			}
 			r.log.Error("realserver sync failed; retrying at the next change or resync", "err", err)
 		}
 		select {

@@ -66,6 +66,10 @@ func probe(h *ipvs.Handle) error {
 	if err == nil || errors.Is(err, syscall.ESRCH) {
 		return nil
 	}
+	if errors.Is(err, syscall.EPERM) {
+		// IPVS is there and refused us: the module is not the problem, the privilege is.
+		return fmt.Errorf("IPVS refused the request: ravel needs CAP_NET_ADMIN (run it as root, or with the systemd unit's capabilities): %w", err)
+	}
 	return fmt.Errorf("IPVS is not available (load the ip_vs module, then restart: moby/ipvs resolves the IPVS netlink family once per process): %w", err)
 }
 

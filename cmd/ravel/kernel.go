@@ -31,7 +31,7 @@ var openTables = func(chain string) (iptables.Tables, error) { return iptables.N
 var openKernel = func() (reconcile.Kernel, func(), error) {
 	ipvs, err := netops.NewIPVS()
 	if err != nil {
-		return reconcile.Kernel{}, nil, fmt.Errorf("opening IPVS (is the ip_vs module loaded, and are you root?): %w", err)
+		return reconcile.Kernel{}, nil, fmt.Errorf("opening IPVS: %w", err)
 	}
 	links, err := netops.NewLinks()
 	if err != nil {

@@ -372,6 +372,11 @@ if grep -qiE 'IPVS.*operation not permitted|operation not permitted.*IPVS' "$SCE
 else
 	fail "without net_admin: no IPVS EPERM in the log"
 fi
+if grep -q 'needs CAP_NET_ADMIN' "$SCENARIO_DIR/ravel-nocap.log"; then
+	pass "without net_admin: the error names the missing capability"
+else
+	fail "without net_admin: the error does not say that CAP_NET_ADMIN is missing"
+fi
 assert_eq "without net_admin: no IPVS service programmed" "" "$(ipvs_save nocap)"
 if has_link nocap ravel0; then fail "without net_admin: ravel0 was created"; else pass "without net_admin: no ravel0"; fi
 kill "$NOCAP_PID" 2>/dev/null || true

@@ -11,17 +11,13 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
-	"runtime"
-	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 
-	"github.com/ravel-lb/ravel/config"
 	"github.com/ravel-lb/ravel/daemon"
 	"github.com/ravel-lb/ravel/kube"
 	"github.com/ravel-lb/ravel/netops"
@@ -93,75 +89,12 @@ RELOADING=1/READY=1 around each reload and STOPPING=1 on stop.`,
 			if err != nil {
 				return err
 			}
-			// A reload parses with the same loader and the same command-line overrides.
-			parse := func(name string, data []byte) (*configT, error) {
-				c, err := config.Parse(name, data)
-				if err != nil {
-					return nil, err
-				}
-				if _, err := nf.apply(c); err != nil {
-					return nil, err
-				}
-				return c, nil
-			}
 			triggers := daemon.NewTriggers()
 			ctx, stop := signalContext(cmd.Context(), log, func() { triggers.Request(daemon.TriggerSignal) })
 			defer stop()
-			notify := newNotifier(log)
-			go func() {
-				<-ctx.Done()
-				notify.Stopping()
-			}()
-
-			reg := prometheus.NewRegistry()
-			reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-			registerBuildInfo(reg)
-			status := daemon.NewStatus(version, cfg)
-			env := &runEnv{cfg: cfg, node: node, reg: reg, m: daemon.NewMetrics(reg), status: status, log: log}
-			env.reloader = &daemon.Reloader{Path: file, Parse: parse, Log: log, Metrics: env.m, Status: status}
-			env.reloader.Start(cfg)
-			// RELOADING/READY only once systemd was told READY=1: a reload during start-up
-			// must not report the service up before its first sync.
-			var ready atomic.Bool
-			env.reloader.Reloading = func() {
-				if ready.Load() {
-					notify.Reloading()
-				}
-			}
-			env.reloader.Reloaded = func() {
-				if ready.Load() {
-					notify.Ready()
-				}
-			}
-			go func() {
-				select {
-				case <-status.Synced():
-					ready.Store(true)
-					notify.Ready()
-					log.Info("first sync done: ready")
-				case <-ctx.Done():
-				}
-			}()
-			env.startReloads = func(ctx context.Context) {
-				go triggers.Run(ctx, env.reloader)
-				if !watch {
-					return
-				}
-				go func() {
-					if err := daemon.WatchFile(ctx, file, daemon.DefaultFileDebounce, log, func() { triggers.Request(daemon.TriggerFile) }); err != nil {
-						log.Error("config file watch failed; SIGHUP still reloads", "err", err)
-					}
-				}()
-			}
-			if cfg.Kubernetes != nil {
-				reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "ravel_kube_snapshot_age_seconds",
-					Help: "Age of the Kubernetes snapshot the daemon programs from (how long since the last one arrived)."},
-					func() float64 { return status.SnapshotAge().Seconds() }))
-			}
-			if cfg.Metrics.Listen != "" {
-				if err := serveHTTP(ctx, cfg.Metrics.Listen, reg, status, log); err != nil {
-					return &exitError{exitInvalid, err}
-				}
+			env, err := startEnv(ctx, cfg, node, file, watch, &nf, triggers, log)
+			if err != nil {
+				return err
 			}
 			log.Info("ravel starting", "version", version, "config", cfg.File, "node", node.Name, "role", node.Role,
 				"services", len(cfg.Services), "kubernetes", cfg.Kubernetes != nil, "watch_config", watch)
@@ -182,66 +115,6 @@ RELOADING=1/READY=1 around each reload and STOPPING=1 on stop.`,
 	c.Flags().StringVar(&logLevel, "log-level", "info", "log level: debug (adds every plan in full), info, warn or error")
 	nf.register(c.Flags())
 	return c
-}
-
-// runEnv is what every role is run with.
-type runEnv struct {
-	cfg      *configT
-	node     nodeT
-	reg      *prometheus.Registry
-	m        *daemon.Metrics
-	status   *daemon.Status
-	log      *slog.Logger
-	reloader *daemon.Reloader
-	// startReloads starts the reload loop and the file watch; a role calls it once its
-	// reloader.Apply is set.
-	startReloads func(context.Context)
-}
-
-// kubeFeed starts the Kubernetes feed when the config has a kubernetes section; nil without.
-func (e *runEnv) kubeFeed(ctx context.Context) (*daemon.KubeFeed, error) {
-	if e.cfg.Kubernetes == nil {
-		return nil, nil
-	}
-	feed := daemon.NewKubeFeed(kubeOptions, func(c *configT, standby bool) (*kube.Source, error) {
-		return kubeSource(c, e.reg, e.log, standby)
-	}, e.log)
-	if err := feed.Start(ctx, e.cfg); err != nil {
-		return nil, err
-	}
-	return feed, nil
-}
-
-// applyWith returns a reload's Apply: build the new Kubernetes watches if they change (an error
-// refuses the config), hand the config to the role, then let the new watches take over.
-func applyWith(feed *daemon.KubeFeed, role func(context.Context, *configT) error) func(context.Context, *configT, *configT) error {
-	return func(ctx context.Context, _, cfg *configT) error {
-		commit := func(context.Context) {}
-		if feed != nil {
-			c, err := feed.Prepare(cfg)
-			if err != nil {
-				return err
-			}
-			commit = c
-		}
-		if err := role(ctx, cfg); err != nil {
-			return err
-		}
-		commit(ctx)
-		return nil
-	}
-}
-
-// registerBuildInfo adds ravel_build_info.
-func registerBuildInfo(reg prometheus.Registerer) {
-	rev := buildRevision()
-	if rev == "" {
-		rev = "unknown"
-	}
-	g := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "ravel_build_info",
-		Help: "1, labelled with ravel's version, VCS revision and Go version."}, []string{"version", "revision", "goversion"})
-	g.WithLabelValues(version, rev, runtime.Version()).Set(1)
-	reg.MustRegister(g)
 }
 
 func newLogger(format, level string) (*slog.Logger, error) {

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"reflect"
 	"slices"
+	"sync"
 
 	"github.com/ravel-lb/ravel/config"
 	"github.com/ravel-lb/ravel/kube"
@@ -26,6 +27,7 @@ type KubeFeed struct {
 	log   *slog.Logger
 	out   chan *kube.Snapshot
 	swaps chan *kube.Source
+	wg    sync.WaitGroup // the run loop and every Source's Run, for Wait
 
 	// Owned by the reload path (Prepare and its commit), which is serialized.
 	opts kube.Options
@@ -46,9 +48,14 @@ func (f *KubeFeed) Start(ctx context.Context, cfg *config.Config) error {
 		return err
 	}
 	f.opts = watchOptions(f.options(cfg))
-	go f.run(ctx, src)
+	f.wg.Go(func() { f.run(ctx, src) })
 	return nil
 }
+
+// Wait returns once the feed's context has ended and every Source it started has stopped. A
+// Source in client-go's retry back-off only notices its context when the back-off ends (up to
+// 30 s), so this can take that long; the feed itself never waits for it (see run).
+func (f *KubeFeed) Wait() { f.wg.Wait() }
 
 // Prepare checks whether cfg needs a new Source and builds it (an error leaves everything as
 // it is). The returned commit starts the swap; call it once the roles run cfg.
@@ -85,24 +92,17 @@ func watchOptions(o kube.Options) kube.Options {
 type runningSource struct {
 	src    *kube.Source
 	cancel context.CancelFunc
-	done   chan struct{}
 }
 
 func (f *KubeFeed) start(ctx context.Context, src *kube.Source) *runningSource {
 	sctx, cancel := context.WithCancel(ctx)
-	r := &runningSource{src: src, cancel: cancel, done: make(chan struct{})}
-	go func() {
-		defer close(r.done)
+	r := &runningSource{src: src, cancel: cancel}
+	f.wg.Go(func() {
 		if err := src.Run(sctx); err != nil && sctx.Err() == nil {
 			f.log.Error("Kubernetes source stopped", "err", err)
 		}
-	}()
+	})
 	return r
-}
-
-func (r *runningSource) stop() {
-	r.cancel()
-	<-r.done
 }
 
 // run forwards snapshots from the current Source, merging those the roles have not read yet,
@@ -125,11 +125,7 @@ func (f *KubeFeed) run(ctx context.Context, first *kube.Source) {
 		}
 		select {
 		case <-ctx.Done():
-			if next != nil {
-				next.stop()
-			}
-			cur.stop()
-			return
+			return // the Sources end with ctx (Wait waits for them)
 		case s, ok := <-curC:
 			if !ok { // only when its context ended
 				continue
@@ -141,14 +137,22 @@ func (f *KubeFeed) run(ctx context.Context, first *kube.Source) {
 			}
 			// The new watches have synced: they take over. Their first snapshot lists every
 			// service and sets NodesChanged, so the roles recompute everything from it.
-			cur.stop()
+			//
+			// The old Source is cancelled, not waited for: a reflector in client-go's retry
+			// back-off sleeps without watching its context (up to the 30 s cap), and waiting
+			// would stall this loop, and with it every snapshot, for that long. Silenced
+			// first, it writes no metric after the new one took them over.
+			cur.cancel()
+			cur.src.Deactivate()
 			next.src.Activate(cur.src)
 			cur, next = next, nil
 			buf = s
 			f.log.Info("new Kubernetes watches synced and took over")
 		case src := <-f.swaps:
 			if next != nil { // a second reload before the first one's watches synced
-				next.stop() // on standby: it wrote no metrics, so it leaves none behind
+				// On standby, it wrote no metrics and leaves none behind. Not waited for
+				// (see above): it may be sleeping in a back-off.
+				next.cancel()
 			}
 			next = f.start(ctx, src)
 		case out <- buf:

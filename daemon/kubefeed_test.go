@@ -45,6 +45,7 @@ func TestKubeFeed(t *testing.T) {
 	t.Run("UnsyncedSourceNeverReplaces", func(t *testing.T) { testFeedUnsynced(t, base) })
 	t.Run("TwoReloadsInARow", func(t *testing.T) { testFeedTwoReloads(t, base) })
 	t.Run("SharedServiceStatusSeries", func(t *testing.T) { testFeedSharedStatus(t, base) })
+	t.Run("ReloadDuringBackoffDoesNotStall", func(t *testing.T) { testFeedBackoffNoStall(t, base) })
 }
 
 // feedSettle bounds how long a change or a swap may take to show on the stream (they take
@@ -559,8 +560,14 @@ func (e *feedEnv) setTarget(rc *rest.Config) {
 func (e *feedEnv) start(c feedConfig) {
 	e.t.Helper()
 	ctx, cancel := context.WithCancel(e.ctx)
-	e.t.Cleanup(cancel) // runs before conns.closeAll and goleak's check
 	e.feed = NewKubeFeed(feedOptions, e.build, e.log)
+	feed := e.feed
+	e.t.Cleanup(func() { // runs before conns.closeAll and goleak's check
+		cancel()
+		start := time.Now()
+		feed.Wait()
+		e.t.Logf("the feed and its Sources stopped %s after cancel", time.Since(start).Round(time.Millisecond))
+	})
 	if err := e.feed.Start(ctx, e.config(c)); err != nil {
 		e.t.Fatal(err)
 	}
@@ -783,4 +790,39 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.b.String()
+}
+
+// 7. A reload while the previous reload's Source sleeps in client-go's retry back-off (its API
+// server is unreachable) must not stall the stream: that sleep ignores the context, and a feed
+// that waited for the abandoned Source to stop forwarded nothing until the back-off ended (up
+// to 30 s; e2e scenario 52 found it). The reflector retries at 0.8, 2.4, 5.6 and 12 s (kube's
+// watchBackoff): 6.5 s in, it sleeps until 12 s, so the running watches' update and the new
+// Source's takeover must both arrive well before that sleep could have ended.
+func testFeedBackoffNoStall(t *testing.T, base *rest.Config) {
+	e := newFeedEnv(t, base)
+	e.service("web-a", "10.1.0.1", "10.1.0.2")
+	e.service("web-b", "10.2.0.1")
+	e.service("web-c", "10.3.0.1")
+	e.start(feedConfig{services: []string{"web-a"}})
+	a, c := e.ref("web-a"), e.ref("web-c")
+	e.wantReady(e.next(), a, "10.1.0.1", "10.1.0.2")
+
+	e.setTarget(&rest.Config{Host: "https://127.0.0.1:1", TLSClientConfig: rest.TLSClientConfig{Insecure: true}})
+	e.reload(feedConfig{services: []string{"web-a", "web-b"}})
+	e.quiet(6500*time.Millisecond, func(*kube.Snapshot) {}) // the pending Source fails and backs off
+
+	e.setTarget(nil)
+	start := time.Now()
+	e.reload(feedConfig{services: []string{"web-a", "web-c"}})
+	e.putSlice(e.slice("web-a", readyEP("10.1.0.1", "n1"), readyEP("10.1.0.2", "n2"), readyEP("10.1.0.3", "n1")))
+	s := e.until("web-c and the new web-a endpoint", func(s *kube.Snapshot) bool {
+		_, hasC := s.Services[c]
+		return hasC && hasReady(s, a, "10.1.0.1", "10.1.0.2", "10.1.0.3")
+	})
+	took := time.Since(start)
+	if took > 3*time.Second {
+		t.Errorf("the stream stalled for %s after a reload that abandoned a Source in back-off", took.Round(time.Millisecond))
+	}
+	e.wantReady(s, c, "10.3.0.1")
+	t.Logf("reload to the takeover with the new endpoint: %s", took.Round(time.Millisecond))
 }

@@ -177,6 +177,13 @@ func (m *metrics) writeSnapshotLocked() {
 	m.valveHeld.Set(float64(m.held))
 }
 
+// deactivate stops the writes of a Source that is being replaced.
+func (m *metrics) deactivate() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.live = false
+}
+
 // activate makes the shared series this Source's: the status series of replaced (the refs of
 // the Source it replaces, stopped by now) are dropped, and everything this Source kept while on
 // standby is written.

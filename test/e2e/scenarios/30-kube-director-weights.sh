@@ -49,7 +49,8 @@ services:
     port: 80
     kubernetes: {namespace: s30, service: web, portName: http}
 EOF
-kube_ravel director director --config "$SCENARIO_DIR/director.yaml" --node-name s30-director
+# --log-level debug: the log then has every plan in full (info has only their summary).
+kube_ravel director director --config "$SCENARIO_DIR/director.yaml" --node-name s30-director --log-level debug
 
 # --- 1. endpoints on node A only: A 2, B 0, the director never ------------------
 wait_weights 60 director "$SVC" "$A=2" "$B=0" "$D=absent"

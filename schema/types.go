@@ -23,10 +23,11 @@ type ClusterConfig struct {
 	APIVersion string `yaml:"apiVersion" json:"apiVersion" schema:"required,const=APIVersion"`
 	// Kind is the kind of document; it must be "ClusterConfig".
 	Kind string `yaml:"kind" json:"kind" schema:"required,const=Kind"`
-	// Node describes this machine. Each key can be overridden by a flag of `ravel run`.
+	// Node describes this machine. Each key can be overridden by a flag of `ravel run`. A
+	// reload cannot change it (restart ravel).
 	Node Node `yaml:"node" json:"node"`
 	// Kubernetes, when present, makes ravel follow live EndpointSlices. Omit it to run from
-	// static backends only.
+	// static backends only. A reload can change its contents, not add or remove it.
 	Kubernetes *Kubernetes `yaml:"kubernetes,omitempty" json:"kubernetes,omitempty"`
 	// VIPPool lists the addresses ravel may bind and manage. Every service vip must be in it,
 	// and ravel never touches an IPVS service whose address is outside it. To retire a VIP,
@@ -44,7 +45,7 @@ type ClusterConfig struct {
 	// sloppy_tcp: 1. Keys are plain names (lowercase letters, digits and '_'): a key can never
 	// reach a file outside that directory.
 	IPVSSysctls map[string]int `yaml:"ipvsSysctls" json:"ipvsSysctls" schema:"keys=SysctlKey"`
-	// Coordinator configures the director/realserver failover ports.
+	// Coordinator configures the director/realserver failover ports. A reload cannot change it.
 	Coordinator Coordinator `yaml:"coordinator" json:"coordinator"`
 	// IPTables configures the realserver and colocation chains.
 	IPTables IPTables `yaml:"iptables" json:"iptables"`
@@ -219,7 +220,7 @@ type Coordinator struct {
 // IPTables configures the chains ravel owns in the nat table.
 type IPTables struct {
 	// Chain is the name of ravel's top chain and the prefix of every chain it owns: a letter,
-	// then up to 12 letters, digits or '_'.
+	// then up to 12 letters, digits or '_'. A reload cannot change it.
 	Chain string `yaml:"chain" json:"chain" validate:"chain"`
 	// Masquerade makes pods see the node's address instead of the client's.
 	Masquerade bool `yaml:"masquerade" json:"masquerade"`
@@ -241,7 +242,7 @@ type ARP struct {
 
 // Metrics configures the Prometheus endpoint.
 type Metrics struct {
-	// Listen is host:port of the /metrics endpoint (":10234" listens on every address); empty
-	// turns it off.
+	// Listen is host:port of the HTTP endpoint serving /metrics, /healthz, /readyz and /status
+	// (":10234" listens on every address); empty turns it off. A reload cannot change it.
 	Listen string `yaml:"listen" json:"listen" validate:"omitempty,hostport"`
 }

@@ -123,16 +123,20 @@ func (f *KubeFeed) run(ctx context.Context, first *kube.Source) {
 		if next != nil {
 			nextC = next.src.Snapshots()
 		}
+		// A Source's channel closes when its Run returns; a closed channel is not selected
+		// again (it would always be ready).
 		select {
 		case <-ctx.Done():
 			return // the Sources end with ctx (Wait waits for them)
 		case s, ok := <-curC:
-			if !ok { // only when its context ended
+			if !ok { // its Run returned: the roles keep the last snapshot
+				cur = nil
 				continue
 			}
 			buf = mergeSnapshots(buf, s)
 		case s, ok := <-nextC:
 			if !ok {
+				next = nil
 				continue
 			}
 			// The new watches have synced: they take over. Their first snapshot lists every
@@ -142,9 +146,13 @@ func (f *KubeFeed) run(ctx context.Context, first *kube.Source) {
 			// back-off sleeps without watching its context (up to the 30 s cap), and waiting
 			// would stall this loop, and with it every snapshot, for that long. Silenced
 			// first, it writes no metric after the new one took them over.
-			cur.cancel()
-			cur.src.Deactivate()
-			next.src.Activate(cur.src)
+			var replaced *kube.Source
+			if cur != nil {
+				cur.cancel()
+				cur.src.Deactivate()
+				replaced = cur.src
+			}
+			next.src.Activate(replaced)
 			cur, next = next, nil
 			buf = s
 			f.log.Info("new Kubernetes watches synced and took over")

@@ -309,9 +309,14 @@ func (s *Source) notePendingLocked() {
 // Deactivate stops s writing the shared metrics (it is being replaced; see Activate).
 func (s *Source) Deactivate() { s.m.deactivate() }
 
-// Activate is called when s takes over from replaced (a reload changed the watched services)
-// and replaced has stopped: s starts writing the shared metrics, with what it kept on standby,
-// and the status series of the service ports only replaced watched are dropped.
+// Activate is called when s takes over from replaced (a reload changed the watched services;
+// replaced is nil if none was running), after replaced was cancelled and deactivated: s starts
+// writing the shared metrics, with what it kept on standby, and the status series of service
+// ports only replaced watched are dropped.
 func (s *Source) Activate(replaced *Source) {
-	s.m.activate(replaced.refs)
+	var refs []ServiceRef
+	if replaced != nil {
+		refs = replaced.refs
+	}
+	s.m.activate(refs)
 }

@@ -7,6 +7,8 @@ import (
 	"reflect"
 	"slices"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/ravel-lb/ravel/config"
 	"github.com/ravel-lb/ravel/kube"
@@ -28,6 +30,9 @@ type KubeFeed struct {
 	out   chan *kube.Snapshot
 	swaps chan *kube.Source
 	wg    sync.WaitGroup // the run loop and every Source's Run, for Wait
+	// pendingSince is when the watches of a reload started beside the running ones (Unix
+	// nanoseconds), 0 while none wait to take over.
+	pendingSince atomic.Int64
 
 	// Owned by the reload path (Prepare and its commit), which is serialized.
 	opts kube.Options
@@ -50,6 +55,17 @@ func (f *KubeFeed) Start(ctx context.Context, cfg *config.Config) error {
 	f.opts = watchOptions(f.options(cfg))
 	f.wg.Go(func() { f.run(ctx, src) })
 	return nil
+}
+
+// PendingFor says how long a reload's new watches have been waiting to sync and take over; 0
+// when none are pending. A long wait means the new watches cannot list (the API server is
+// unreachable with the new kubeconfig, or RBAC refuses a new namespace): the old ones still feed.
+func (f *KubeFeed) PendingFor() time.Duration {
+	since := f.pendingSince.Load()
+	if since == 0 {
+		return 0
+	}
+	return time.Since(time.Unix(0, since))
 }
 
 // Wait returns once the feed's context has ended and every Source it started has stopped. A
@@ -137,6 +153,7 @@ func (f *KubeFeed) run(ctx context.Context, first *kube.Source) {
 		case s, ok := <-nextC:
 			if !ok {
 				next = nil
+				f.pendingSince.Store(0)
 				continue
 			}
 			// The new watches have synced: they take over. Their first snapshot lists every
@@ -154,6 +171,7 @@ func (f *KubeFeed) run(ctx context.Context, first *kube.Source) {
 			}
 			next.src.Activate(replaced)
 			cur, next = next, nil
+			f.pendingSince.Store(0)
 			buf = s
 			f.log.Info("new Kubernetes watches synced and took over")
 		case src := <-f.swaps:
@@ -163,6 +181,9 @@ func (f *KubeFeed) run(ctx context.Context, first *kube.Source) {
 				next.cancel()
 			}
 			next = f.start(ctx, src)
+			if f.pendingSince.Load() == 0 { // a second reload keeps the first one's start
+				f.pendingSince.Store(time.Now().UnixNano())
+			}
 		case out <- buf:
 			buf = nil
 		}

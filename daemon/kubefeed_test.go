@@ -240,6 +240,9 @@ func testFeedUnsynced(t *testing.T, base *rest.Config) {
 	})
 	// The stuck Source has had time to try (and fail) several times by now.
 	e.quiet(time.Second, noB)
+	if p := e.feed.PendingFor(); p < time.Second {
+		t.Errorf("PendingFor = %s while the new watches cannot sync, want at least 1s", p)
+	}
 	// It is on standby: its failures must not show as the running watches' back-off.
 	backoffs := e.gaugeValues("ravel_kube_watch_backoff_seconds")
 	if len(backoffs) == 0 {
@@ -263,6 +266,9 @@ func testFeedUnsynced(t *testing.T, base *rest.Config) {
 	e.wantReady(s, c, "10.3.0.1")
 	e.wantStatusSeries(b)
 	e.wantStatusSeries(c, "ok")
+	if p := e.feed.PendingFor(); p != 0 {
+		t.Errorf("PendingFor = %s after the takeover, want 0", p)
+	}
 }
 
 // 5. A second reload committed right after the first, before the first's Source synced: the

@@ -113,6 +113,9 @@ func (e *runEnv) kubeFeed(ctx context.Context) (*daemon.KubeFeed, error) {
 	if err := feed.Start(ctx, e.cfg); err != nil {
 		return nil, err
 	}
+	e.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "ravel_kube_reload_watches_pending_seconds",
+		Help: "How long the Kubernetes watches of a reload have waited to sync and take over (0: none pending; the previous watches feed meanwhile)."},
+		func() float64 { return feed.PendingFor().Seconds() }))
 	return feed, nil
 }
 

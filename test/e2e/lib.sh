@@ -483,6 +483,25 @@ metric() {
 		END { printf "%d\n", sum }' <<<"$body"
 }
 
+# dsh_start NS DIR: a long-lived bash in NS for dsh (every process start costs about a second
+# under emulation, so a scenario that reads often keeps one shell open); DIR holds its output.
+# dsh CMD: run CMD in that shell; its status is CMD's, its stdout and stderr are in DSH_OUT.
+# Call dsh in the scenario's shell, never in $(...): the coprocess belongs to this shell.
+dsh_start() {
+	_DSH_DIR=$2
+	coproc DSH { exec ip netns exec "$1" bash --noprofile --norc 2>&1; }
+	_E2E_PIDS+=("$DSH_PID")
+}
+dsh() {
+	local line
+	printf '{ %s\n} >%s 2>&1; echo "@@dsh $?"\n' "$1" "$_DSH_DIR/dsh.out" >&"${DSH[1]}"
+	IFS= read -r line <&"${DSH[0]}" || die "the shell of dsh is gone"
+	DSH_OUT=
+	IFS= read -r -d '' DSH_OUT <"$_DSH_DIR/dsh.out" || true
+	[[ $line == "@@dsh "* ]] || die "dsh: unexpected line: $line"
+	return "${line#@@dsh }"
+}
+
 # traffic_start NS URL NAME: requests in a loop from NS until traffic_stop
 # NAME, in rounds of 'hit -n 5'. Failures are counted, never fatal; each
 # failed request's error is in $SCENARIO_DIR/NAME.err, each round in

@@ -271,17 +271,7 @@ END {
 }
 EOF
 
-coproc DSH { exec ip netns exec director bash --noprofile --norc 2>&1; }
-_E2E_PIDS+=("$DSH_PID")
-dsh() {
-	local line
-	printf '{ %s\n} >%s 2>&1; echo "@@dsh $?"\n' "$1" "$pdir/dsh.out" >&"${DSH[1]}"
-	IFS= read -r line <&"${DSH[0]}" || die "the director's shell (dsh) is gone"
-	DSH_OUT=
-	IFS= read -r -d '' DSH_OUT <"$pdir/dsh.out" || true
-	[[ $line == "@@dsh "* ]] || die "dsh: unexpected line: $line"
-	return "${line#@@dsh }"
-}
+dsh_start director "$pdir"
 dsh ". $pdir/dsh.sh" || die "dsh: $DSH_OUT"
 
 # snap: one look at the director (/metrics, /status, the kernel). Sets

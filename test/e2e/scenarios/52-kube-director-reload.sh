@@ -145,18 +145,7 @@ write_mv() {
 }
 
 # --- the director's shell: HTTP through bash's /dev/tcp, no process per request -----------
-coproc DSH { exec ip netns exec director bash --noprofile --norc 2>&1; }
-_E2E_PIDS+=("$DSH_PID")
-# dsh CMD: run CMD in the director's shell; status is CMD's, output in DSH_OUT. Never in $(...).
-dsh() {
-	local line
-	printf '{ %s\n} >%s 2>&1; echo "@@dsh $?"\n' "$1" "$pdir/dsh.out" >&"${DSH[1]}"
-	IFS= read -r line <&"${DSH[0]}" || die "the director's shell (dsh) is gone"
-	DSH_OUT=
-	IFS= read -r -d '' DSH_OUT <"$pdir/dsh.out" || true
-	[[ $line == "@@dsh "* ]] || die "dsh: unexpected line: $line"
-	return "${line#@@dsh }"
-}
+dsh_start director "$pdir"
 cat >"$pdir/dsh.sh" <<EOF
 M=$M
 get() { # PATH FILE: GET http://\$M/PATH (HTTP/1.0) into FILE

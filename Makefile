@@ -11,7 +11,7 @@ REVISION ?= $(shell git rev-parse HEAD 2>/dev/null)
 # Debian packages the tests and the demo use.
 DEB_PACKAGES := qemu-system-x86 ipvsadm busybox-static cpio kmod iptables iproute2 curl systemd libcap2-bin procps util-linux
 
-.PHONY: all build test unit e2e demo lint bench deps kapi clean fuzz install uninstall
+.PHONY: all build test unit e2e demo lint check bench deps kapi clean fuzz install uninstall
 
 all: build
 
@@ -58,11 +58,22 @@ deps:
 include hack/kapi/kapi.mk
 
 # test is what CI runs: unit and host-kernel tests (iptables in namespaces), integration tests
-# against a real kube-apiserver, and the real-kernel e2e scenarios in the QEMU guest.
-test: deps kapi build unit e2e
+# against a real kube-apiserver, all under the race detector, and the real-kernel e2e scenarios
+# in the QEMU guest. Each stage's time is printed at the end (hack/stages.sh).
+test:
+	@bash hack/stages.sh deps kapi build unit e2e
 
+# unit runs every package's tests with -race: a data race fails the run (the race detector
+# makes the test binary exit non-zero). RAVEL_REQUIRE_KAPI=1: a test that needs kube-apiserver
+# fails rather than skips when it is missing.
 unit:
-	RAVEL_REQUIRE_KAPI=1 KAPI_BIN=$$(hack/kapi/build.sh | tail -n1) $(GO) test -count=1 ./...
+	RAVEL_REQUIRE_KAPI=1 KAPI_BIN=$$(hack/kapi/build.sh | tail -n1) $(GO) test -race -count=1 ./...
+
+# check is the quick loop (under 2 minutes on a warm cache): gofmt, vet, staticcheck and the
+# tests with -race -short. It never builds kube-apiserver: tests that need it skip under -short
+# (and only there; make test runs them all).
+check: lint
+	$(GO) test -race -short -count=1 ./...
 
 # One guest boot runs every scenario; run.sh sizes its time limit by the number of scenarios.
 e2e: deps build

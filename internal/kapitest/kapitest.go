@@ -14,6 +14,8 @@
 // cold build takes about 11 minutes, longer than go test's default timeout: without binaries,
 // Start and Shared skip the test and say how to get them ("make kapi"). With
 // RAVEL_REQUIRE_KAPI=1 (CI), build.sh builds if needed and a missing binary fails the test.
+// Under go test -short (make check) without RAVEL_REQUIRE_KAPI, Start and Shared skip at once,
+// so the quick loop never starts an API server; make test runs these tests in full.
 //
 // Two ways to use it:
 //
@@ -46,6 +48,7 @@ import (
 	"encoding/hex"
 	"encoding/pem"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"math/big"
@@ -188,6 +191,19 @@ func Shared(t testing.TB) *Server {
 	return s
 }
 
+// shortTest reports whether this is a test binary run with -short. From TestMain (RunShared),
+// before m.Run has parsed the flags, it parses them itself, as the testing package's
+// documentation allows TestMain to.
+func shortTest() bool {
+	if !testing.Testing() {
+		return false
+	}
+	if !flag.Parsed() {
+		flag.Parse()
+	}
+	return testing.Short()
+}
+
 // Required reports whether RAVEL_REQUIRE_KAPI asks for the binaries to be present.
 func Required() bool {
 	v := os.Getenv("RAVEL_REQUIRE_KAPI")
@@ -197,6 +213,9 @@ func Required() bool {
 // NewServer starts etcd and kube-apiserver and waits until /readyz is ok. The caller must Stop
 // the server. Prefer Start or StartShared.
 func NewServer() (*Server, error) {
+	if !Required() && shortTest() {
+		return nil, fmt.Errorf("%w: skipped under -short (make check); make test runs it", ErrUnavailable)
+	}
 	bin, err := findBinaries()
 	if err != nil {
 		return nil, err

@@ -51,7 +51,7 @@ func syntaxFinding(name string, data []byte, err error) Finding {
 
 // problemOf parses data and returns the syntax problem it fails with, or "" if it parses.
 func problemOf(data []byte) string {
-	_, _, _, err := parseYAML(data)
+	_, _, err := parseYAML(data)
 	if err == nil {
 		return ""
 	}

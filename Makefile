@@ -11,7 +11,7 @@ REVISION ?= $(shell git rev-parse HEAD 2>/dev/null)
 # Debian packages the tests and the demo use.
 DEB_PACKAGES := qemu-system-x86 ipvsadm busybox-static cpio kmod iptables iproute2 curl systemd libcap2-bin procps util-linux
 
-.PHONY: all build test unit e2e demo lint check bench deps kapi clean fuzz install uninstall
+.PHONY: all build test unit e2e demo lint check bench deps kapi clean fuzz fuzz-long install uninstall
 
 all: build
 
@@ -90,8 +90,16 @@ lint:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./config ./reconcile
 
+# fuzz runs every fuzz target of every package (hack/fuzz.sh finds them afresh on each run)
+# for FUZZTIME each; fuzz-long for 10 minutes each. A failing input is written to its
+# package's testdata/fuzz/FuzzXxx/: commit it there with the fix, so that go test keeps
+# running it as a regression test.
+FUZZTIME ?= 30s
 fuzz:
-	$(GO) test ./config -run '^$$' -fuzz FuzzParse -fuzztime 60s
+	GO=$(GO) FUZZTIME=$(FUZZTIME) hack/fuzz.sh
+
+fuzz-long: FUZZTIME = 10m
+fuzz-long: fuzz
 
 clean:
 	rm -rf $(BIN)

@@ -6,7 +6,7 @@ import (
 	"reflect"
 	"strconv"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/ravel-lb/ravel/schema"
 )
@@ -16,7 +16,7 @@ import (
 // (positions.go), so decoding itself builds no path strings and no position index: a file of
 // 10,000 services decodes without a map entry per key.
 //
-// yaml.v3's own KnownFields decoding is strict as well, but its messages name Go types
+// yaml/v3's own KnownFields decoding is strict as well, but its messages name Go types
 // ("field x not found in type schema.Node") and stop at the first error; ravel reports every
 // error in the user's words.
 //

@@ -8,10 +8,9 @@
 // returns is read-only; a reload builds a new one.
 //
 // The files, in the order a file goes through them: load.go (Load, Parse, the YAML documents),
-// fastyaml.go (a faster path to yaml.v3's tree for long files in plain YAML), syntax.go
-// (positions of YAML syntax errors), decode.go, merge.go, scalars.go and keys.go (strict
-// decoding), validate.go (field rules), crossfield.go (rules that relate keys), normalize.go
-// (defaults of services and normalization), positions.go and report.go (findings and where
-// they are), parallel.go (long services lists decoded and checked on every CPU).
+// syntax.go (positions of YAML syntax errors), decode.go, merge.go, scalars.go and keys.go
+// (strict decoding), validate.go (field rules), crossfield.go (rules that relate keys),
+// normalize.go (defaults of services and normalization), positions.go and report.go (findings
+// and where they are), parallel.go (long services lists decoded and checked on every CPU).
 // docs/config.md lists every rule; testdata/ holds a file for each kind of mistake.
 package config

@@ -9,7 +9,7 @@ import (
 	"os"
 	"reflect"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/ravel-lb/ravel/schema"
 )
@@ -67,7 +67,7 @@ func ReadFile(path string) ([]byte, error) {
 // Parse is Load for bytes already read; name is used in findings.
 func Parse(name string, data []byte) (*Config, error) {
 	d := newDecoder(name)
-	root, plain, extra, err := parseYAML(data)
+	root, extra, err := parseYAML(data)
 	if err != nil {
 		d.add(syntaxFinding(name, data, err))
 		return nil, &Errors{Errors: d.errs}
@@ -85,10 +85,7 @@ func Parse(name string, data []byte) (*Config, error) {
 		return nil, &Errors{Errors: d.errs}
 	}
 
-	nodes, expanding := plain, false
-	if plain == 0 {
-		nodes, expanding = countNodes(root, 0)
-	}
+	nodes, expanding := countNodes(root, 0)
 	d.budget = min(10_000+16*nodes, 8_000_000)
 	d.parallel = !expanding && parallelParts() > 1
 	if len(root.Content) == 1 {
@@ -121,21 +118,8 @@ func Parse(name string, data []byte) (*Config, error) {
 
 // parseYAML parses the first YAML document of data into root (nil for a file with no document).
 // extra is a second document, if the file has one. Empty documents (a bare `---` before or
-// after the document) are skipped. A panic of the YAML library becomes an error. Large files
-// in plain YAML take a faster path to the same tree (fastyaml.go); plain is then the number
-// of its nodes (it has no alias and no merge key), and 0 otherwise.
-func parseYAML(data []byte) (root *yaml.Node, plain int, extra *yaml.Node, err error) {
-	if len(data) >= fastMin {
-		if root, n, ok := fastParse(data); ok {
-			return root, n, nil, nil
-		}
-	}
-	root, extra, err = parseDocs(data)
-	return root, 0, extra, err
-}
-
-// parseDocs is parseYAML with yaml.v3 only.
-func parseDocs(data []byte) (root, extra *yaml.Node, err error) {
+// after the document) are skipped. A panic of the YAML library becomes an error.
+func parseYAML(data []byte) (root, extra *yaml.Node, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			root, extra, err = nil, nil, fmt.Errorf("yaml: the YAML parser failed: %v", r)

@@ -3,7 +3,7 @@ package config
 import (
 	"slices"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // The keys of a mapping, with YAML merge keys resolved.

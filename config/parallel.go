@@ -6,7 +6,7 @@ import (
 	"sync"
 
 	"github.com/go-playground/validator/v10"
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/ravel-lb/ravel/schema"
 )

@@ -1,41 +1,13 @@
 package config
 
 import (
-	"fmt"
 	"reflect"
 	"runtime"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-	"gopkg.in/yaml.v3"
 )
-
-// sameTree compares two YAML trees, comments aside, and returns where they differ ("" if
-// nowhere). cmp.Diff is too slow for a tree of half a million nodes.
-func sameTree(a, b *yaml.Node, at string) string {
-	if (a == nil) != (b == nil) {
-		return at + ": nil"
-	}
-	if a == nil {
-		return ""
-	}
-	if a.Kind != b.Kind || a.Style != b.Style || a.Tag != b.Tag || a.Value != b.Value || a.Anchor != b.Anchor ||
-		a.Line != b.Line || a.Column != b.Column || len(a.Content) != len(b.Content) {
-		return fmt.Sprintf("%s: %+v != %+v", at, *a, *b)
-	}
-	if a.Kind == yaml.AliasNode {
-		if p := sameTree(a.Alias, b.Alias, at+"*"); p != "" {
-			return p
-		}
-	}
-	for i := range a.Content {
-		if p := sameTree(a.Content[i], b.Content[i], fmt.Sprintf("%s/%d", at, i)); p != "" {
-			return p
-		}
-	}
-	return ""
-}
 
 // TestParallelMatchesSerial loads a long file with mistakes spread through it on every CPU and
 // on one: the findings and the effective config must be the same.

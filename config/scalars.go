@@ -7,7 +7,7 @@ import (
 	"strconv"
 	"strings"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // Decoding of the scalars that need more than a string: integers, addresses and durations.
@@ -18,7 +18,7 @@ func (d *decoder) integer(n *yaml.Node, v reflect.Value) {
 		return
 	}
 	tag := n.ShortTag()
-	// yaml.v3 tags an integer too large for 64 bits as a float.
+	// yaml/v3 tags an integer too large for 64 bits as a float.
 	if tag == "!!float" && reDigits.MatchString(n.Value) {
 		d.fail(n, "integer %s is out of range", n.Value)
 		return

@@ -9,7 +9,7 @@ import (
 	"unicode/utf8"
 )
 
-// yaml.v3 reports syntax errors as "yaml: line N: problem" (or "yaml: problem" with no line),
+// yaml/v3 reports syntax errors as "yaml: line N: problem" (or "yaml: problem" with no line),
 // where N is the line where the enclosing construct began (for parser errors, that line minus
 // one), not the line of the problem, and it gives no column. An operator told "line 4" for a
 // bad indent on line 60 would look in the wrong place, so syntaxFinding finds the problem
@@ -20,7 +20,7 @@ var (
 )
 
 // maxLocateSize bounds the files whose syntax errors are located by re-parsing prefixes (about
-// 25 parses); larger files get the line yaml.v3 reports.
+// 25 parses); larger files get the line yaml/v3 reports.
 const maxLocateSize = 1 << 20
 
 func syntaxFinding(name string, data []byte, err error) Finding {
@@ -51,7 +51,7 @@ func syntaxFinding(name string, data []byte, err error) Finding {
 
 // problemOf parses data and returns the syntax problem it fails with, or "" if it parses.
 func problemOf(data []byte) string {
-	_, _, _, err := parseYAML(data)
+	_, _, err := parseYAML(data)
 	if err == nil {
 		return ""
 	}
@@ -130,7 +130,7 @@ func locate(data []byte, problem string, from int) (line, col int, ch rune, ok b
 }
 
 // lineStarts returns the byte offset where each line of data starts, counting line breaks the
-// way YAML (and yaml.v3's positions) do: LF, CR, CR LF, NEL, LS and PS.
+// way YAML (and yaml/v3's positions) do: LF, CR, CR LF, NEL, LS and PS.
 func lineStarts(data []byte) []int {
 	starts := []int{0}
 	for i := 0; i < len(data); {

@@ -16,16 +16,43 @@ type Kernel struct {
 }
 
 // Apply executes plan in order. It does not stop at the first failure: every op is tried and
-// every error is returned (joined), so one bad destination cannot keep the others from being
-// programmed. The caller treats a non-nil error as "next cycle is a full resync".
+// every error is returned, as an *ApplyError, so one bad destination cannot keep the others
+// from being programmed. The caller treats a non-nil error as "next cycle is a full resync".
 func Apply(k Kernel, plan *Plan) error {
-	var errs []error
-	for _, op := range plan.Ops {
+	var refused []RefusedOp
+	for i, op := range plan.Ops {
 		if err := applyOp(k, op); err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", op.String(), err))
+			refused = append(refused, RefusedOp{Index: i, Err: fmt.Errorf("%s: %w", op.String(), err)})
 		}
 	}
-	return errors.Join(errs...)
+	if refused == nil {
+		return nil
+	}
+	return &ApplyError{Refused: refused}
+}
+
+// ApplyError is Apply's error: the ops of the plan the kernel refused, in plan order. It
+// reads, and unwraps, as the errors of those ops joined (errors.Join).
+type ApplyError struct {
+	Refused []RefusedOp
+}
+
+// RefusedOp is an op the kernel refused: its index in the plan's Ops and the error, which
+// names the op.
+type RefusedOp struct {
+	Index int
+	Err   error
+}
+
+func (e *ApplyError) Error() string { return errors.Join(e.Unwrap()...).Error() }
+
+// Unwrap returns the error of each refused op.
+func (e *ApplyError) Unwrap() []error {
+	errs := make([]error, len(e.Refused))
+	for i, r := range e.Refused {
+		errs[i] = r.Err
+	}
+	return errs
 }
 
 func applyOp(k Kernel, op Op) error {

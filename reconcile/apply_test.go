@@ -200,6 +200,32 @@ func TestApplyContinuesAfterFailure(t *testing.T) {
 	converged(t, f, desired, opts)
 }
 
+// Apply's error says which ops the kernel refused, by their index in the plan.
+func TestApplyErrorNamesRefusedOps(t *testing.T) {
+	f := newFakes()
+	errAddr := errors.New("address refused")
+	f.links.FailNext("AddAddr", errAddr)
+	p := Diff(makeState(withVS("tcp 10.0.0.1:80", named("web"), dests(dest("10.0.1.5:80", 1)))), makeState(), diffOpts(nil))
+	err := Apply(f.kernel(), p)
+	var ae *ApplyError
+	if !errors.As(err, &ae) {
+		t.Fatalf("Apply's error is a %T, want *ApplyError: %v", err, err)
+	}
+	var got []string
+	for _, r := range ae.Refused {
+		got = append(got, p.Ops[r.Index].String())
+	}
+	if diff := cmp.Diff([]string{"+ bind 10.0.0.1 on ravel0"}, got); diff != "" {
+		t.Errorf("refused ops (-want +got):\n%s", diff)
+	}
+	if want := "+ bind 10.0.0.1 on ravel0: address refused"; err.Error() != want || !errors.Is(err, errAddr) {
+		t.Errorf("Apply's error = %q, want %q wrapping the kernel's", err, want)
+	}
+	if err := Apply(f.kernel(), &Plan{}); err != nil {
+		t.Errorf("a plan the kernel takes: Apply returned %#v, want nil", err)
+	}
+}
+
 // Bind and unbind reach their goal even when someone else got there first.
 func TestApplyBindUnbindIdempotent(t *testing.T) {
 	f := newFakes()

@@ -46,7 +46,7 @@ type Director struct {
 	vipSeries  map[netip.Addr]bool // VIPs with per-VIP metric series
 	snap       *kube.Snapshot
 	desired    *reconcile.State
-	drains     map[reconcile.DestRef]time.Time
+	drains     reconcile.Drains
 	fullResync bool // set after a failed apply: the next cycle reads the whole kernel state
 	announced  map[netip.Addr]bool
 }
@@ -58,7 +58,6 @@ func NewDirector(cfg *config.Config, node reconcile.Node, k reconcile.Kernel, ga
 		owned:     reconcile.OwnedVIPs(cfg),
 		retired:   map[netip.Addr]bool{},
 		vipSeries: map[netip.Addr]bool{},
-		drains:    map[reconcile.DestRef]time.Time{},
 		announced: map[netip.Addr]bool{},
 		reloads:   make(chan reloadRequest),
 	}
@@ -176,7 +175,7 @@ func (d *Director) Run(ctx context.Context, snapshots <-chan *kube.Snapshot) err
 		case <-resync.C:
 			d.FullSync()
 		case <-drainTick.C:
-			if len(d.drains) > 0 || d.fullResync {
+			if d.drains.Pending() > 0 || d.fullResync {
 				d.FullSync()
 			}
 		case <-arpC:
@@ -327,51 +326,19 @@ func (d *Director) applyChains() {
 	}
 }
 
+// diff plans a full sync and forgets the drains that the full read of actual shows over.
 func (d *Director) diff(desired, actual *reconcile.State) *reconcile.Plan {
 	plan := reconcile.Diff(desired, actual, d.diffOptions())
-	// Forget drains that are over: the destination is back in the desired state or gone.
-	for ref := range d.drains {
-		vs := actual.Services[ref.Service]
-		if vs == nil {
-			delete(d.drains, ref)
-			continue
-		}
-		if _, still := vs.Dests[ref.Dest]; !still {
-			delete(d.drains, ref)
-			continue
-		}
-		if dv := desired.Services[ref.Service]; dv != nil {
-			if _, back := dv.Dests[ref.Dest]; back {
-				delete(d.drains, ref)
-			}
-		}
-	}
+	d.drains.Forget(desired, actual)
 	return plan
 }
 
 func (d *Director) diffOptions() reconcile.DiffOptions {
-	return reconcile.DiffOptions{Now: d.now(), DrainTimeout: d.cfg.Defaults.DrainTimeout.D(), DrainStart: d.drains, Owned: d.owned}
+	return reconcile.DiffOptions{Now: d.now(), DrainTimeout: d.cfg.Defaults.DrainTimeout.D(), Drains: &d.drains, Owned: d.owned}
 }
 
 func (d *Director) apply(plan *reconcile.Plan, kind string, start time.Time) {
-	now := d.now()
-	for _, ref := range plan.DrainsStarted {
-		d.drains[ref] = now
-	}
-	for _, op := range plan.Ops {
-		switch op.Kind {
-		case reconcile.OpDrainDest:
-			d.drains[reconcile.DestRef{Service: op.Service.ServiceKey, Dest: op.Dest.DestKey}] = now
-		case reconcile.OpDelDest:
-			delete(d.drains, reconcile.DestRef{Service: op.Service.ServiceKey, Dest: op.Dest.DestKey})
-		case reconcile.OpDelService:
-			for ref := range d.drains {
-				if ref.Service == op.Service.ServiceKey {
-					delete(d.drains, ref)
-				}
-			}
-		}
-	}
+	now := d.now() // drains start when the plan is made, not when a long apply ends
 	result := "ok"
 	var applyErr error
 	if !plan.Empty() {
@@ -390,6 +357,7 @@ func (d *Director) apply(plan *reconcile.Plan, kind string, start time.Time) {
 			}
 		}
 	}
+	d.drains.Applied(plan, applyErr, now)
 	if result == "ok" {
 		if kind == "full" {
 			d.fullResync = false
@@ -405,7 +373,7 @@ func (d *Director) apply(plan *reconcile.Plan, kind string, start time.Time) {
 	}
 	d.m.Syncs.WithLabelValues(kind, result).Inc()
 	d.m.SyncDuration.Observe(d.now().Sub(start).Seconds())
-	d.m.Draining.Set(float64(len(d.drains)))
+	d.m.Draining.Set(float64(d.drains.Pending()))
 	d.announceNew()
 }
 
@@ -427,7 +395,7 @@ func (d *Director) gauges(desired *reconcile.State) {
 	d.m.NoRealservers.Set(float64(empty))
 	if d.status != nil {
 		d.status.SetCounts(Counts{VirtualServices: len(desired.Services), Destinations: dests, VIPs: len(desired.VIPs),
-			Draining: len(d.drains), ServicesWithoutRealservers: empty})
+			Draining: d.drains.Pending(), ServicesWithoutRealservers: empty})
 	}
 	d.vipGauges(desired)
 }

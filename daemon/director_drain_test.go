@@ -100,8 +100,8 @@ func TestDirectorDrain(t *testing.T) {
 				if diff := cmp.Diff(wantOps, f.mutations()); diff != "" {
 					t.Fatalf("return (-want +got):\n%s", diff)
 				}
-				if len(d.drains) != 0 {
-					t.Errorf("drain of a returned destination still pending: %v", d.drains)
+				if n := d.drains.Pending(); n != 0 {
+					t.Errorf("drain of a returned destination still pending: %d", n)
 				}
 				return
 			}

@@ -98,8 +98,8 @@ func TestApplyDrainOnFakes(t *testing.T) {
 	web, gone := skey("tcp 10.0.0.1:80"), dkey("10.0.1.6:80")
 	cfgA := makeConfig(t, withService("web", "10.0.0.1:80", withBackend("10.0.1.5", 3), withBackend("10.0.1.6", 1)))
 	cfgB := makeConfig(t, withService("web", "10.0.0.1:80", withBackend("10.0.1.5", 3)))
-	drains := map[DestRef]time.Time{}
-	opts := DiffOptions{Now: t0, DrainTimeout: 30 * time.Second, Owned: OwnedVIPs(cfgA), DrainStart: drains}
+	drains := &Drains{}
+	opts := DiffOptions{Now: t0, DrainTimeout: 30 * time.Second, Owned: OwnedVIPs(cfgA), Drains: drains}
 	f := newFakes()
 	a, _ := Desired(cfgA, nil, director)
 	if _, err := cycle(t, f, a, opts); err != nil {
@@ -116,7 +116,7 @@ func TestApplyDrainOnFakes(t *testing.T) {
 	if d := cmp.Diff([]string{"~ drain destination 10.0.1.6:80 of tcp 10.0.0.1:80 (web): weight 1 -> 0"}, lines(p)); d != "" {
 		t.Fatalf("plan (-want +got):\n%s", d)
 	}
-	drains[DestRef{web, gone}] = opts.Now
+	drains.Applied(p, err, opts.Now)
 	wantDump := "tcp 10.0.0.1:80 wrr flags=0x0\n  -> 10.0.1.5:80 dr w=3 x=0 y=0\n  -> 10.0.1.6:80 dr w=0 x=0 y=0\n"
 	if d := cmp.Diff(wantDump, f.ipvs.Dump()); d != "" {
 		t.Errorf("after drain (-want +got):\n%s", d)

@@ -144,7 +144,7 @@ func BenchmarkDesiredDiff(b *testing.B) {
 				if kubernetes {
 					snap = benchSnapshot(n)
 				}
-				opts := DiffOptions{Now: t0, DrainTimeout: 30 * time.Second, DrainStart: map[DestRef]time.Time{}, Owned: OwnedVIPs(cfg)}
+				opts := DiffOptions{Now: t0, DrainTimeout: 30 * time.Second, Drains: &Drains{}, Owned: OwnedVIPs(cfg)}
 				want, _ := Desired(cfg, snap, node)
 				for _, against := range []string{"steady", "empty"} {
 					actual := NewState(cfg.Node.VIPInterface)
@@ -211,7 +211,7 @@ func BenchmarkOneChange(b *testing.B) {
 					byRef[ref] = append(byRef[ref], i)
 				}
 			}
-			opts := DiffOptions{Now: t0, DrainTimeout: 30 * time.Second, DrainStart: map[DestRef]time.Time{}, Owned: OwnedVIPs(cfg)}
+			opts := DiffOptions{Now: t0, DrainTimeout: 30 * time.Second, Drains: &Drains{}, Owned: OwnedVIPs(cfg)}
 			var (
 				p     *Plan
 				keys  []netops.ServiceKey

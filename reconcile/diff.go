@@ -17,8 +17,9 @@ type DiffOptions struct {
 	// DrainTimeout is how long a leaving destination stays at weight 0 before it is deleted
 	// even if it still has connections.
 	DrainTimeout time.Duration
-	// DrainStart says when ravel started draining each destination.
-	DrainStart map[DestRef]time.Time
+	// Drains are the destinations ravel drains and since when; nil knows of none. Diff only
+	// reads them.
+	Drains *Drains
 	// Owned is the vipPool: services and addresses outside it are never touched.
 	Owned map[netip.Addr]bool
 }
@@ -170,17 +171,11 @@ func (b *builder) service(d, a *VirtualService, actual *State, opts DiffOptions)
 			b.add(Op{Kind: OpDrainDest, Name: d.Name, Service: d.Service, Dest: drained, OldDest: ad})
 			continue
 		}
-		start, known := opts.DrainStart[ref]
-		if !known {
+		if _, known := opts.Drains.started(ref); !known {
 			b.drains = append(b.drains, ref)
-			start = opts.Now
 		}
-		st, hasStats := actual.Stats[ref]
-		switch {
-		case hasStats && st.ActiveConns == 0 && st.InactiveConns == 0:
-			b.add(Op{Kind: OpDelDest, Name: d.Name, Service: d.Service, Dest: ad, Reason: "drained, no connections left"})
-		case opts.Now.Sub(start) >= opts.DrainTimeout:
-			b.add(Op{Kind: OpDelDest, Name: d.Name, Service: d.Service, Dest: ad, Reason: "drain timeout"})
+		if reason, ok := opts.Drains.MayDelete(ref, actual, opts.Now, opts.DrainTimeout); ok {
+			b.add(Op{Kind: OpDelDest, Name: d.Name, Service: d.Service, Dest: ad, Reason: reason})
 		}
 	}
 	for _, dk := range added {

@@ -14,7 +14,16 @@ var t0 = time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
 
 // diffOpts are the options of a director owning 10.0.0.1-10.0.0.3 with a 30s drain timeout.
 func diffOpts(drains map[DestRef]time.Time) DiffOptions {
-	return DiffOptions{Now: t0, DrainTimeout: 30 * time.Second, DrainStart: drains, Owned: owned("10.0.0.1", "10.0.0.2", "10.0.0.3")}
+	return DiffOptions{Now: t0, DrainTimeout: 30 * time.Second, Drains: drainsAt(drains), Owned: owned("10.0.0.1", "10.0.0.2", "10.0.0.3")}
+}
+
+// drainsAt returns Drains holding the drains of m, each started at its time.
+func drainsAt(m map[DestRef]time.Time) *Drains {
+	d := &Drains{}
+	for ref, t := range m {
+		d.Start(ref, t)
+	}
+	return d
 }
 
 func drainRef(svc, d string) DestRef { return DestRef{skey(svc), dkey(d)} }
@@ -359,8 +368,9 @@ func TestDiffDoesNotMutate(t *testing.T) {
 			makeState(withVS("tcp 10.0.0.1:80", dests(dest("10.0.1.5:80", 3), dest("10.0.1.6:80", 1))), withVIP("10.0.0.2"))
 	}
 	d, a := mk()
-	drains := map[DestRef]time.Time{}
-	Diff(d, a, diffOpts(drains))
+	drains := map[DestRef]time.Time{drainRef("tcp 10.0.0.1:80", "10.0.1.9:80"): t0}
+	opts := diffOpts(drains)
+	Diff(d, a, opts)
 	wd, wa := mk()
 	if diff := cmp.Diff(wd, d, cmpOpts); diff != "" {
 		t.Errorf("desired changed:\n%s", diff)
@@ -368,8 +378,8 @@ func TestDiffDoesNotMutate(t *testing.T) {
 	if diff := cmp.Diff(wa, a, cmpOpts); diff != "" {
 		t.Errorf("actual changed:\n%s", diff)
 	}
-	if len(drains) != 0 {
-		t.Errorf("DrainStart changed: %v", drains)
+	if diff := cmp.Diff(drains, opts.Drains.since, cmpOpts); diff != "" {
+		t.Errorf("Drains changed (-before +after):\n%s", diff)
 	}
 }
 

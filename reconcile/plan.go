@@ -47,7 +47,7 @@ type Op struct {
 type Plan struct {
 	Ops []Op
 	// DrainsStarted lists destinations found at weight 0 and not desired, whose drain ravel
-	// did not start itself (e.g. after a restart): the caller starts their clock now.
+	// did not start itself (e.g. after a restart): Drains.Applied starts their clock.
 	DrainsStarted []DestRef
 }
 

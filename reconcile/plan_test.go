@@ -74,7 +74,7 @@ func TestPlanStringGolden(t *testing.T) {
 		actual.Services[skey("tcp 10.54.213.249:8080")].Dests[dkey("10.0.2.9:80")] = dest("10.0.2.9:80", 0, fwd(netops.ForwardNAT))
 		o := opts
 		o.Owned = OwnedVIPs(cfg2)
-		o.DrainStart = map[DestRef]time.Time{drainRef("tcp 10.54.213.249:8080", "10.0.2.9:80"): t0.Add(-time.Minute)}
+		o.Drains = drainsAt(map[DestRef]time.Time{drainRef("tcp 10.54.213.249:8080", "10.0.2.9:80"): t0.Add(-time.Minute)})
 		golden(t, "plan-config-change", Diff(desired2, actual, o).String())
 	})
 }

@@ -150,8 +150,8 @@ func TestPropertyDiffApplyConverges(t *testing.T) {
 					desired.Sysctls[k] = fmt.Sprint(g.r.IntN(3))
 				}
 			}
-			drains := map[DestRef]time.Time{}
-			opts := DiffOptions{Now: t0, DrainTimeout: time.Duration(g.r.IntN(2)) * 30 * time.Second, DrainStart: drains, Owned: own}
+			drains := &Drains{}
+			opts := DiffOptions{Now: t0, DrainTimeout: time.Duration(g.r.IntN(2)) * 30 * time.Second, Drains: drains, Owned: own}
 
 			// Cycle 1: the fake must take every op of the plan.
 			actual := readActual(t, f, device, own, desired)
@@ -161,7 +161,7 @@ func TestPropertyDiffApplyConverges(t *testing.T) {
 			if err := Apply(f.kernel(), p); err != nil {
 				t.Fatalf("the fake refused an op of a Diff plan: %v\nplan:\n%s", err, p)
 			}
-			record(drains, p, opts.Now)
+			drains.Applied(p, nil, opts.Now)
 
 			// Cycle 2: nothing left but finishing drains.
 			actual = readActual(t, f, device, own, desired)
@@ -174,7 +174,7 @@ func TestPropertyDiffApplyConverges(t *testing.T) {
 			if err := Apply(f.kernel(), p); err != nil {
 				t.Fatalf("second apply: %v", err)
 			}
-			record(drains, p, opts.Now)
+			drains.Applied(p, nil, opts.Now)
 
 			// Cycle 3, past every drain timeout: converged, and the kernel holds what was
 			// desired of the owned objects (checked independently of Diff).
@@ -202,21 +202,6 @@ func TestPropertyDiffApplyConverges(t *testing.T) {
 				t.Errorf("the foreign address changed:\n%s", f.links.Dump())
 			}
 		})
-	}
-}
-
-// record updates drain starts as the daemon does after applying p.
-func record(drains map[DestRef]time.Time, p *Plan, now time.Time) {
-	for _, ref := range p.DrainsStarted {
-		drains[ref] = now
-	}
-	for _, op := range p.Ops {
-		switch op.Kind {
-		case OpDrainDest:
-			drains[DestRef{op.Service.ServiceKey, op.Dest.DestKey}] = now
-		case OpDelDest:
-			delete(drains, DestRef{op.Service.ServiceKey, op.Dest.DestKey})
-		}
 	}
 }
 

@@ -81,7 +81,8 @@ func startEnv(ctx context.Context, cfg *configT, node nodeT, file string, watch 
 			func() float64 { return status.SnapshotAge().Seconds() }))
 	}
 	if cfg.Metrics.Listen != "" {
-		if err := serveHTTP(ctx, cfg.Metrics.Listen, reg, status, log); err != nil {
+		h := daemon.NewHTTPHandler(reg, status.Ready, status.Report)
+		if _, err := daemon.StartHTTP(ctx, cfg.Metrics.Listen, h, log); err != nil {
 			return nil, &exitError{exitInvalid, err}
 		}
 	}

@@ -36,6 +36,7 @@
 # e2e-needs: kapi
 # e2e-build: CGO_ENABLED=0 go build -trimpath -buildvcs=false -o "$E2E_BIN/kubetool" ./test/e2e/kubetool/
 . "$(dirname "$0")/../lib-kube.sh"
+. "$(dirname "$0")/../lib-ipvs.sh"
 
 need_ravel
 need_kube
@@ -62,9 +63,6 @@ NA=$RS1_IP:80 NB=$RS2_IP:80 NC=$RS3_IP:80
 cfgdir=$(mktemp -d /tmp/ravel-e2e-52.XXXXXX) # only the config: ravel watches this directory
 cfg=$cfgdir/ravel.yaml
 pdir=$(mktemp -d /tmp/ravel-e2e-52-run.XXXXXX) # scratch files
-mkfifo "$pdir/nap"
-exec {NAP}<>"$pdir/nap" # 'read -t S -u $NAP' sleeps without a process
-nap() { read -r -t "$1" -u "$NAP" || :; }
 
 # --- Kubernetes objects -------------------------------------------------------------------
 kt - <<EOF
@@ -198,155 +196,13 @@ last_reload() {
 	if [[ $STATUS =~ \"lastReload\":\ \{[^}]*\"result\":\ \"([a-z-]+)\" ]]; then echo "${BASH_REMATCH[1]}"; else echo none; fi
 }
 
-# --- the IPVS sampler -----------------------------------------------------------------------
-# hex_addr VAR IP:PORT: as /proc/net/ip_vs writes it (0A000064:0050).
-hex_addr() {
-	local -n _hex=$1
-	local ip=${2%:*} port=${2##*:} a b c d
-	IFS=. read -r a b c d <<<"$ip"
-	printf -v _hex '%02X%02X%02X%02X:%04X' "$a" "$b" "$c" "$d" "$port"
-}
+# --- the IPVS sampler (lib-ipvs.sh) -----------------------------------------------------------
 hex_addr HA "$A"
 hex_addr HB "$B"
 hex_addr HC "$C"
 hex_addr HNA "$NA"
 hex_addr HNB "$NB"
 hex_addr HNC "$NC"
-# One line per read of /proc/net/ip_vs to $pdir/ipvs.rec: "T =" (unchanged) or "T S STATE"
-# (changed; STATE: a token "SERVICE>DEST=WEIGHT,..." per service, in the kernel's order);
-# T in µs. Stops when $pdir/sampler.stop exists.
-cat >"$pdir/sampler.sh" <<'EOF'
-P=$1
-exec 3<>"$P/nap"
-prev=x
-while [[ ! -e $P/sampler.stop ]]; do
-	t=${EPOCHREALTIME//[.,]/}
-	s=
-	while read -r a b c d _; do
-		case $a in
-		TCP | UDP | SCTP) s+=" $b>" ;;
-		'->') [[ $b != [0-9A-F]*:* ]] || s+="$b=$d," ;;
-		esac
-	done </proc/net/ip_vs
-	if [[ $s == "$prev" ]]; then
-		echo "$((10#$t)) =" >>"$P/ipvs.rec"
-	else
-		echo "$((10#$t)) S$s" >>"$P/ipvs.rec"
-		prev=$s
-	fi
-	read -r -t 0.05 -u 3 || :
-done
-EOF
-# ipvs.awk: questions about ipvs.rec. SPEC is clauses separated by spaces:
-#   SVC/DEST=W     destination DEST of service SVC has weight W
-#   SVC=absent     no service SVC
-#   SVC=noweight   no service SVC, or none of its destinations has a non-zero weight
-# mode=first AFTER: "seen T" for the first sample after AFTER where SPEC holds ("already T"
-#   when it held in the state in effect at AFTER; "never" when not yet).
-# mode=hold FROM TO: "VIOLATIONS SAMPLES MAXGAP_US FIRST_BAD_T FIRST_BAD_STATE" over the state
-#   in effect at FROM and every sample in (FROM, TO].
-cat >"$pdir/ipvs.awk" <<'EOF'
-function parse(st,   n, tok, i, p, svc, m, ds, j, kv) {
-	delete W; delete S
-	n = split(st, tok, " ")
-	for (i = 1; i <= n; i++) {
-		p = index(tok[i], ">"); svc = substr(tok[i], 1, p - 1); S[svc] = 1
-		m = split(substr(tok[i], p + 1), ds, ",")
-		for (j = 1; j <= m; j++) if (ds[j] != "") { split(ds[j], kv, "="); W[svc "/" kv[1]] = kv[2] }
-	}
-}
-function holds(   n, c, i, a, svc, k) {
-	n = split(spec, c, " ")
-	for (i = 1; i <= n; i++) {
-		if (c[i] ~ /=absent$/) { svc = c[i]; sub(/=absent$/, "", svc); if (svc in S) return 0; continue }
-		if (c[i] ~ /=noweight$/) {
-			svc = c[i]; sub(/=noweight$/, "", svc)
-			for (k in W) if (index(k, svc "/") == 1 && W[k] != 0) return 0
-			continue
-		}
-		split(c[i], a, "=")
-		if (!(a[1] in W) || W[a[1]] != a[2]) return 0
-	}
-	return 1
-}
-{
-	t = $1 + 0
-	if ($2 != "=") { st = $0; sub(/^[0-9]+ S ?/, "", st); cur = st; have = 1 }
-	if (t <= from) { eff = cur; effhave = have; lastt = t; next }
-	if (!started) {
-		started = 1
-		if (effhave) {
-			parse(eff)
-			if (mode == "first" && holds()) { printf "already %.0f\n", lastt; done = 1; exit }
-			if (mode == "hold") { samples++; if (!holds()) { bad++; fbt = lastt; fbs = eff } }
-		}
-		gapfrom = from
-	}
-	if (mode == "hold" && t > to) { exit }
-	parse(cur)
-	if (t - gapfrom > maxgap) maxgap = t - gapfrom
-	gapfrom = t
-	if (mode == "first" && holds()) { printf "seen %.0f\n", t; done = 1; exit }
-	if (mode == "hold") { samples++; if (!holds()) { bad++; if (!fbt) { fbt = t; fbs = cur } } }
-}
-END {
-	if (mode == "first" && !done) print "never", 0
-	if (mode == "hold") {
-		if (!started && effhave) { parse(eff); samples++; if (!holds()) { bad++; fbt = lastt; fbs = eff } }
-		if (!started) gapfrom = from
-		if (to - gapfrom > maxgap) maxgap = to - gapfrom
-		printf "%d %d %.0f %.0f %s\n", bad, samples, maxgap, fbt, (fbs != "" ? fbs : "-")
-	}
-}
-EOF
-# ipvs_first SPEC AFTER_US: see ipvs.awk (mode first).
-ipvs_first() { awk -v mode=first -v spec="$1" -v from="$2" -f "$pdir/ipvs.awk" "$pdir/ipvs.rec"; }
-# wait_seen VAR SECS DESC SPEC AFTER_US: until the sampler saw SPEC after AFTER_US; VAR gets
-# the milliseconds from AFTER_US to that sample (an upper bound: the sample before did not
-# have it), or "never". Passes if within SECS, fails otherwise (also if SPEC already held).
-wait_seen() {
-	local -n _ms=$1
-	local secs=$2 desc=$3 spec=$4 after=$5 deadline=$((SECONDS + $2)) r t
-	while :; do
-		read -r r t <<<"$(ipvs_first "$spec" "$after")"
-		[[ $r == never ]] || break
-		((SECONDS < deadline)) || break
-		nap 0.3
-	done
-	case $r in
-	seen)
-		SEEN_T=$t
-		_ms=$(((t - after) / 1000))
-		if ((_ms <= secs * 1000)); then pass "$desc: in IPVS ${_ms} ms after the write (limit ${secs} s)"; else fail "$desc: in IPVS only ${_ms} ms after the write (limit ${secs} s)"; fi
-		;;
-	already)
-		_ms=already
-		fail "$desc: already in IPVS before the write (the check is wrong)"
-		;;
-	*)
-		_ms=never
-		fail "$desc: not in IPVS ${secs} s after the write; last change: $(awk '$2 != "=" { l = $0 } END { print l }' "$pdir/ipvs.rec")"
-		;;
-	esac
-	return 0
-}
-# assert_held DESC SPEC FROM_US TO_US: SPEC held in every sample over the window, which the
-# sampler covered with at least 5 samples and no gap over 2 s.
-assert_held() {
-	local desc=$1 bad n gap fbt fbs
-	read -r bad n gap fbt fbs <<<"$(awk -v mode=hold -v spec="$2" -v from="$3" -v to="$4" -f "$pdir/ipvs.awk" "$pdir/ipvs.rec")"
-	if ((bad == 0 && n >= 5 && gap <= 2000000)); then
-		pass "$desc: in all $n samples of /proc/net/ip_vs over $(((${4} - ${3}) / 1000)) ms (largest gap $((gap / 1000)) ms)"
-	elif ((bad > 0)); then
-		fail "$desc: violated in $bad of $n samples; first at +$(((fbt - ${3}) / 1000)) ms: $fbs"
-	else
-		fail "$desc: the sampler did not cover the window ($n samples, largest gap $((gap / 1000)) ms over $(((${4} - ${3}) / 1000)) ms)"
-	fi
-}
-now_us() {
-	local _n=${EPOCHREALTIME//[.,]/}
-	printf -v "$1" '%d' "$((10#$_n))"
-}
 
 # The steady states, as sampler specs.
 A_HELD="$HA/$HNA=2 $HA/$HNB=1"       # a's node-a and node-b: never touched after the first sync
@@ -408,9 +264,8 @@ wait_weights 90 director "$A" "$NA=2" "$NB=1" "$NC=0" || die "service a never re
 _ready() { dsh "get /readyz $pdir/r.http" && [[ $(<"$pdir/r.http") == "HTTP/1."?" 200 "* ]]; }
 wait_for 30 "/readyz answers 200" _ready || true
 log_lines LOG_SYNCED
-bg director sampler bash "$pdir/sampler.sh" "$pdir"
-wait_for 30 "the IPVS sampler's first samples" test -s "$pdir/ipvs.rec" || die "the IPVS sampler does not run"
-read -r T_SYNCED _ <"$pdir/ipvs.rec" # a's hold is checked from the sampler's first sample on
+ipvs_sampler_start director
+T_SYNCED=$IPVS_T0 # a's hold is checked from the sampler's first sample on
 out=$(hit client "http://$VIP/" 30 -c 3) || fail "step 1: requests through $VIP failed: $out"
 assert_eq "step 1: a's requests answered" 30 "$(($(hit_count "$out" node-a) + $(hit_count "$out" node-b)))"
 assert_ratio "step 1: a's wrr split node-a:node-b" "$(hit_count "$out" node-a)" "$(hit_count "$out" node-b)" 2 0.5
@@ -534,7 +389,7 @@ STEP_TO[4]=$EPOCHSECONDS
 # --- the whole run --------------------------------------------------------------------------------
 traffic_stop loopA
 now_us T_END
-: >"$pdir/sampler.stop"
+ipvs_sampler_stop
 assert_held "whole run: a's node-a/node-b at 2/1 in the kernel" "$A_HELD" "$T_SYNCED" "$T_END"
 [[ -z $T_C_OK ]] || assert_held "step 3r to the end: c at 0/1/2" "$C_RIGHT" "$T_C_OK" "$T_END"
 # Every plan ravel applied after the first sync, in full (--log-level debug): none touches
@@ -562,7 +417,7 @@ assert_ge "requests through $VIP2 (b) answered (steps 2-3r)" 20 "$B_OK"
 if ((TRAFFIC_FAILED + B_FAILED)); then
 	cat "$SCENARIO_DIR/loopA.err" "$SCENARIO_DIR/loopB.err" 2>/dev/null | head -n 20 || true
 fi
-cp "$pdir/ipvs.rec" "$SCENARIO_DIR/ipvs.rec" || true
+cp "$IPVS_DIR/ipvs.rec" "$SCENARIO_DIR/ipvs.rec" || true
 log "swap times (write -> weights in /proc/net/ip_vs, sampled every ~50 ms): b added ${MS_B} ms; a's node-c endpoint through the old watches ${MS_SCALE} ms (from the kubetool start); a's second node-c endpoint during that swap ${MS_SCALE2} ms (from the kubetool start); c after the good kubeconfig ${MS_C} ms; b removed ${MS_BGONE} ms"
 grep -E 'msg="(config reload|Kubernetes watches change|new Kubernetes watches|waiting for kubernetes caches|kubernetes caches synced|kubernetes watch failing|applying plan)' "$LOG" | cut -c1-300 || true
 ravel_stop "$RAVEL_PID"

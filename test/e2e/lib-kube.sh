@@ -38,6 +38,8 @@
 #   listen_watch NS PORT FILE       background: FILE gets the time NS first listens on PORT
 #   secs_between T0 T1              T1 - T0 in seconds (3 decimals)
 #   assert_le_secs DESC GOT MAX     a check: GOT <= MAX seconds
+#   kapi_ctl stop-apiserver|start-apiserver   have the host stop or start the run's API server
+#                                   (etcd and its data stay); returns once done (start: /readyz ok)
 #
 # Variables: E2E_KUBECONFIG (kubeconfig for the guest), E2E_KAPI_HOST (the API
 # server as seen from the guest), KUBETOOL ($E2E_BIN/kubetool).
@@ -323,4 +325,17 @@ assert_le_secs() {
 	else
 		fail "$desc: ${got:-?}s, want <= ${max}s"
 	fi
+}
+
+# kapi_ctl CMD: the API server runs on the host, so the guest asks run.sh's kapi-ctl loop
+# through the shared results dir ($E2E_OUT/kapi-ctl) and waits for its answer.
+kapi_ctl() {
+	local cmd=$1 id st
+	[[ ${E2E_KAPI_CTL:-} == 1 ]] || die "kapi_ctl: no kapi-ctl loop on the host (run through test/e2e/run.sh with '# e2e-needs: kapi')"
+	id=$E2E_OUT/kapi-ctl/$SCENARIO-$$-$RANDOM
+	echo "$cmd" >"$id.tmp" && mv -f "$id.tmp" "$id.req"
+	wait_for 120 "the host ran kapi.sh $cmd" test -e "$id.done" || die "kapi_ctl $cmd: no answer from the host"
+	st=$(<"$id.done")
+	((st == 0)) || die "kapi_ctl $cmd: kapi.sh exit $st: $(tail -n 5 "$id.log" 2>/dev/null)"
+	log "kapi_ctl: $cmd done"
 }

@@ -221,11 +221,45 @@ fi
 if [[ -z ${E2E_TIMEOUT:-} ]]; then
 	export E2E_TIMEOUT=$((300 + 200 * ${#runnable[@]}))
 fi
+# The API server lives on the host, out of the guest's reach: a scenario that must stop and
+# start it (an outage drill) asks the host through the shared results dir. It writes
+# kapi-ctl/ID.req holding "stop-apiserver" or "start-apiserver"; this loop runs
+# 'kapi.sh CMD' (etcd keeps its data, the port stays) and answers with kapi-ctl/ID.done holding
+# the exit status (lib-kube.sh: kapi_ctl). Nothing else is accepted.
+KAPI_CTL_PID=
+if [[ -n $KAPI_STARTED ]]; then
+	mkdir -p "$E2E_OUT_DIR/kapi-ctl"
+	export E2E_KAPI_CTL=1
+	(
+		while :; do
+			for req in "$E2E_OUT_DIR"/kapi-ctl/*.req; do
+				[[ -e $req ]] || continue
+				cmd=$(<"$req") id=${req%.req}
+				rm -f "$req"
+				case $cmd in
+				stop-apiserver | start-apiserver)
+					e2e_log "kapi-ctl: $cmd (asked by ${id##*/})"
+					st=0
+					KAPI_DIR=$E2E_KAPI_DIR bash "$E2E_REPO/hack/kapi/kapi.sh" "$cmd" >"$id.log" 2>&1 || st=$?
+					;;
+				*)
+					echo "kapi-ctl: refused '$cmd'" >"$id.log"
+					st=2
+					;;
+				esac
+				echo "$st" >"$id.done.tmp" && mv -f "$id.done.tmp" "$id.done"
+			done
+			sleep 0.2
+		done
+	) &
+	KAPI_CTL_PID=$!
+fi
 e2e_log "running ${#runnable[@]} scenario(s) in the guest"
 rc=0
 if ((${#runnable[@]})); then
 	bash "$E2E_GUEST_DIR/run.sh" "$E2E_DIR/suite.sh" "${runnable[@]}" || rc=$?
 fi
+[[ -z $KAPI_CTL_PID ]] || kill "$KAPI_CTL_PID" 2>/dev/null || true
 
 # --- totals ---------------------------------------------------------------------------
 # Count from the guest's results file; a scenario with no result (the guest

@@ -11,7 +11,7 @@ REVISION ?= $(shell git rev-parse HEAD 2>/dev/null)
 # Debian packages the tests and the demo use.
 DEB_PACKAGES := qemu-system-x86 ipvsadm busybox-static cpio kmod iptables iproute2 curl systemd libcap2-bin procps util-linux
 
-.PHONY: all build test unit e2e demo lint check bench deps kapi clean fuzz fuzz-long install uninstall
+.PHONY: all build test unit e2e demo lint check bench deps kapi clean fuzz fuzz-long install uninstall soak
 
 all: build
 
@@ -100,6 +100,14 @@ fuzz:
 
 fuzz-long: FUZZTIME = 10m
 fuzz-long: fuzz
+
+# soak is not part of test (nor CI): $(SOAK) of EndpointSlice churn on a real kube-apiserver,
+# the director on the netops fakes, failing on growth of goroutines, heap or open fds.
+# RAVEL_SOAK_RATE (changes/s, default 10) and RAVEL_SOAK_SAMPLE (default 1m) pass through.
+SOAK ?= 20m
+SOAK_TIMEOUT ?= 3h
+soak:
+	RAVEL_SOAK=$(SOAK) RAVEL_REQUIRE_KAPI=1 KAPI_BIN=$$(hack/kapi/build.sh | tail -n1) $(GO) test ./test/soak -run TestSoak -v -count=1 -timeout $(SOAK_TIMEOUT)
 
 clean:
 	rm -rf $(BIN)

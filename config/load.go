@@ -100,6 +100,7 @@ func Parse(name string, data []byte) (*Config, error) {
 		if !d.written("kind") {
 			d.errAt("kind", "is required (kind: %s)", schema.Kind)
 		}
+		foldProtocols(&c)
 		d.checkFields(&c)
 		d.checkCrossField(&c)
 		d.resolve(&c)

@@ -60,7 +60,7 @@ var badFiles = []struct {
 		`testdata/bad-metrics-port.bad.yaml:6:11: metrics.listen: ":70000" is not host:port with a port in 0..65535 (like 127.0.0.1:10234 or :10234)`,
 	}},
 	{"bad-protocol.bad.yaml", []string{
-		`testdata/bad-protocol.bad.yaml:6:15: defaults.protocols[0]: must be one of tcp, udp, not "TCP"`,
+		`testdata/bad-protocol.bad.yaml:6:15: defaults.protocols[0]: must be one of tcp, udp, not "icmp"`,
 		`testdata/bad-protocol.bad.yaml:11:22: services[0].protocols[1]: must be one of tcp, udp, not "sctp"`,
 	}},
 	{"bad-role.bad.yaml", []string{
@@ -411,7 +411,7 @@ var goodFiles = []struct {
 	{"warnings-normalize.good.yaml", []string{
 		`testdata/warnings-normalize.good.yaml:7:21: warning: defaults.ipvs.scheduler: unknown scheduler "roundrobin", using wrr`,
 		`testdata/warnings-normalize.good.yaml:7:45: warning: defaults.ipvs.forwarding: unknown forwarding method "direct", using dr`,
-		`testdata/warnings-normalize.good.yaml:17:23: warning: services[1].ipvs.scheduler: unknown scheduler "WRR", using wrr`,
+		`testdata/warnings-normalize.good.yaml:17:23: warning: services[1].ipvs.scheduler: unknown scheduler "XYZ", using wrr`,
 		`testdata/warnings-normalize.good.yaml:17:40: warning: services[1].ipvs.forwarding: unknown forwarding method "masq", using dr`,
 	}, func(t *testing.T, c *Config) {
 		diff(t, "wrr dr", c.Defaults.IPVS.Scheduler+" "+c.Defaults.IPVS.Forwarding)
@@ -443,6 +443,16 @@ var goodFiles = []struct {
 			"keeps 10.54.213.247:80 tcp [10.0.1.5:80/1] mh dr [mh-port mh-fallback] 0/0",
 			"sh 10.54.213.247:443 tcp [10.0.1.5:443/1] sh dr [] 0/0",
 			"own-flags 10.54.213.247:8080 tcp [10.0.1.5:8080/1] sh dr [sh-port] 0/0",
+		}, services(c))
+	}},
+	{"warnings-case.good.yaml", []string{
+		`testdata/warnings-case.good.yaml:16:61: warning: services[0].ipvs.flags[1]: flag "mh-port" is listed twice: dropped`,
+		`testdata/warnings-case.good.yaml:21:23: warning: services[1].ipvs.scheduler: unknown scheduler "Round-Robin", using wrr`,
+	}, func(t *testing.T, c *Config) {
+		diff(t, "wrr tunnel [tcp]", c.Defaults.IPVS.Scheduler+" "+c.Defaults.IPVS.Forwarding+" "+fmt.Sprint(c.Defaults.Protocols))
+		diff(t, []string{
+			"nat 10.54.213.247:80 udp [10.0.1.5:80/1] mh nat [mh-port] 0/0",
+			"unknown 10.54.213.247:443 tcp [10.0.1.5:443/1] wrr tunnel [] 0/0",
 		}, services(c))
 	}},
 	{"warnings-empty-defaults.good.yaml", []string{

@@ -2,6 +2,7 @@ package config
 
 import (
 	"slices"
+	"strings"
 
 	"github.com/ravel-lb/ravel/schema"
 )
@@ -10,14 +11,42 @@ import (
 // configure a load balancer. Each value is normalized once, where it is written, and reported as
 // a warning with its position; services that inherit it get the normalized value silently.
 
+// foldProtocols lowercases the protocols of defaults and services before the field rules
+// check them: `TCP` means tcp. Schedulers, forwarding methods and flags are folded where they
+// are normalized (normalizeIPVS), so a fallback's warning quotes the value as written.
+func foldProtocols(c *schema.ClusterConfig) {
+	lowerAll(c.Defaults.Protocols)
+	for i := range c.Services {
+		lowerAll(c.Services[i].Protocols)
+	}
+}
+
+// lowerAll lowercases ss in place (strings.ToLower returns an already lowercase string as is).
+func lowerAll(ss []string) {
+	for i, s := range ss {
+		ss[i] = strings.ToLower(s)
+	}
+}
+
+// known returns v lowercased and true when that is one of values: option values are read
+// case-insensitively before an unknown one falls back.
+func known(v string, values []string) (string, bool) {
+	l := strings.ToLower(v)
+	return l, slices.Contains(values, l)
+}
+
 // normalizeIPVS fixes o in place. p is where o is written (built only for a warning);
 // inherited is the scheduler o's flags belong to when o does not set its own.
 func (d *decoder) normalizeIPVS(p func() string, o *schema.IPVSOptions, inherited string) {
-	if o.Scheduler != "" && !slices.Contains(schema.Schedulers, o.Scheduler) {
+	if l, ok := known(o.Scheduler, schema.Schedulers); ok {
+		o.Scheduler = l
+	} else if o.Scheduler != "" {
 		d.warnAt(p()+".scheduler", "unknown scheduler %q, using wrr", o.Scheduler)
 		o.Scheduler = "wrr"
 	}
-	if o.Forwarding != "" && !slices.Contains(schema.Forwardings, o.Forwarding) {
+	if l, ok := known(o.Forwarding, schema.Forwardings); ok {
+		o.Forwarding = l
+	} else if o.Forwarding != "" {
 		d.warnAt(p()+".forwarding", "unknown forwarding method %q, using dr", o.Forwarding)
 		o.Forwarding = schema.ForwardDR
 	}
@@ -29,11 +58,14 @@ func (d *decoder) normalizeIPVS(p func() string, o *schema.IPVSOptions, inherite
 		return
 	}
 	kept := o.Flags[:0:0]
-	for i, f := range o.Flags {
-		owner, known := schema.SchedulerFlags[f]
+	folded := false
+	for i, written := range o.Flags {
+		f := strings.ToLower(written)
+		folded = folded || f != written
+		owner, isFlag := schema.SchedulerFlags[f]
 		switch {
-		case !known:
-			d.warnAt(index(p()+".flags", i), "unknown flag %q dropped", f)
+		case !isFlag:
+			d.warnAt(index(p()+".flags", i), "unknown flag %q dropped", written)
 		case owner != sched:
 			d.warnAt(index(p()+".flags", i), "flag %q belongs to scheduler %s, not %s: dropped", f, owner, sched)
 		case slices.Contains(kept, f):
@@ -42,8 +74,8 @@ func (d *decoder) normalizeIPVS(p func() string, o *schema.IPVSOptions, inherite
 			kept = append(kept, f)
 		}
 	}
-	if len(kept) == len(o.Flags) {
-		return // nothing dropped: keep the decoded list
+	if len(kept) == len(o.Flags) && !folded {
+		return // nothing dropped or folded: keep the decoded list
 	}
 	if kept == nil {
 		kept = []string{}

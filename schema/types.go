@@ -13,7 +13,7 @@ const (
 // Tags: `yaml` is the key; `validate` holds the field rules that package config checks with
 // go-playground/validator ("-" on a key of a service, a backend or an ipvs block that has no
 // rule spares the validator a visit per service); `schema` holds what the JSON Schema needs
-// beyond them (required keys, enums of normalized values, unique lists, inheritance). Rules that
+// beyond them (required keys, enums of normalized values, enums read in any case, unique lists, inheritance). Rules that
 // relate several keys are in package config, and documented on the keys here.
 
 // ClusterConfig is one ravel configuration file: the machine it runs on, where endpoints come
@@ -111,8 +111,9 @@ type Debounce struct {
 
 // Defaults are inherited by services that do not set a value.
 type Defaults struct {
-	// Protocols of each service that does not list its own: tcp, udp or both.
-	Protocols []string `yaml:"protocols" json:"protocols" validate:"min=1,dive,oneof=tcp udp" schema:"unique"`
+	// Protocols of each service that does not list its own: tcp, udp or both (case is
+	// ignored: TCP is tcp).
+	Protocols []string `yaml:"protocols" json:"protocols" validate:"min=1,dive,oneof=tcp udp" schema:"unique,anycase"`
 	// IPVS options of each service.
 	IPVS IPVSOptions `yaml:"ipvs" json:"ipvs"`
 	// DrainTimeout is how long a leaving destination keeps weight 0 before it is deleted
@@ -144,16 +145,16 @@ var SchedulerFlags = map[string]string{
 // IPVSOptions are a virtual service's IPVS settings. In a service, an unset field (empty string,
 // nil list or nil number) inherits from defaults.ipvs.
 type IPVSOptions struct {
-	// Scheduler is the IPVS scheduler: rr wrr lc wlc lblc lblcr dh sh sed nq fo ovf mh. An
-	// unknown value becomes wrr, with a warning.
-	Scheduler string `yaml:"scheduler,omitempty" json:"scheduler,omitempty" validate:"-" schema:"enum=Schedulers,normalized"`
+	// Scheduler is the IPVS scheduler: rr wrr lc wlc lblc lblcr dh sh sed nq fo ovf mh. Case
+	// is ignored (WRR is wrr); an unknown value becomes wrr, with a warning.
+	Scheduler string `yaml:"scheduler,omitempty" json:"scheduler,omitempty" validate:"-" schema:"enum=Schedulers,normalized,anycase"`
 	// Forwarding is the forwarding method: dr (direct routing), tunnel (IPIP) or nat
-	// (masquerading). An unknown value becomes dr, with a warning.
-	Forwarding string `yaml:"forwarding,omitempty" json:"forwarding,omitempty" validate:"-" schema:"enum=Forwardings,normalized"`
+	// (masquerading). Case is ignored (NAT is nat); an unknown value becomes dr, with a warning.
+	Forwarding string `yaml:"forwarding,omitempty" json:"forwarding,omitempty" validate:"-" schema:"enum=Forwardings,normalized,anycase"`
 	// Flags are scheduler flags: sh-fallback and sh-port for sh, mh-fallback and mh-port for
-	// mh. Unknown flags, repeated flags and flags of another scheduler are dropped, with a
+	// mh, in any case. Unknown flags, repeated flags and flags of another scheduler are dropped, with a
 	// warning.
-	Flags []string `yaml:"flags" json:"flags" validate:"-" schema:"enum=SchedulerFlags,unique,normalized"`
+	Flags []string `yaml:"flags" json:"flags" validate:"-" schema:"enum=SchedulerFlags,unique,normalized,anycase"`
 	// UpperThreshold (X) is the service's total connection limit, split across realservers in
 	// proportion to weight; 0 means none.
 	UpperThreshold *int `yaml:"upperThreshold,omitempty" json:"upperThreshold,omitempty" validate:"omitnil,min=0"`
@@ -171,7 +172,7 @@ type Service struct {
 	// Port is the virtual port, 1..65535. A vip:port:protocol is served by one service only.
 	Port int `yaml:"port" json:"port" validate:"port" schema:"required"`
 	// Protocols of this service; unset inherits defaults.protocols.
-	Protocols []string `yaml:"protocols,omitempty" json:"protocols,omitempty" validate:"omitnil,min=1,dive,oneof=tcp udp" schema:"unique,inherit=defaults.protocols"`
+	Protocols []string `yaml:"protocols,omitempty" json:"protocols,omitempty" validate:"omitnil,min=1,dive,oneof=tcp udp" schema:"unique,anycase,inherit=defaults.protocols"`
 	// Kubernetes names the Kubernetes service whose ready endpoints back this one. It needs
 	// the top-level kubernetes section. A service sets exactly one of kubernetes and backends.
 	Kubernetes *KubeTarget `yaml:"kubernetes,omitempty" json:"kubernetes,omitempty"`

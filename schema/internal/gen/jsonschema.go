@@ -3,7 +3,10 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"regexp"
 	"sort"
+	"strings"
+	"unicode"
 )
 
 // obj is a JSON object that keeps its keys in insertion order, so the schema reads in the
@@ -138,6 +141,10 @@ func keySchema(k *key, item bool) obj {
 		switch {
 		case k.Const != "":
 			o = append(o, kv{"const", k.Const})
+		case k.Enum != nil && k.AnyCase:
+			// The loader reads these case-insensitively (NAT is nat): a pattern accepts
+			// every case; examples keep the values an editor offers.
+			o = append(o, kv{"pattern", anyCasePattern(k.Enum, k.EmptyOK)}, kv{"examples", k.Enum})
 		case k.Enum != nil:
 			enum := []any{}
 			for _, e := range k.Enum {
@@ -176,4 +183,25 @@ func typeKV(t string, nullable bool) kv {
 		return kv{"type", []string{t, "null"}}
 	}
 	return kv{"type", t}
+}
+
+// anyCasePattern matches each of values in any case ("nat" as ^([nN][aA][tT])$), and the empty
+// string too when emptyOK.
+func anyCasePattern(values []string, emptyOK bool) string {
+	alts := make([]string, 0, len(values)+1)
+	if emptyOK {
+		alts = append(alts, "")
+	}
+	for _, v := range values {
+		var b strings.Builder
+		for _, r := range v {
+			if u := unicode.ToUpper(r); u != r {
+				b.WriteString("[" + string(r) + string(u) + "]")
+			} else {
+				b.WriteString(regexp.QuoteMeta(string(r)))
+			}
+		}
+		alts = append(alts, b.String())
+	}
+	return "^(" + strings.Join(alts, "|") + ")$"
 }

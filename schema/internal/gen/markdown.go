@@ -140,6 +140,9 @@ func valid(k *key) string {
 		parts = append(parts, "`"+k.Const+"`")
 	case k.Enum != nil:
 		parts = append(parts, "one of `"+strings.Join(k.Enum, "`, `")+"`")
+		if k.AnyCase {
+			parts = append(parts, "in any case")
+		}
 	}
 	if k.PatternDoc != "" {
 		parts = append(parts, k.PatternDoc)

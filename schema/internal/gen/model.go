@@ -36,6 +36,7 @@ type key struct {
 	MinItems   int
 	Unique     bool
 	Normalized bool // invalid values become a default with a warning instead of an error
+	AnyCase    bool // the loader lowercases the value before checking it against Enum
 
 	HasDefault bool
 	Default    any    // JSON-able
@@ -181,6 +182,7 @@ func (b *builder) object(t reflect.Type, def reflect.Value, path, inherit string
 		k.Const = consts[stag["const"]]
 		k.Unique = stag["unique"] != ""
 		k.Normalized = stag["normalized"] != ""
+		k.AnyCase = stag["anycase"] != ""
 		if e := stag["enum"]; e != "" {
 			k.Enum = enums[e]
 		}
@@ -236,7 +238,7 @@ func (b *builder) typed(k *key, t reflect.Type, def reflect.Value, self, items [
 		k.Fields = b.object(t, def, k.Path, inherit)
 	case t.Kind() == reflect.Slice:
 		k.Kind = "list"
-		el := &key{Name: k.Name, Path: k.Path + "[]", Enum: k.Enum}
+		el := &key{Name: k.Name, Path: k.Path + "[]", Enum: k.Enum, AnyCase: k.AnyCase}
 		k.Enum = nil
 		edef, _ := schema.DefaultFor(t.Elem())
 		b.typed(el, t.Elem(), edef, items, nil, "")

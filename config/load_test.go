@@ -188,6 +188,10 @@ var badFiles = []struct {
 		`testdata/missing-required.bad.yaml:6:5: services[0].vip: is required`,
 		`testdata/missing-required.bad.yaml:8:9: services[0].backends[0].address: is required`,
 	}},
+	{"nat-kubernetes.bad.yaml", []string{
+		`testdata/nat-kubernetes.bad.yaml:10:5: services[0]: forwarding nat (inherited from defaults.ipvs.forwarding) cannot serve a kubernetes target: destinations are node:port, the realservers' DNAT rules match only the VIP, and pods would answer clients directly, around the director; use dr or tunnel`,
+		`testdata/nat-kubernetes.bad.yaml:18:24: services[1].ipvs.forwarding: forwarding nat cannot serve a kubernetes target: destinations are node:port, the realservers' DNAT rules match only the VIP, and pods would answer clients directly, around the director; use dr or tunnel`,
+	}},
 	{"neither-kubernetes-nor-backends.bad.yaml", []string{
 		`testdata/neither-kubernetes-nor-backends.bad.yaml:6:5: services[0]: set exactly one of kubernetes and backends`,
 	}},

@@ -151,6 +151,9 @@ func (d *decoder) resolveService(c *schema.ClusterConfig, i int) {
 		d.checkThresholds(p(), eff.UpperThreshold, eff.LowerThreshold, own.UpperThreshold != nil, own.LowerThreshold != nil)
 	}
 	*s.IPVS = eff
+	if s.Kubernetes != nil && eff.Forwarding == schema.ForwardNAT {
+		d.refuseNATForKubernetes(i, own.Forwarding != "")
+	}
 	for j := range s.Backends {
 		b := &s.Backends[j]
 		if b.Port == 0 {
@@ -161,4 +164,17 @@ func (d *decoder) resolveService(c *schema.ClusterConfig, i int) {
 			*b.Weight = 1
 		}
 	}
+}
+
+// refuseNATForKubernetes reports services[i], a kubernetes target with forwarding nat, at its
+// own forwarding key, or at the service when it inherits nat from defaults.ipvs. Its
+// destinations are node:port; the realservers' DNAT rules match only the VIP, and a pod would
+// answer the client from its own address, around the director, which the client drops.
+func (d *decoder) refuseNATForKubernetes(i int, own bool) {
+	const why = "cannot serve a kubernetes target: destinations are node:port, the realservers' DNAT rules match only the VIP, and pods would answer clients directly, around the director; use dr or tunnel"
+	if own {
+		d.errAt(index("services", i)+".ipvs.forwarding", "forwarding nat %s", why)
+		return
+	}
+	d.errAt(index("services", i), "forwarding nat (inherited from defaults.ipvs.forwarding) %s", why)
 }

@@ -150,6 +150,7 @@ type IPVSOptions struct {
 	Scheduler string `yaml:"scheduler,omitempty" json:"scheduler,omitempty" validate:"-" schema:"enum=Schedulers,normalized,anycase"`
 	// Forwarding is the forwarding method: dr (direct routing), tunnel (IPIP) or nat
 	// (masquerading). Case is ignored (NAT is nat); an unknown value becomes dr, with a warning.
+	// nat is refused for a service with a kubernetes target (static backends only).
 	Forwarding string `yaml:"forwarding,omitempty" json:"forwarding,omitempty" validate:"-" schema:"enum=Forwardings,normalized,anycase"`
 	// Flags are scheduler flags: sh-fallback and sh-port for sh, mh-fallback and mh-port for
 	// mh, in any case. Unknown flags, repeated flags and flags of another scheduler are dropped, with a

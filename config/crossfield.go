@@ -31,7 +31,9 @@ func (d *decoder) checkCrossField(c *schema.ClusterConfig) {
 			continue
 		}
 		firstVIP[a] = i
-		pool[a] = true
+		if d.checkVIP(index("vipPool", i), a, &c.Node) {
+			pool[a] = true
+		}
 	}
 
 	d.checkThresholds("defaults.ipvs", c.Defaults.IPVS.UpperThreshold, c.Defaults.IPVS.LowerThreshold, true, true)
@@ -103,7 +105,7 @@ func (d *decoder) checkService(c *schema.ClusterConfig, i int, pool map[netip.Ad
 		if !d.written(p(".vip")) {
 			d.errAt(p(".vip"), "is required")
 		}
-	} else if !pool[s.VIP] {
+	} else if d.checkVIP(p(".vip"), s.VIP, &c.Node) && !pool[s.VIP] {
 		d.errAt(p(".vip"), "%s is not in vipPool", s.VIP)
 	}
 	if s.Name != "" {
@@ -155,6 +157,7 @@ func (d *decoder) checkService(c *schema.ClusterConfig, i int, pool map[netip.Ad
 			}
 			continue
 		}
+		d.checkBackendAddr(bp(".address"), b.Address)
 		ap := backendAddr(s, j)
 		if firstAt != nil {
 			if k, dup := firstAt[ap]; dup {

@@ -283,6 +283,16 @@ var badFiles = []struct {
 		`testdata/unknown-keys.bad.yaml:18:5: services[0].healthCheck: unknown key "healthCheck"`,
 		`testdata/unknown-keys.bad.yaml:19:38: metrics.path: unknown key "path"`,
 	}},
+	{"unsafe-address.bad.yaml", []string{
+		`testdata/unsafe-address.bad.yaml:7:26: vipPool[1]: 127.0.0.5 is a loopback address: it cannot be a VIP`,
+		`testdata/unsafe-address.bad.yaml:7:37: vipPool[2]: 169.254.169.254 is a link-local address: it cannot be a VIP`,
+		`testdata/unsafe-address.bad.yaml:7:54: vipPool[3]: 10.54.213.1 is node.gateway: it cannot be a VIP`,
+		`testdata/unsafe-address.bad.yaml:12:10: services[0].vip: 127.0.0.5 is a loopback address: it cannot be a VIP`,
+		`testdata/unsafe-address.bad.yaml:14:26: services[0].backends[0].address: 127.0.0.1 is a loopback address: it cannot be a backend`,
+		`testdata/unsafe-address.bad.yaml:14:48: services[0].backends[1].address: 169.254.1.1 is a link-local address: it cannot be a backend`,
+		`testdata/unsafe-address.bad.yaml:18:42: services[1].backends[0].port: port 8080 differs from the service port 80, and forwarding tunnel (inherited from defaults.ipvs.forwarding) cannot rewrite ports (only nat can)`,
+		`testdata/unsafe-address.bad.yaml:22:42: services[2].backends[0].port: port 8443 differs from the service port 443, and forwarding dr cannot rewrite ports (only nat can)`,
+	}},
 	{"unsupported-apiversion.bad.yaml", []string{
 		`testdata/unsupported-apiversion.bad.yaml:2:13: apiVersion: unsupported apiVersion "ravel/v2" (this ravel reads "ravel/v1")`,
 		`testdata/unsupported-apiversion.bad.yaml:3:7: kind: unsupported kind "ClusterConfiguration" (this ravel reads "ClusterConfig")`,

@@ -164,6 +164,7 @@ func (d *decoder) resolveService(c *schema.ClusterConfig, i int) {
 			*b.Weight = 1
 		}
 	}
+	d.checkBackendPorts(s, i, eff.Forwarding, own.Forwarding != "")
 }
 
 // refuseNATForKubernetes reports services[i], a kubernetes target with forwarding nat, at its
@@ -173,8 +174,8 @@ func (d *decoder) resolveService(c *schema.ClusterConfig, i int) {
 func (d *decoder) refuseNATForKubernetes(i int, own bool) {
 	const why = "cannot serve a kubernetes target: destinations are node:port, the realservers' DNAT rules match only the VIP, and pods would answer clients directly, around the director; use dr or tunnel"
 	if own {
-		d.errAt(index("services", i)+".ipvs.forwarding", "forwarding nat %s", why)
+		d.errAt(index("services", i)+".ipvs.forwarding", "%s %s", forwardingFrom(schema.ForwardNAT, true), why)
 		return
 	}
-	d.errAt(index("services", i), "forwarding nat (inherited from defaults.ipvs.forwarding) %s", why)
+	d.errAt(index("services", i), "%s %s", forwardingFrom(schema.ForwardNAT, false), why)
 }

@@ -168,7 +168,8 @@ type IPVSOptions struct {
 type Service struct {
 	// Name is an optional label for logs and metrics.
 	Name string `yaml:"name,omitempty" json:"name,omitempty" validate:"-"`
-	// VIP is the virtual address; it must be in vipPool.
+	// VIP is the virtual address; it must be in vipPool. Loopback, link-local and the node's
+	// gateway are refused.
 	VIP netip.Addr `yaml:"vip" json:"vip" validate:"-" schema:"required"`
 	// Port is the virtual port, 1..65535. A vip:port:protocol is served by one service only.
 	Port int `yaml:"port" json:"port" validate:"port" schema:"required"`
@@ -197,9 +198,10 @@ type KubeTarget struct {
 
 // Backend is a static realserver.
 type Backend struct {
-	// Address of the realserver (IPv4).
+	// Address of the realserver (IPv4); loopback and link-local are refused.
 	Address netip.Addr `yaml:"address" json:"address" validate:"-" schema:"required"`
-	// Port is the realserver port; 0 means the service port.
+	// Port is the realserver port; 0 means the service port. Another port than the
+	// service's needs forwarding nat (dr and tunnel cannot rewrite it).
 	Port int `yaml:"port,omitempty" json:"port,omitempty" validate:"port0"`
 	// Weight is 0..65535; unset means 1.
 	Weight *int `yaml:"weight,omitempty" json:"weight,omitempty" validate:"omitnil,weight"`

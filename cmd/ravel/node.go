@@ -2,8 +2,10 @@ package main
 
 import (
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
+	"slices"
 
 	"github.com/spf13/pflag"
 
@@ -56,4 +58,41 @@ func (n *nodeFlags) apply(cfg *config.Config) (reconcile.Node, error) {
 		cfg.Node.Name = h
 	}
 	return reconcile.Node{Name: cfg.Node.Name, Role: cfg.Node.Role}, nil
+}
+
+// checkNodeAddrs refuses a config whose vipPool holds an address of node.interface (addrs, only
+// known at run time) or the node's gateway after the flags: binding it would take the node's
+// own address, or announce the router's, and cut the node off. The loader checks the gateway
+// of the file; this also covers --gateway.
+func checkNodeAddrs(cfg *config.Config, addrs []netip.Addr) error {
+	for _, vip := range cfg.VIPPool {
+		if slices.Contains(addrs, vip) {
+			return fmt.Errorf("refusing to start: vipPool address %s is an address of node.interface %s: it cannot be a VIP", vip, cfg.Node.Interface)
+		}
+		if cfg.Node.Gateway != nil && *cfg.Node.Gateway == vip {
+			return fmt.Errorf("refusing to start: vipPool address %s is the gateway %s: it cannot be a VIP", vip, *cfg.Node.Gateway)
+		}
+	}
+	return nil
+}
+
+// interfaceAddrs lists the IPv4 addresses of the interface called name.
+func interfaceAddrs(name string) ([]netip.Addr, error) {
+	ifi, err := net.InterfaceByName(name)
+	if err != nil {
+		return nil, err
+	}
+	as, err := ifi.Addrs()
+	if err != nil {
+		return nil, err
+	}
+	var out []netip.Addr
+	for _, a := range as {
+		if n, ok := a.(*net.IPNet); ok {
+			if ip, ok := netip.AddrFromSlice(n.IP); ok {
+				out = append(out, ip.Unmap())
+			}
+		}
+	}
+	return out, nil
 }

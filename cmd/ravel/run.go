@@ -83,6 +83,13 @@ RELOADING=1/READY=1 around each reload and STOPPING=1 on stop.`,
 			if err != nil {
 				return err
 			}
+			addrs, err := interfaceAddrs(cfg.Node.Interface)
+			if err != nil {
+				log.Warn("cannot list the addresses of node.interface: VIPs are not checked against them", "interface", cfg.Node.Interface, "err", err)
+			}
+			if err := checkNodeAddrs(cfg, addrs); err != nil {
+				return &exitError{exitInvalid, err}
+			}
 			triggers := daemon.NewTriggers()
 			ctx, stop := signalContext(cmd.Context(), log, func() { triggers.Request(daemon.TriggerSignal) })
 			defer stop()

@@ -68,7 +68,8 @@ const (
 
 // Node describes the machine ravel runs on.
 type Node struct {
-	// Name is the Kubernetes node name of this machine; empty means the hostname.
+	// Name is the Kubernetes node name of this machine; empty means the hostname, lowercased
+	// as kubelet does.
 	Name string `yaml:"name" json:"name"`
 	// Role is director (program IPVS and bind the VIPs), realserver (accept traffic for the
 	// VIPs) or bgp (reserved: not implemented yet, refused).

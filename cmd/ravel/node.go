@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"slices"
+	"strings"
 
 	"github.com/spf13/pflag"
 
@@ -13,13 +14,16 @@ import (
 	"github.com/ravel-lb/ravel/reconcile"
 )
 
+// hostname is os.Hostname; tests replace it.
+var hostname = os.Hostname
+
 // nodeFlags are the node.* overrides shared by plan and run.
 type nodeFlags struct {
 	name, role, iface, vipIface, gateway string
 }
 
 func (n *nodeFlags) register(fs *pflag.FlagSet) {
-	fs.StringVar(&n.name, "node-name", "", "override node.name (default: the config's, else the hostname)")
+	fs.StringVar(&n.name, "node-name", "", "override node.name (default: the config's, else the hostname lowercased, as kubelet does)")
 	fs.StringVar(&n.role, "role", "", "override node.role: director or realserver")
 	fs.StringVar(&n.iface, "interface", "", "override node.interface (ARP announcements, tunnel source)")
 	fs.StringVar(&n.vipIface, "vip-interface", "", "override node.vipInterface (ravel's dummy device, or lo)")
@@ -51,11 +55,13 @@ func (n *nodeFlags) apply(cfg *config.Config) (reconcile.Node, error) {
 		cfg.Node.Gateway = &gw
 	}
 	if cfg.Node.Name == "" {
-		h, err := os.Hostname()
+		h, err := hostname()
 		if err != nil {
 			return reconcile.Node{}, fmt.Errorf("node.name is empty and the hostname is unknown: %w", err)
 		}
-		cfg.Node.Name = h
+		// kubelet registers the node under its hostname lowercased; the name as it is would
+		// match no node of the snapshot, and a realserver would program nothing.
+		cfg.Node.Name = strings.ToLower(h)
 	}
 	return reconcile.Node{Name: cfg.Node.Name, Role: cfg.Node.Role}, nil
 }

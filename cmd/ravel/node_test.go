@@ -39,3 +39,24 @@ func TestCheckNodeAddrs(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// TestDefaultNodeNameIsLowercase: kubelet registers a node under its hostname lowercased, so a
+// mixed-case hostname taken as it is would match no node of the snapshot.
+func TestDefaultNodeNameIsLowercase(t *testing.T) {
+	old := hostname
+	t.Cleanup(func() { hostname = old })
+	hostname = func() (string, error) { return "Worker-1.Example.COM", nil }
+	cfg := &config.Config{ClusterConfig: schema.Default()}
+	node, err := (&nodeFlags{}).apply(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if node.Name != "worker-1.example.com" || cfg.Node.Name != node.Name {
+		t.Errorf("node name %q (config %q), want worker-1.example.com", node.Name, cfg.Node.Name)
+	}
+	// A name set in the config or by --node-name is used as written.
+	cfg.Node.Name = "Explicit"
+	if node, _ := (&nodeFlags{}).apply(cfg); node.Name != "Explicit" {
+		t.Errorf("explicit node name became %q", node.Name)
+	}
+}

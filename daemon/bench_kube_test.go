@@ -25,6 +25,7 @@ import (
 
 	"github.com/ravel-lb/ravel/config"
 	"github.com/ravel-lb/ravel/internal/kapitest"
+	"github.com/ravel-lb/ravel/internal/parallel"
 	"github.com/ravel-lb/ravel/kube"
 	"github.com/ravel-lb/ravel/netops"
 	"github.com/ravel-lb/ravel/reconcile"
@@ -210,7 +211,7 @@ func (fx *benchFixtures) get(b *testing.B, services int) *kubeFixture {
 			b.Fatal(err)
 		}
 	}
-	err = parallelDo(services, 16, func(i int) error {
+	err = parallel.Do(services, 16, func(i int) error {
 		svc := kapitest.Service(f.ns, fmt.Sprintf("svc-%d", i), kapitest.WithPort("http", 80, 8080))
 		if _, err := c.CoreV1().Services(f.ns).Create(ctx, svc, metav1.CreateOptions{}); err != nil {
 			return err
@@ -412,35 +413,6 @@ func destWeight(b *testing.B, ipvs *netops.FakeIPVS, key netops.ServiceKey, dest
 	}
 	b.Fatalf("%v has no destination %v", key, dest)
 	return 0
-}
-
-// parallelDo runs f(0..n-1) on workers goroutines and returns the first error.
-func parallelDo(n, workers int, f func(int) error) error {
-	var (
-		wg    sync.WaitGroup
-		mu    sync.Mutex
-		first error
-	)
-	next := make(chan int)
-	for range workers {
-		wg.Go(func() {
-			for i := range next {
-				if err := f(i); err != nil {
-					mu.Lock()
-					if first == nil {
-						first = err
-					}
-					mu.Unlock()
-				}
-			}
-		})
-	}
-	for i := range n {
-		next <- i
-	}
-	close(next)
-	wg.Wait()
-	return first
 }
 
 // loadavg is the first three fields of /proc/loadavg (the host is shared: read the figures

@@ -1,7 +1,6 @@
 package kube
 
 import (
-	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -19,6 +18,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/ravel-lb/ravel/internal/kapitest"
+	"github.com/ravel-lb/ravel/internal/parallel"
 )
 
 // Benchmarks against the real kube-apiserver started by TestMain:
@@ -68,7 +68,7 @@ func getFixture(b *testing.B, srv *kapitest.Server, services, nodes, epsPerNode 
 			b.Fatal(err)
 		}
 	}
-	err := parallel(services, 16, func(i int) error {
+	err := parallel.Do(services, 16, func(i int) error {
 		name := fmt.Sprintf("svc-%d", i)
 		if _, err := c.CoreV1().Services(f.ns).Create(ctx, kapitest.Service(f.ns, name, kapitest.WithPort("http", 80, 8080)), metav1.CreateOptions{}); err != nil {
 			return err
@@ -100,32 +100,6 @@ func benchSlice(f *fixture, i, epsPerNode, gen int) *discoveryv1.EndpointSlice {
 	}
 	opts = append(opts, kapitest.WithSlicePort("http", int32(8080+gen%1000)))
 	return kapitest.EndpointSlice(f.ns, fmt.Sprintf("svc-%d", i), fmt.Sprintf("svc-%d-1", i), opts...)
-}
-
-func parallel(n, workers int, f func(int) error) error {
-	var (
-		wg    sync.WaitGroup
-		mu    sync.Mutex
-		first error
-	)
-	next := make(chan int)
-	for range workers {
-		wg.Go(func() {
-			for i := range next {
-				if err := f(i); err != nil {
-					mu.Lock()
-					first = cmp.Or(first, err)
-					mu.Unlock()
-				}
-			}
-		})
-	}
-	for i := range n {
-		next <- i
-	}
-	close(next)
-	wg.Wait()
-	return first
 }
 
 // startBenchSource runs a Source over the fixture and returns it with its first snapshot.

@@ -22,7 +22,6 @@ import (
 	"fmt"
 	"log"
 	"os"
-	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -33,6 +32,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/ravel-lb/ravel/internal/kapitest"
+	"github.com/ravel-lb/ravel/internal/parallel"
 )
 
 // NodeLabel is the label every node gets, for ravel's kubernetes.nodeSelector.
@@ -82,7 +82,7 @@ func main() {
 	for i := range names {
 		names[i] = fmt.Sprintf("bench-n%d", i)
 	}
-	err = parallel(*nodes, *workers, func(i int) error {
+	err = parallel.Do(*nodes, *workers, func(i int) error {
 		n := kapitest.Node(names[i], kapitest.WithNodeIP(fmt.Sprintf("10.250.%d.%d", i/250, 1+i%250)),
 			kapitest.WithLabels(map[string]string{NodeLabel: "true"}), kapitest.Ready(true))
 		_, err := c.CoreV1().Nodes().Create(ctx, n, metav1.CreateOptions{})
@@ -91,7 +91,7 @@ func main() {
 	if err != nil {
 		log.Fatalf("nodes: %v", err)
 	}
-	err = parallel(*services, *workers, func(i int) error {
+	err = parallel.Do(*services, *workers, func(i int) error {
 		name := fmt.Sprintf("svc-%d", i)
 		svc := kapitest.Service(*namespace, name, kapitest.WithPort("http", 80, 8080))
 		if err := retry(ctx, func() error {
@@ -136,33 +136,4 @@ func retry(ctx context.Context, f func() error) error {
 		case <-time.After(delay):
 		}
 	}
-}
-
-// parallel runs f(0..n-1) on workers goroutines and returns the first error.
-func parallel(n, workers int, f func(int) error) error {
-	var (
-		wg    sync.WaitGroup
-		mu    sync.Mutex
-		first error
-	)
-	next := make(chan int)
-	for range workers {
-		wg.Go(func() {
-			for i := range next {
-				if err := f(i); err != nil {
-					mu.Lock()
-					if first == nil {
-						first = err
-					}
-					mu.Unlock()
-				}
-			}
-		})
-	}
-	for i := range n {
-		next <- i
-	}
-	close(next)
-	wg.Wait()
-	return first
 }

@@ -25,6 +25,7 @@ import (
 
 	"github.com/ravel-lb/ravel/config"
 	"github.com/ravel-lb/ravel/internal/kapitest"
+	"github.com/ravel-lb/ravel/internal/kubeobj"
 	"github.com/ravel-lb/ravel/internal/parallel"
 	"github.com/ravel-lb/ravel/kube"
 	"github.com/ravel-lb/ravel/netops"
@@ -205,14 +206,14 @@ func (fx *benchFixtures) get(b *testing.B, services int) *kubeFixture {
 	for i := range benchNodes {
 		name := fmt.Sprintf("%s-n%d", f.ns, i)
 		f.nodes = append(f.nodes, name)
-		n := kapitest.Node(name, kapitest.WithNodeIP(fmt.Sprintf("192.0.%d.%d", 100+i/250, 1+i%250)),
-			kapitest.WithLabels(map[string]string{"ravel-lb": f.ns}), kapitest.Ready(true))
+		n := kubeobj.Node(name, kubeobj.WithNodeIP(fmt.Sprintf("192.0.%d.%d", 100+i/250, 1+i%250)),
+			kubeobj.WithLabels(map[string]string{"ravel-lb": f.ns}), kubeobj.Ready(true))
 		if _, err := c.CoreV1().Nodes().Create(ctx, n, metav1.CreateOptions{}); err != nil {
 			b.Fatal(err)
 		}
 	}
 	err = parallel.Do(services, 16, func(i int) error {
-		svc := kapitest.Service(f.ns, fmt.Sprintf("svc-%d", i), kapitest.WithPort("http", 80, 8080))
+		svc := kubeobj.Service(f.ns, fmt.Sprintf("svc-%d", i), kubeobj.WithPort("http", 80, 8080))
 		if _, err := c.CoreV1().Services(f.ns).Create(ctx, svc, metav1.CreateOptions{}); err != nil {
 			return err
 		}
@@ -232,16 +233,16 @@ func (fx *benchFixtures) get(b *testing.B, services int) *kubeFixture {
 // slice is service i's EndpointSlice; firstReady sets the readiness of the first endpoint
 // (on node 0), the one the benchmark toggles.
 func (f *kubeFixture) slice(i int, firstReady bool) *discoveryv1.EndpointSlice {
-	opts := make([]kapitest.EndpointSliceOption, 0, benchNodes*benchEpsPerNode+1)
+	opts := make([]kubeobj.EndpointSliceOption, 0, benchNodes*benchEpsPerNode+1)
 	for n, node := range f.nodes {
 		for e := range benchEpsPerNode {
 			k := n*benchEpsPerNode + e
 			ready := k != 0 || firstReady
-			opts = append(opts, kapitest.WithEndpoint(fmt.Sprintf("10.%d.%d.%d", 64+i/256, i%256, k), node, ready, ready, false))
+			opts = append(opts, kubeobj.WithEndpoint(fmt.Sprintf("10.%d.%d.%d", 64+i/256, i%256, k), node, ready, ready, false))
 		}
 	}
-	opts = append(opts, kapitest.WithSlicePort("http", 8080))
-	return kapitest.EndpointSlice(f.ns, fmt.Sprintf("svc-%d", i), fmt.Sprintf("svc-%d-1", i), opts...)
+	opts = append(opts, kubeobj.WithSlicePort("http", 8080))
+	return kubeobj.EndpointSlice(f.ns, fmt.Sprintf("svc-%d", i), fmt.Sprintf("svc-%d-1", i), opts...)
 }
 
 // config is a director config with one service per Kubernetes service, each on its own VIP

@@ -25,7 +25,7 @@ import (
 	"k8s.io/client-go/util/retry"
 
 	"github.com/ravel-lb/ravel/config"
-	"github.com/ravel-lb/ravel/internal/kapitest"
+	"github.com/ravel-lb/ravel/internal/kubeobj"
 	"github.com/ravel-lb/ravel/kube"
 	"github.com/ravel-lb/ravel/schema"
 )
@@ -408,8 +408,8 @@ func newFeedEnv(t *testing.T, base *rest.Config) *feedEnv {
 	// Namespaces are never deleted without a namespace controller; nodes are global, so remove
 	// this test's.
 	for i, n := range []string{"n1", "n2"} {
-		node := kapitest.Node(e.node(n), kapitest.WithNodeIP(fmt.Sprintf("192.0.2.%d", i+1)),
-			kapitest.WithLabels(map[string]string{"ravel-lb": e.ns}), kapitest.Ready(true))
+		node := kubeobj.Node(e.node(n), kubeobj.WithNodeIP(fmt.Sprintf("192.0.2.%d", i+1)),
+			kubeobj.WithLabels(map[string]string{"ravel-lb": e.ns}), kubeobj.Ready(true))
 		if _, err := c.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
@@ -432,7 +432,7 @@ func (e *feedEnv) ref(svc string) kube.ServiceRef {
 // are ready, alternately on n1 and n2.
 func (e *feedEnv) service(name string, addrs ...string) {
 	e.t.Helper()
-	if _, err := e.c.CoreV1().Services(e.ns).Create(e.ctx, kapitest.Service(e.ns, name, kapitest.WithPort("http", 80, 8080)), metav1.CreateOptions{}); err != nil {
+	if _, err := e.c.CoreV1().Services(e.ns).Create(e.ctx, kubeobj.Service(e.ns, name, kubeobj.WithPort("http", 80, 8080)), metav1.CreateOptions{}); err != nil {
 		e.t.Fatal(err)
 	}
 	var eps []feedEndpoint
@@ -454,11 +454,11 @@ func ep(addr, node string, ready bool) feedEndpoint {
 
 // slice is the one EndpointSlice of svc, port http → 8080.
 func (e *feedEnv) slice(svc string, eps ...feedEndpoint) *discoveryv1.EndpointSlice {
-	opts := []kapitest.EndpointSliceOption{kapitest.WithSlicePort("http", 8080)}
+	opts := []kubeobj.EndpointSliceOption{kubeobj.WithSlicePort("http", 8080)}
 	for _, p := range eps {
-		opts = append(opts, kapitest.WithEndpoint(p.addr, e.node(p.node), p.ready, p.ready, false))
+		opts = append(opts, kubeobj.WithEndpoint(p.addr, e.node(p.node), p.ready, p.ready, false))
 	}
-	return kapitest.EndpointSlice(e.ns, svc, svc+"-1", opts...)
+	return kubeobj.EndpointSlice(e.ns, svc, svc+"-1", opts...)
 }
 
 func (e *feedEnv) putSlice(s *discoveryv1.EndpointSlice) {

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ravel-lb/ravel/internal/kapitest"
+	"github.com/ravel-lb/ravel/internal/kubeobj"
 )
 
 // Safety-valve rule tests (see valve.go), with the stores written directly.
@@ -63,7 +63,7 @@ func TestValveReleasesWhenEndpointsReturn(t *testing.T) {
 		t.Fatal("not stale after an empty re-list")
 	}
 	// The slice comes back with one endpoint moved to another node: published at once.
-	must(t, h.s.slices["ns"].Add(webSlice("web-2", kapitest.WithEndpoint("10.0.0.3", "n2", true, true, false))))
+	must(t, h.s.slices["ns"].Add(webSlice("web-2", kubeobj.WithEndpoint("10.0.0.3", "n2", true, true, false))))
 	diffSnap(t, &Snapshot{
 		Nodes:    baseNodes,
 		Services: webOK(ep("10.0.0.3", "n2", 8080, true)),
@@ -101,7 +101,7 @@ func TestValveTrustsWatchEvents(t *testing.T) {
 	// A re-list that lists endpoints, none ready, is an explicit answer too.
 	must(t, h.s.slices["ns"].Add(eps[0]))
 	h.next()
-	must(t, h.s.slices["ns"].Replace([]any{webSlice("web-1", kapitest.WithEndpoint("10.0.0.1", "n1", false, false, true))}, "7"))
+	must(t, h.s.slices["ns"].Replace([]any{webSlice("web-1", kubeobj.WithEndpoint("10.0.0.1", "n1", false, false, true))}, "7"))
 	got := h.next()
 	if got.Stale || got.Services[webHTTP].Status != StatusNoEndpoints {
 		t.Errorf("non-ready re-list: %+v", got)

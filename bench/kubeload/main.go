@@ -31,7 +31,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
-	"github.com/ravel-lb/ravel/internal/kapitest"
+	"github.com/ravel-lb/ravel/internal/kubeobj"
 	"github.com/ravel-lb/ravel/internal/parallel"
 )
 
@@ -83,8 +83,8 @@ func main() {
 		names[i] = fmt.Sprintf("bench-n%d", i)
 	}
 	err = parallel.Do(*nodes, *workers, func(i int) error {
-		n := kapitest.Node(names[i], kapitest.WithNodeIP(fmt.Sprintf("10.250.%d.%d", i/250, 1+i%250)),
-			kapitest.WithLabels(map[string]string{NodeLabel: "true"}), kapitest.Ready(true))
+		n := kubeobj.Node(names[i], kubeobj.WithNodeIP(fmt.Sprintf("10.250.%d.%d", i/250, 1+i%250)),
+			kubeobj.WithLabels(map[string]string{NodeLabel: "true"}), kubeobj.Ready(true))
 		_, err := c.CoreV1().Nodes().Create(ctx, n, metav1.CreateOptions{})
 		return err
 	})
@@ -93,22 +93,22 @@ func main() {
 	}
 	err = parallel.Do(*services, *workers, func(i int) error {
 		name := fmt.Sprintf("svc-%d", i)
-		svc := kapitest.Service(*namespace, name, kapitest.WithPort("http", 80, 8080))
+		svc := kubeobj.Service(*namespace, name, kubeobj.WithPort("http", 80, 8080))
 		if err := retry(ctx, func() error {
 			_, err := c.CoreV1().Services(*namespace).Create(ctx, svc, metav1.CreateOptions{})
 			return err
 		}); err != nil {
 			return fmt.Errorf("service %s: %w", name, err)
 		}
-		opts := make([]kapitest.EndpointSliceOption, 0, *nodes**epsPerNode+1)
+		opts := make([]kubeobj.EndpointSliceOption, 0, *nodes**epsPerNode+1)
 		for n, node := range names {
 			for e := range *epsPerNode {
 				k := n**epsPerNode + e
-				opts = append(opts, kapitest.WithEndpoint(fmt.Sprintf("10.%d.%d.%d", 64+i/256, i%256, 1+k), node, true, true, false))
+				opts = append(opts, kubeobj.WithEndpoint(fmt.Sprintf("10.%d.%d.%d", 64+i/256, i%256, 1+k), node, true, true, false))
 			}
 		}
-		opts = append(opts, kapitest.WithSlicePort("http", 8080))
-		slice := kapitest.EndpointSlice(*namespace, name, name+"-1", opts...)
+		opts = append(opts, kubeobj.WithSlicePort("http", 8080))
+		slice := kubeobj.EndpointSlice(*namespace, name, name+"-1", opts...)
 		if _, err := c.DiscoveryV1().EndpointSlices(*namespace).Create(ctx, slice, metav1.CreateOptions{}); err != nil {
 			return fmt.Errorf("EndpointSlice of %s: %w", name, err)
 		}

@@ -3,8 +3,14 @@
 // The binaries are kube-apiserver v1.37.2 and etcd v3.7.0, built from the Go module proxy by
 // hack/kapi/build.sh and cached outside the clone (see /work/shared/notes/kube-apiserver.md).
 // There is no controller-manager, scheduler or kubelet: tests write EndpointSlices and node
-// status themselves (see EndpointSlice and SetNodeReady), namespace deletion never finishes and
-// garbage collection never runs, so use a fresh namespace per test (Server.Namespace).
+// status themselves (build them with internal/kubeobj; see kubeobj.SetNodeReady), namespace
+// deletion never finishes and garbage collection never runs, so use a fresh namespace per test
+// (Server.Namespace).
+//
+// The files follow the parts of the harness: server.go the Server and its etcd and
+// kube-apiserver (the control plane), process.go the child processes, certs.go the
+// certificates, token and kubeconfig, binaries.go where the binaries come from, shared.go the
+// entry points for tests (Start, RunShared, Shared), client.go the clients and namespaces.
 //
 // Binary lookup, in order:
 //   - $KAPI_BIN/kube-apiserver and $KAPI_BIN/etcd, if KAPI_BIN is set;

@@ -17,7 +17,6 @@ import (
 	"testing"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -196,9 +195,8 @@ func (fx *benchFixtures) get(b *testing.B, services int) *kubeFixture {
 	start := time.Now()
 	ctx := context.Background()
 	c := fx.client
-	ns, err := c.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{
-		ObjectMeta: metav1.ObjectMeta{GenerateName: fmt.Sprintf("bench-%d-", services)},
-	}, metav1.CreateOptions{})
+	ns, err := c.CoreV1().Namespaces().Create(ctx,
+		kubeobj.Namespace("", kubeobj.WithGenerateName(fmt.Sprintf("bench-%d-", services))), metav1.CreateOptions{})
 	if err != nil {
 		b.Fatal(err)
 	}

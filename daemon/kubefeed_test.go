@@ -16,7 +16,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/goleak"
-	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -398,9 +397,7 @@ func newFeedEnv(t *testing.T, base *rest.Config) *feedEnv {
 	t.Cleanup(cancel)
 	e := &feedEnv{t: t, ctx: ctx, rc: rc, c: c, reg: prometheus.NewRegistry(),
 		log: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
-	ns, err := c.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{
-		ObjectMeta: metav1.ObjectMeta{GenerateName: "kubefeed-"},
-	}, metav1.CreateOptions{})
+	ns, err := c.CoreV1().Namespaces().Create(ctx, kubeobj.Namespace("", kubeobj.WithGenerateName("kubefeed-")), metav1.CreateOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -24,7 +24,6 @@ import (
 	"os"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -75,7 +74,7 @@ func main() {
 			log.Fatalf("ServiceCIDR %s: %v", *serviceCIDR, err)
 		}
 	}
-	if _, err := c.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: *namespace}}, metav1.CreateOptions{}); err != nil {
+	if _, err := c.CoreV1().Namespaces().Create(ctx, kubeobj.Namespace(*namespace), metav1.CreateOptions{}); err != nil {
 		log.Fatalf("namespace: %v", err)
 	}
 	names := make([]string, *nodes)

@@ -7,10 +7,11 @@ import (
 	"testing"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+
+	"github.com/ravel-lb/ravel/internal/kubeobj"
 )
 
 // RESTConfig returns a new admin rest.Config (QPS and burst raised for tests).
@@ -49,9 +50,8 @@ func (s *Server) Namespace(t testing.TB) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	ns, err := s.Client().CoreV1().Namespaces().Create(ctx, &corev1.Namespace{
-		ObjectMeta: metav1.ObjectMeta{GenerateName: namespacePrefix(t.Name())},
-	}, metav1.CreateOptions{})
+	ns, err := s.Client().CoreV1().Namespaces().Create(ctx,
+		kubeobj.Namespace("", kubeobj.WithGenerateName(namespacePrefix(t.Name()))), metav1.CreateOptions{})
 	if err != nil {
 		t.Fatalf("kapitest: create namespace: %v", err)
 	}

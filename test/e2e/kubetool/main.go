@@ -283,7 +283,7 @@ func mergeReady(conds []corev1.NodeCondition, ready corev1.NodeCondition) []core
 }
 
 func ensureNamespace(ctx context.Context, c kubernetes.Interface, ns string) error {
-	_, err := c.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{})
+	_, err := c.CoreV1().Namespaces().Create(ctx, kubeobj.Namespace(ns), metav1.CreateOptions{})
 	if apierrors.IsAlreadyExists(err) {
 		return nil
 	}

@@ -15,11 +15,15 @@ import (
 )
 
 // RESTConfig returns a new admin rest.Config (QPS and burst raised for tests).
-func (s *Server) RESTConfig() *rest.Config {
+func (s *Server) RESTConfig() *rest.Config { return RESTConfigFor(s.Host, s.Token, s.CAFile) }
+
+// RESTConfigFor returns a new admin rest.Config for the server at host (Server.Host) with
+// token and caFile (Server.Token, Server.CAFile), for a server that another process started.
+func RESTConfigFor(host, token, caFile string) *rest.Config {
 	return &rest.Config{
-		Host:            s.Host,
-		BearerToken:     s.Token,
-		TLSClientConfig: rest.TLSClientConfig{CAFile: s.CAFile},
+		Host:            host,
+		BearerToken:     token,
+		TLSClientConfig: rest.TLSClientConfig{CAFile: caFile},
 		QPS:             500,
 		Burst:           1000,
 		// No Timeout: it would apply to watches too. Use contexts.

@@ -52,6 +52,26 @@ var baseNodes = map[string]Node{
 	"n2": node("n2", "192.0.2.2", true, false, true),
 }
 
+// startBase starts a harness with opts over baseObjects (the first snapshot read) and returns
+// it with the objects.
+func startBase(t *testing.T, opts Options) (*harness, []*corev1.Node, []*corev1.Service, []*discoveryv1.EndpointSlice) {
+	t.Helper()
+	h := newHarness(t, opts)
+	nodes, svcs, eps := baseObjects()
+	h.start(nodes, svcs, eps)
+	return h, nodes, svcs, eps
+}
+
+// webChanged is the snapshot after web, on the base nodes, changed to status st without
+// endpoints.
+func webChanged(st Status) *Snapshot {
+	return &Snapshot{
+		Nodes:    baseNodes,
+		Services: map[ServiceRef]ServiceState{webHTTP: {Status: st}},
+		Changed:  []ServiceRef{webHTTP},
+	}
+}
+
 func diffSnap(t *testing.T, want, got *Snapshot) {
 	t.Helper()
 	if diff := cmp.Diff(want, got, addrCmp); diff != "" {
@@ -111,9 +131,7 @@ func TestLoopPublishesChanges(t *testing.T) {
 func TestLoopCoalesces(t *testing.T) {
 	opts := baseOptions()
 	opts.Quiet, opts.MaxDelay = 100*time.Millisecond, time.Second
-	h := newHarness(t, opts)
-	nodes, svcs, eps := baseObjects()
-	h.start(nodes, svcs, eps)
+	h, _, _, _ := startBase(t, opts)
 
 	// A burst of three writes is one snapshot, once quiet (the debouncer's own test covers
 	// MaxDelay).

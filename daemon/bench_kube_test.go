@@ -1,30 +1,25 @@
 package daemon
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/netip"
 	"os"
-	"os/exec"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
 	"github.com/ravel-lb/ravel/config"
-	"github.com/ravel-lb/ravel/internal/kapitest"
+	"github.com/ravel-lb/ravel/internal/kubeobj"
+	"github.com/ravel-lb/ravel/internal/parallel"
 	"github.com/ravel-lb/ravel/kube"
 	"github.com/ravel-lb/ravel/netops"
 	"github.com/ravel-lb/ravel/reconcile"
@@ -64,103 +59,6 @@ func BenchmarkUpdateToPlan(b *testing.B) {
 	}
 }
 
-// kapiHelperEnv turns the test binary into the host of BenchmarkUpdateToPlan's API server (see
-// TestKapiHelperProcess).
-const kapiHelperEnv = "RAVEL_BENCH_KAPI_HELPER"
-
-// kapiHelperMsg is the helper's one line on stdout, after kapiHelperMark.
-type kapiHelperMsg struct {
-	Host, Token, CAFile string
-	Skip, Err           string
-}
-
-const kapiHelperMark = "RAVEL-KAPI-HELPER "
-
-// TestKapiHelperProcess is not a test: run by startKapiHelper with kapiHelperEnv=1, it starts a
-// kapitest server, prints where it is, and stops it when its stdin closes (the benchmark ended
-// or died). The server runs in this separate process because kapitest keeps a goroutine for
-// the life of the process (spawn, locked to its thread for Pdeathsig), which this package's
-// goleak TestMain would report as a leak.
-func TestKapiHelperProcess(t *testing.T) {
-	if os.Getenv(kapiHelperEnv) != "1" {
-		t.Skip("helper process of BenchmarkUpdateToPlan")
-	}
-	say := func(m kapiHelperMsg) {
-		j, _ := json.Marshal(m)
-		fmt.Printf("%s%s\n", kapiHelperMark, j)
-	}
-	s, err := kapitest.NewServer()
-	switch {
-	case errors.Is(err, kapitest.ErrUnavailable):
-		say(kapiHelperMsg{Skip: err.Error()})
-		os.Exit(0)
-	case err != nil:
-		say(kapiHelperMsg{Err: err.Error()})
-		os.Exit(1)
-	}
-	say(kapiHelperMsg{Host: s.Host, Token: s.Token, CAFile: s.CAFile})
-	_, _ = io.Copy(io.Discard, os.Stdin)
-	s.Stop()
-	os.Exit(0) // skip goleak: kapitest's spawn goroutine is still there by design
-}
-
-// startKapiHelper starts TestKapiHelperProcess and returns an admin rest.Config for its
-// server, which t.Cleanup stops (after the helper's output is drained). It skips t when
-// kapitest would skip.
-func startKapiHelper(t testing.TB) *rest.Config {
-	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestKapiHelperProcess$", "-test.count=1")
-	cmd.Env = append(os.Environ(), kapiHelperEnv+"=1")
-	cmd.Stderr = os.Stderr
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	drained := make(chan struct{})
-	t.Cleanup(func() {
-		stdin.Close()
-		<-drained
-		_ = cmd.Wait()
-	})
-	var msg *kapiHelperMsg
-	var msgErr error
-	sc := bufio.NewScanner(stdout)
-	for msg == nil && sc.Scan() {
-		if line, ok := strings.CutPrefix(sc.Text(), kapiHelperMark); ok {
-			msg = new(kapiHelperMsg)
-			msgErr = json.Unmarshal([]byte(line), msg)
-		}
-	}
-	go func() { // until the helper exits
-		defer close(drained)
-		_, _ = io.Copy(io.Discard, stdout)
-	}()
-	switch {
-	case msgErr != nil:
-		t.Fatal(msgErr)
-	case msg == nil:
-		t.Fatal("kapitest helper process exited without starting a server")
-	case msg.Skip != "":
-		t.Skip(msg.Skip)
-	case msg.Err != "":
-		t.Fatalf("kapitest: %s", msg.Err)
-	}
-	return &rest.Config{
-		Host:            msg.Host,
-		BearerToken:     msg.Token,
-		TLSClientConfig: rest.TLSClientConfig{CAFile: msg.CAFile},
-		QPS:             500,
-		Burst:           1000,
-	}
-}
-
 const (
 	benchNodes      = 20
 	benchEpsPerNode = 5
@@ -194,9 +92,8 @@ func (fx *benchFixtures) get(b *testing.B, services int) *kubeFixture {
 	start := time.Now()
 	ctx := context.Background()
 	c := fx.client
-	ns, err := c.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{
-		ObjectMeta: metav1.ObjectMeta{GenerateName: fmt.Sprintf("bench-%d-", services)},
-	}, metav1.CreateOptions{})
+	ns, err := c.CoreV1().Namespaces().Create(ctx,
+		kubeobj.Namespace("", kubeobj.WithGenerateName(fmt.Sprintf("bench-%d-", services))), metav1.CreateOptions{})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -204,14 +101,14 @@ func (fx *benchFixtures) get(b *testing.B, services int) *kubeFixture {
 	for i := range benchNodes {
 		name := fmt.Sprintf("%s-n%d", f.ns, i)
 		f.nodes = append(f.nodes, name)
-		n := kapitest.Node(name, kapitest.WithNodeIP(fmt.Sprintf("192.0.%d.%d", 100+i/250, 1+i%250)),
-			kapitest.WithLabels(map[string]string{"ravel-lb": f.ns}), kapitest.Ready(true))
+		n := kubeobj.Node(name, kubeobj.WithNodeIP(fmt.Sprintf("192.0.%d.%d", 100+i/250, 1+i%250)),
+			kubeobj.WithLabels(map[string]string{"ravel-lb": f.ns}), kubeobj.Ready(true))
 		if _, err := c.CoreV1().Nodes().Create(ctx, n, metav1.CreateOptions{}); err != nil {
 			b.Fatal(err)
 		}
 	}
-	err = parallelDo(services, 16, func(i int) error {
-		svc := kapitest.Service(f.ns, fmt.Sprintf("svc-%d", i), kapitest.WithPort("http", 80, 8080))
+	err = parallel.Do(services, 16, func(i int) error {
+		svc := kubeobj.Service(f.ns, fmt.Sprintf("svc-%d", i), kubeobj.WithPort("http", 80, 8080))
 		if _, err := c.CoreV1().Services(f.ns).Create(ctx, svc, metav1.CreateOptions{}); err != nil {
 			return err
 		}
@@ -231,16 +128,16 @@ func (fx *benchFixtures) get(b *testing.B, services int) *kubeFixture {
 // slice is service i's EndpointSlice; firstReady sets the readiness of the first endpoint
 // (on node 0), the one the benchmark toggles.
 func (f *kubeFixture) slice(i int, firstReady bool) *discoveryv1.EndpointSlice {
-	opts := make([]kapitest.EndpointSliceOption, 0, benchNodes*benchEpsPerNode+1)
+	opts := make([]kubeobj.EndpointSliceOption, 0, benchNodes*benchEpsPerNode+1)
 	for n, node := range f.nodes {
 		for e := range benchEpsPerNode {
 			k := n*benchEpsPerNode + e
 			ready := k != 0 || firstReady
-			opts = append(opts, kapitest.WithEndpoint(fmt.Sprintf("10.%d.%d.%d", 64+i/256, i%256, k), node, ready, ready, false))
+			opts = append(opts, kubeobj.WithEndpoint(fmt.Sprintf("10.%d.%d.%d", 64+i/256, i%256, k), node, ready, ready, false))
 		}
 	}
-	opts = append(opts, kapitest.WithSlicePort("http", 8080))
-	return kapitest.EndpointSlice(f.ns, fmt.Sprintf("svc-%d", i), fmt.Sprintf("svc-%d-1", i), opts...)
+	opts = append(opts, kubeobj.WithSlicePort("http", 8080))
+	return kubeobj.EndpointSlice(f.ns, fmt.Sprintf("svc-%d", i), fmt.Sprintf("svc-%d-1", i), opts...)
 }
 
 // config is a director config with one service per Kubernetes service, each on its own VIP
@@ -412,35 +309,6 @@ func destWeight(b *testing.B, ipvs *netops.FakeIPVS, key netops.ServiceKey, dest
 	}
 	b.Fatalf("%v has no destination %v", key, dest)
 	return 0
-}
-
-// parallelDo runs f(0..n-1) on workers goroutines and returns the first error.
-func parallelDo(n, workers int, f func(int) error) error {
-	var (
-		wg    sync.WaitGroup
-		mu    sync.Mutex
-		first error
-	)
-	next := make(chan int)
-	for range workers {
-		wg.Go(func() {
-			for i := range next {
-				if err := f(i); err != nil {
-					mu.Lock()
-					if first == nil {
-						first = err
-					}
-					mu.Unlock()
-				}
-			}
-		})
-	}
-	for i := range n {
-		next <- i
-	}
-	close(next)
-	wg.Wait()
-	return first
 }
 
 // loadavg is the first three fields of /proc/loadavg (the host is shared: read the figures

@@ -45,6 +45,28 @@ const realserverChains = `*nat
 COMMIT
 `
 
+// ipipLinks and ipipSysctls are what realserver.yaml leaves on newRealserverFakes(t, "eth0"):
+// both VIPs on the dummy device ravel0, tunl0 up for the IPIP service, ARP kept quiet on all and
+// eth0, and rp_filter lowered for the decapsulated packets.
+const (
+	ipipLinks = "eth0 veth up\n  10.1.0.1/24\n" +
+		"lo device up\n  127.0.0.1/8\n" +
+		"ravel0 dummy up\n  10.54.213.247/32\n  10.54.213.248/32\n" +
+		"tunl0 ipip up\n"
+	ipipSysctls = "net/ipv4/conf/all/accept_local = 0\n" +
+		"net/ipv4/conf/all/arp_announce = 2\n" +
+		"net/ipv4/conf/all/arp_ignore = 1\n" +
+		"net/ipv4/conf/all/rp_filter = 0\n" +
+		"net/ipv4/conf/eth0/accept_local = 0\n" +
+		"net/ipv4/conf/eth0/arp_announce = 2\n" +
+		"net/ipv4/conf/eth0/arp_ignore = 1\n" +
+		"net/ipv4/conf/eth0/rp_filter = 0\n" +
+		"net/ipv4/conf/tunl0/accept_local = 0\n" +
+		"net/ipv4/conf/tunl0/arp_announce = 0\n" +
+		"net/ipv4/conf/tunl0/arp_ignore = 0\n" +
+		"net/ipv4/conf/tunl0/rp_filter = 0\n"
+)
+
 // emptyChains is the top chain with its jumps and nothing to DNAT.
 const emptyChains = "*nat\n:RAVEL - [0:0]\n-A PREROUTING -j RAVEL\n-A OUTPUT -j RAVEL\nCOMMIT\n"
 
@@ -88,26 +110,12 @@ func TestRealserverSync(t *testing.T) {
 		wantChains string
 	}{
 		{
-			name:   "dummy device, DR and IPIP",
-			config: "realserver.yaml",
-			iface:  "eth0",
-			snap:   realserverSnapshot(),
-			wantLinks: "eth0 veth up\n  10.1.0.1/24\n" +
-				"lo device up\n  127.0.0.1/8\n" +
-				"ravel0 dummy up\n  10.54.213.247/32\n  10.54.213.248/32\n" +
-				"tunl0 ipip up\n",
-			wantSysctl: "net/ipv4/conf/all/accept_local = 0\n" +
-				"net/ipv4/conf/all/arp_announce = 2\n" +
-				"net/ipv4/conf/all/arp_ignore = 1\n" +
-				"net/ipv4/conf/all/rp_filter = 0\n" +
-				"net/ipv4/conf/eth0/accept_local = 0\n" +
-				"net/ipv4/conf/eth0/arp_announce = 2\n" +
-				"net/ipv4/conf/eth0/arp_ignore = 1\n" +
-				"net/ipv4/conf/eth0/rp_filter = 0\n" +
-				"net/ipv4/conf/tunl0/accept_local = 0\n" +
-				"net/ipv4/conf/tunl0/arp_announce = 0\n" +
-				"net/ipv4/conf/tunl0/arp_ignore = 0\n" +
-				"net/ipv4/conf/tunl0/rp_filter = 0\n",
+			name:       "dummy device, DR and IPIP",
+			config:     "realserver.yaml",
+			iface:      "eth0",
+			snap:       realserverSnapshot(),
+			wantLinks:  ipipLinks,
+			wantSysctl: ipipSysctls,
 			wantChains: realserverChains,
 		},
 		{
@@ -127,50 +135,22 @@ func TestRealserverSync(t *testing.T) {
 			wantChains: emptyChains,
 		},
 		{
-			name:   "node outside the selector",
-			config: "realserver.yaml",
-			iface:  "eth0",
-			snap:   realserverSnapshot(withNode("rs-1", "10.1.0.1", notSelected)),
-			wantLinks: "eth0 veth up\n  10.1.0.1/24\n" +
-				"lo device up\n  127.0.0.1/8\n" +
-				"ravel0 dummy up\n  10.54.213.247/32\n  10.54.213.248/32\n" +
-				"tunl0 ipip up\n",
-			wantSysctl: "net/ipv4/conf/all/accept_local = 0\n" +
-				"net/ipv4/conf/all/arp_announce = 2\n" +
-				"net/ipv4/conf/all/arp_ignore = 1\n" +
-				"net/ipv4/conf/all/rp_filter = 0\n" +
-				"net/ipv4/conf/eth0/accept_local = 0\n" +
-				"net/ipv4/conf/eth0/arp_announce = 2\n" +
-				"net/ipv4/conf/eth0/arp_ignore = 1\n" +
-				"net/ipv4/conf/eth0/rp_filter = 0\n" +
-				"net/ipv4/conf/tunl0/accept_local = 0\n" +
-				"net/ipv4/conf/tunl0/arp_announce = 0\n" +
-				"net/ipv4/conf/tunl0/arp_ignore = 0\n" +
-				"net/ipv4/conf/tunl0/rp_filter = 0\n",
+			name:       "node outside the selector",
+			config:     "realserver.yaml",
+			iface:      "eth0",
+			snap:       realserverSnapshot(withNode("rs-1", "10.1.0.1", notSelected)),
+			wantLinks:  ipipLinks,
+			wantSysctl: ipipSysctls,
 			// No service chain and no DNAT: only the empty top chain.
 			wantChains: emptyChains,
 		},
 		{
-			name:   "not ready",
-			config: "realserver.yaml",
-			iface:  "eth0",
-			snap:   realserverSnapshot(withNode("rs-1", "10.1.0.1", notReady)),
-			wantLinks: "eth0 veth up\n  10.1.0.1/24\n" +
-				"lo device up\n  127.0.0.1/8\n" +
-				"ravel0 dummy up\n  10.54.213.247/32\n  10.54.213.248/32\n" +
-				"tunl0 ipip up\n",
-			wantSysctl: "net/ipv4/conf/all/accept_local = 0\n" +
-				"net/ipv4/conf/all/arp_announce = 2\n" +
-				"net/ipv4/conf/all/arp_ignore = 1\n" +
-				"net/ipv4/conf/all/rp_filter = 0\n" +
-				"net/ipv4/conf/eth0/accept_local = 0\n" +
-				"net/ipv4/conf/eth0/arp_announce = 2\n" +
-				"net/ipv4/conf/eth0/arp_ignore = 1\n" +
-				"net/ipv4/conf/eth0/rp_filter = 0\n" +
-				"net/ipv4/conf/tunl0/accept_local = 0\n" +
-				"net/ipv4/conf/tunl0/arp_announce = 0\n" +
-				"net/ipv4/conf/tunl0/arp_ignore = 0\n" +
-				"net/ipv4/conf/tunl0/rp_filter = 0\n",
+			name:       "not ready",
+			config:     "realserver.yaml",
+			iface:      "eth0",
+			snap:       realserverSnapshot(withNode("rs-1", "10.1.0.1", notReady)),
+			wantLinks:  ipipLinks,
+			wantSysctl: ipipSysctls,
 			wantChains: emptyChains,
 		},
 	}

@@ -1,7 +1,6 @@
 package kube
 
 import (
-	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -19,6 +18,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/ravel-lb/ravel/internal/kapitest"
+	"github.com/ravel-lb/ravel/internal/kubeobj"
+	"github.com/ravel-lb/ravel/internal/parallel"
 )
 
 // Benchmarks against the real kube-apiserver started by TestMain:
@@ -62,15 +63,15 @@ func getFixture(b *testing.B, srv *kapitest.Server, services, nodes, epsPerNode 
 	for i := range nodes {
 		name := fmt.Sprintf("%s-n%d", f.ns, i)
 		f.nodes = append(f.nodes, name)
-		n := kapitest.Node(name, kapitest.WithNodeIP(fmt.Sprintf("192.0.%d.%d", 100+i/250, 1+i%250)),
-			kapitest.WithLabels(map[string]string{"ravel-lb": f.ns}), kapitest.Ready(true))
+		n := kubeobj.Node(name, kubeobj.WithNodeIP(fmt.Sprintf("192.0.%d.%d", 100+i/250, 1+i%250)),
+			kubeobj.WithLabels(map[string]string{"ravel-lb": f.ns}), kubeobj.Ready(true))
 		if _, err := c.CoreV1().Nodes().Create(ctx, n, metav1.CreateOptions{}); err != nil {
 			b.Fatal(err)
 		}
 	}
-	err := parallel(services, 16, func(i int) error {
+	err := parallel.Do(services, 16, func(i int) error {
 		name := fmt.Sprintf("svc-%d", i)
-		if _, err := c.CoreV1().Services(f.ns).Create(ctx, kapitest.Service(f.ns, name, kapitest.WithPort("http", 80, 8080)), metav1.CreateOptions{}); err != nil {
+		if _, err := c.CoreV1().Services(f.ns).Create(ctx, kubeobj.Service(f.ns, name, kubeobj.WithPort("http", 80, 8080)), metav1.CreateOptions{}); err != nil {
 			return err
 		}
 		_, err := c.DiscoveryV1().EndpointSlices(f.ns).Create(ctx, benchSlice(f, i, epsPerNode, 0), metav1.CreateOptions{})
@@ -91,41 +92,15 @@ func getFixture(b *testing.B, srv *kapitest.Server, services, nodes, epsPerNode 
 // benchSlice is service i's slice; gen varies the last endpoint's port so that each update
 // is visible in the snapshot.
 func benchSlice(f *fixture, i, epsPerNode, gen int) *discoveryv1.EndpointSlice {
-	var opts []kapitest.EndpointSliceOption
+	var opts []kubeobj.EndpointSliceOption
 	for n, node := range f.nodes {
 		for e := range epsPerNode {
 			k := n*epsPerNode + e
-			opts = append(opts, kapitest.WithEndpoint(fmt.Sprintf("10.%d.%d.%d", 64+i/256, i%256, k), node, true, true, false))
+			opts = append(opts, kubeobj.WithEndpoint(fmt.Sprintf("10.%d.%d.%d", 64+i/256, i%256, k), node, true, true, false))
 		}
 	}
-	opts = append(opts, kapitest.WithSlicePort("http", int32(8080+gen%1000)))
-	return kapitest.EndpointSlice(f.ns, fmt.Sprintf("svc-%d", i), fmt.Sprintf("svc-%d-1", i), opts...)
-}
-
-func parallel(n, workers int, f func(int) error) error {
-	var (
-		wg    sync.WaitGroup
-		mu    sync.Mutex
-		first error
-	)
-	next := make(chan int)
-	for range workers {
-		wg.Go(func() {
-			for i := range next {
-				if err := f(i); err != nil {
-					mu.Lock()
-					first = cmp.Or(first, err)
-					mu.Unlock()
-				}
-			}
-		})
-	}
-	for i := range n {
-		next <- i
-	}
-	close(next)
-	wg.Wait()
-	return first
+	opts = append(opts, kubeobj.WithSlicePort("http", int32(8080+gen%1000)))
+	return kubeobj.EndpointSlice(f.ns, fmt.Sprintf("svc-%d", i), fmt.Sprintf("svc-%d-1", i), opts...)
 }
 
 // startBenchSource runs a Source over the fixture and returns it with its first snapshot.

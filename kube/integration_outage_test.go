@@ -13,7 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
 
-	"github.com/ravel-lb/ravel/internal/kapitest"
+	"github.com/ravel-lb/ravel/internal/kubeobj"
 )
 
 // These tests stop or restart the shared API server; they don't run in parallel with others.
@@ -23,12 +23,12 @@ var deleteNow = metav1.DeleteOptions{}
 // webFixture creates two selected nodes, Service web with port http and a slice with a ready
 // endpoint on each node, and returns the expected snapshot.
 func webFixture(it *itest) *Snapshot {
-	it.createNode("n1", "192.0.2.1", it.lb(), kapitest.Ready(true))
-	it.createNode("n2", "192.0.2.2", it.lb(), kapitest.Ready(true))
-	it.createService(kapitest.Service(it.ns, "web", kapitest.WithPort("http", 80, 8080)))
-	it.putSlice(it.slice("web", "web-1", kapitest.WithSlicePort("http", 8080),
-		kapitest.WithEndpoint("10.1.0.1", "n1", true, true, false),
-		kapitest.WithEndpoint("10.1.0.2", "n2", true, true, false)))
+	it.createNode("n1", "192.0.2.1", it.lb(), kubeobj.Ready(true))
+	it.createNode("n2", "192.0.2.2", it.lb(), kubeobj.Ready(true))
+	it.createService(kubeobj.Service(it.ns, "web", kubeobj.WithPort("http", 80, 8080)))
+	it.putSlice(it.slice("web", "web-1", kubeobj.WithSlicePort("http", 8080),
+		kubeobj.WithEndpoint("10.1.0.1", "n1", true, true, false),
+		kubeobj.WithEndpoint("10.1.0.2", "n2", true, true, false)))
 	n1, n2 := it.node("n1"), it.node("n2")
 	return &Snapshot{
 		Nodes: map[string]Node{n1: node(n1, "192.0.2.1", true, false, true), n2: node(n2, "192.0.2.2", true, false, true)},
@@ -47,20 +47,20 @@ func TestKubeAPIServerRestart(t *testing.T) {
 
 	// Written just before the restart: a third endpoint, and n2 cordoned. The Source may see
 	// them on its watch or only in the re-list; it must not lose them either way.
-	it.putSlice(it.slice("web", "web-1", kapitest.WithSlicePort("http", 8080),
-		kapitest.WithEndpoint("10.1.0.1", "n1", true, true, false),
-		kapitest.WithEndpoint("10.1.0.2", "n2", true, true, false),
-		kapitest.WithEndpoint("10.1.0.3", "n2", true, true, false)))
+	it.putSlice(it.slice("web", "web-1", kubeobj.WithSlicePort("http", 8080),
+		kubeobj.WithEndpoint("10.1.0.1", "n1", true, true, false),
+		kubeobj.WithEndpoint("10.1.0.2", "n2", true, true, false),
+		kubeobj.WithEndpoint("10.1.0.3", "n2", true, true, false)))
 	it.updateNode("n2", func(n *corev1.Node) { n.Spec.Unschedulable = true })
 	if err := it.srv.RestartAPIServer(); err != nil {
 		t.Fatal(err)
 	}
 	// Written right after it is back: 10.1.0.1 not ready, n1 NotReady.
-	it.putSlice(it.slice("web", "web-1", kapitest.WithSlicePort("http", 8080),
-		kapitest.WithEndpoint("10.1.0.1", "n1", false, false, false),
-		kapitest.WithEndpoint("10.1.0.2", "n2", true, true, false),
-		kapitest.WithEndpoint("10.1.0.3", "n2", true, true, false)))
-	if err := kapitest.SetNodeReady(it.ctx, it.c, n1, false); err != nil {
+	it.putSlice(it.slice("web", "web-1", kubeobj.WithSlicePort("http", 8080),
+		kubeobj.WithEndpoint("10.1.0.1", "n1", false, false, false),
+		kubeobj.WithEndpoint("10.1.0.2", "n2", true, true, false),
+		kubeobj.WithEndpoint("10.1.0.3", "n2", true, true, false)))
+	if err := kubeobj.SetNodeReady(it.ctx, it.c, n1, false); err != nil {
 		t.Fatal(err)
 	}
 	want.Nodes[n1] = node(n1, "192.0.2.1", false, false, true)
@@ -137,7 +137,7 @@ func TestKubeSafetyValveOutage(t *testing.T) {
 	// Back: fresh again (within one capped back-off), and following writes.
 	it.expect(want, time.Minute)
 	t.Logf("fresh %v after the API server was stopped", time.Since(stopped).Round(time.Second))
-	it.putSlice(it.slice("web", "web-1", kapitest.WithSlicePort("http", 8080), kapitest.WithEndpoint("10.1.0.2", "n2", true, true, false)))
+	it.putSlice(it.slice("web", "web-1", kubeobj.WithSlicePort("http", 8080), kubeobj.WithEndpoint("10.1.0.2", "n2", true, true, false)))
 	want.Services[it.ref("web", "http")] = ServiceState{Status: StatusOK, Endpoints: []Endpoint{ep("10.1.0.2", it.node("n2"), 8080, true)}}
 	it.expect(want, settle)
 	if v := counterValue(src.m.valveActive); v != 0 {

@@ -8,7 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 
-	"github.com/ravel-lb/ravel/internal/kapitest"
+	"github.com/ravel-lb/ravel/internal/kubeobj"
 )
 
 // Integration tests against the real kube-apiserver started by TestMain. No kubelet or
@@ -18,14 +18,14 @@ const settle = 20 * time.Second // how long a change may take to show up
 
 func TestKubeEndpointsFollowTheAPI(t *testing.T) {
 	it := newITest(t)
-	it.createNode("n1", "192.0.2.1", it.lb(), kapitest.Ready(true))
-	it.createNode("n2", "192.0.2.2", it.lb(), kapitest.Ready(true))
-	it.createNode("n3", "192.0.2.3", kapitest.Ready(true)) // not selected
-	it.createService(kapitest.Service(it.ns, "web", kapitest.WithPort("http", 80, 8080), kapitest.WithPort("https", 443, 8443)))
-	ports := []kapitest.EndpointSliceOption{kapitest.WithSlicePort("http", 8080), kapitest.WithSlicePort("https", 8443)}
+	it.createNode("n1", "192.0.2.1", it.lb(), kubeobj.Ready(true))
+	it.createNode("n2", "192.0.2.2", it.lb(), kubeobj.Ready(true))
+	it.createNode("n3", "192.0.2.3", kubeobj.Ready(true)) // not selected
+	it.createService(kubeobj.Service(it.ns, "web", kubeobj.WithPort("http", 80, 8080), kubeobj.WithPort("https", 443, 8443)))
+	ports := []kubeobj.EndpointSliceOption{kubeobj.WithSlicePort("http", 8080), kubeobj.WithSlicePort("https", 8443)}
 	it.putSlice(it.slice("web", "web-1", append(ports,
-		kapitest.WithEndpoint("10.1.0.1", "n1", true, true, false),
-		kapitest.WithEndpoint("10.1.0.2", "n2", true, true, false))...))
+		kubeobj.WithEndpoint("10.1.0.1", "n1", true, true, false),
+		kubeobj.WithEndpoint("10.1.0.2", "n2", true, true, false))...))
 
 	http, https := it.ref("web", "http"), it.ref("web", "https")
 	it.run(Options{NodeSelector: it.selector(), Quiet: 10 * time.Millisecond, MaxDelay: 100 * time.Millisecond,
@@ -43,8 +43,8 @@ func TestKubeEndpointsFollowTheAPI(t *testing.T) {
 
 	// 10.1.0.2 stops being ready (and serving).
 	it.putSlice(it.slice("web", "web-1", append(ports,
-		kapitest.WithEndpoint("10.1.0.1", "n1", true, true, false),
-		kapitest.WithEndpoint("10.1.0.2", "n2", false, false, false))...))
+		kubeobj.WithEndpoint("10.1.0.1", "n1", true, true, false),
+		kubeobj.WithEndpoint("10.1.0.2", "n2", false, false, false))...))
 	notReady := func(port uint16) Endpoint {
 		return Endpoint{Address: ep("10.1.0.2", "", 0, false).Address, NodeName: n2, Port: port}
 	}
@@ -55,8 +55,8 @@ func TestKubeEndpointsFollowTheAPI(t *testing.T) {
 
 	// The pod on n1 moves to n3 (a new pod in a second slice, the old one gone), and 10.1.0.2
 	// terminates. n3 has a ready pod but is outside the selector: never a destination.
-	it.putSlice(it.slice("web", "web-2", append(ports, kapitest.WithEndpoint("10.1.0.3", "n3", true, true, false))...))
-	it.putSlice(it.slice("web", "web-1", append(ports, kapitest.WithEndpoint("10.1.0.2", "n2", false, true, true))...))
+	it.putSlice(it.slice("web", "web-2", append(ports, kubeobj.WithEndpoint("10.1.0.3", "n3", true, true, false))...))
+	it.putSlice(it.slice("web", "web-1", append(ports, kubeobj.WithEndpoint("10.1.0.2", "n2", false, true, true))...))
 	terminating := func(port uint16) Endpoint {
 		return Endpoint{Address: ep("10.1.0.2", "", 0, false).Address, NodeName: n2, Port: port, Serving: true, Terminating: true}
 	}
@@ -71,13 +71,13 @@ func TestKubeEndpointsFollowTheAPI(t *testing.T) {
 
 func TestKubeNodeChanges(t *testing.T) {
 	it := newITest(t)
-	it.createNode("n1", "192.0.2.1", it.lb(), kapitest.Ready(true))
-	it.createNode("n2", "192.0.2.2", it.lb(), kapitest.Ready(true))
-	it.createNode("n3", "192.0.2.3", it.lb(), kapitest.Ready(true))
-	it.createService(kapitest.Service(it.ns, "web", kapitest.WithPort("http", 80, 8080)))
-	it.putSlice(it.slice("web", "web-1", kapitest.WithSlicePort("http", 8080),
-		kapitest.WithEndpoint("10.1.0.1", "n1", true, true, false),
-		kapitest.WithEndpoint("10.1.0.2", "n2", true, true, false)))
+	it.createNode("n1", "192.0.2.1", it.lb(), kubeobj.Ready(true))
+	it.createNode("n2", "192.0.2.2", it.lb(), kubeobj.Ready(true))
+	it.createNode("n3", "192.0.2.3", it.lb(), kubeobj.Ready(true))
+	it.createService(kubeobj.Service(it.ns, "web", kubeobj.WithPort("http", 80, 8080)))
+	it.putSlice(it.slice("web", "web-1", kubeobj.WithSlicePort("http", 8080),
+		kubeobj.WithEndpoint("10.1.0.1", "n1", true, true, false),
+		kubeobj.WithEndpoint("10.1.0.2", "n2", true, true, false)))
 	web := it.ref("web", "http")
 	it.run(Options{NodeSelector: it.selector(), KeepLastEndpoints: true, Refs: []ServiceRef{web}})
 	n1, n2, n3 := it.node("n1"), it.node("n2"), it.node("n3")
@@ -109,7 +109,7 @@ func TestKubeNodeChanges(t *testing.T) {
 	}
 
 	// n3 becomes NotReady (status written as a kubelet would), then is deleted.
-	if err := kapitest.SetNodeReady(it.ctx, it.c, n3, false); err != nil {
+	if err := kubeobj.SetNodeReady(it.ctx, it.c, n3, false); err != nil {
 		t.Fatal(err)
 	}
 	nodes[n3] = node(n3, "192.0.2.3", false, false, true)
@@ -123,14 +123,14 @@ func TestKubeNodeChanges(t *testing.T) {
 
 func TestKubeServiceLifecycle(t *testing.T) {
 	it := newITest(t)
-	it.createNode("n1", "192.0.2.1", it.lb(), kapitest.Ready(true))
+	it.createNode("n1", "192.0.2.1", it.lb(), kubeobj.Ready(true))
 	n1 := it.node("n1")
-	it.createService(kapitest.Service(it.ns, "web", kapitest.WithPort("http", 80, 8080)))
-	it.createService(kapitest.Service(it.ns, "headless", kapitest.Headless(), kapitest.WithPort("http", 80, 8080)))
-	it.createService(kapitest.Service(it.ns, "ext", kapitest.ExternalName("db.example.invalid")))
-	it.createService(kapitest.Service(it.ns, "idle", kapitest.WithPort("", 80, 8080)))
+	it.createService(kubeobj.Service(it.ns, "web", kubeobj.WithPort("http", 80, 8080)))
+	it.createService(kubeobj.Service(it.ns, "headless", kubeobj.Headless(), kubeobj.WithPort("http", 80, 8080)))
+	it.createService(kubeobj.Service(it.ns, "ext", kubeobj.ExternalName("db.example.invalid")))
+	it.createService(kubeobj.Service(it.ns, "idle", kubeobj.WithPort("", 80, 8080)))
 	for _, svc := range []string{"web", "headless", "later"} {
-		it.putSlice(it.slice(svc, svc+"-1", kapitest.WithSlicePort("http", 8080), kapitest.WithEndpoint("10.1.0.1", "n1", true, true, false)))
+		it.putSlice(it.slice(svc, svc+"-1", kubeobj.WithSlicePort("http", 8080), kubeobj.WithEndpoint("10.1.0.1", "n1", true, true, false)))
 	}
 	web, grpc, headless, ext, later, idle := it.ref("web", "http"), it.ref("web", "grpc"), it.ref("headless", "http"),
 		it.ref("ext", ""), it.ref("later", "http"), it.ref("idle", "")
@@ -156,7 +156,7 @@ func TestKubeServiceLifecycle(t *testing.T) {
 	}
 
 	// The missing service appears (its slice was there first).
-	it.createService(kapitest.Service(it.ns, "later", kapitest.WithPort("http", 80, 8080)))
+	it.createService(kubeobj.Service(it.ns, "later", kubeobj.WithPort("http", 80, 8080)))
 	svcs[later] = ok
 	it.expect(&Snapshot{Nodes: nodes, Services: svcs}, settle)
 	if got := statusSeries(t, reg, later); !slices.Equal(got, []string{"ok"}) {
@@ -167,7 +167,7 @@ func TestKubeServiceLifecycle(t *testing.T) {
 	it.deleteService("web")
 	svcs[web], svcs[grpc] = ServiceState{Status: StatusNotFound}, ServiceState{Status: StatusNotFound}
 	it.expect(&Snapshot{Nodes: nodes, Services: svcs}, settle)
-	it.createService(kapitest.Service(it.ns, "web", kapitest.WithPort("http", 80, 8080)))
+	it.createService(kubeobj.Service(it.ns, "web", kubeobj.WithPort("http", 80, 8080)))
 	svcs[web], svcs[grpc] = ok, ServiceState{Status: StatusNoSuchPort}
 	it.expect(&Snapshot{Nodes: nodes, Services: svcs}, settle)
 }

@@ -21,6 +21,7 @@ import (
 	"k8s.io/client-go/util/retry"
 
 	"github.com/ravel-lb/ravel/internal/kapitest"
+	"github.com/ravel-lb/ravel/internal/kubeobj"
 )
 
 // One real kube-apiserver + etcd for the package (kapitest skips the tests that need it, with
@@ -52,7 +53,7 @@ func newITest(t *testing.T) *itest {
 
 // selector is the node selector of this test; lb is the label that satisfies it.
 func (it *itest) selector() map[string]string { return map[string]string{"ravel-lb": it.ns} }
-func (it *itest) lb() kapitest.MetaOption     { return kapitest.WithLabels(it.selector()) }
+func (it *itest) lb() kubeobj.MetaOption      { return kubeobj.WithLabels(it.selector()) }
 func (it *itest) node(n string) string        { return it.ns + "-" + n }
 func (it *itest) ref(svc, port string) ServiceRef {
 	return ServiceRef{Namespace: it.ns, Service: svc, PortName: port}
@@ -126,15 +127,15 @@ func (it *itest) expect(want *Snapshot, timeout time.Duration) *Snapshot {
 	}
 }
 
-func (it *itest) createNode(name, ip string, opts ...kapitest.NodeOption) {
+func (it *itest) createNode(name, ip string, opts ...kubeobj.NodeOption) {
 	it.t.Helper()
-	n := kapitest.Node(it.node(name), append([]kapitest.NodeOption{kapitest.WithNodeIP(ip)}, opts...)...)
+	n := kubeobj.Node(it.node(name), append([]kubeobj.NodeOption{kubeobj.WithNodeIP(ip)}, opts...)...)
 	if _, err := it.c.CoreV1().Nodes().Create(it.ctx, n, metav1.CreateOptions{}); err != nil {
 		it.t.Fatalf("create node: %v", err)
 	}
 }
 
-// updateNode applies f to the node (spec and labels; status through kapitest.SetNodeReady).
+// updateNode applies f to the node (spec and labels; status through kubeobj.SetNodeReady).
 func (it *itest) updateNode(name string, f func(*corev1.Node)) {
 	it.t.Helper()
 	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
@@ -167,8 +168,8 @@ func (it *itest) deleteService(name string) {
 
 // slice builds an EndpointSlice of this test's namespace with endpoints on this test's nodes:
 // node names given to WithEndpoint are short ("n1").
-func (it *itest) slice(svc, name string, opts ...kapitest.EndpointSliceOption) *discoveryv1.EndpointSlice {
-	s := kapitest.EndpointSlice(it.ns, svc, name, opts...)
+func (it *itest) slice(svc, name string, opts ...kubeobj.EndpointSliceOption) *discoveryv1.EndpointSlice {
+	s := kubeobj.EndpointSlice(it.ns, svc, name, opts...)
 	for i := range s.Endpoints {
 		if n := s.Endpoints[i].NodeName; n != nil {
 			full := it.node(*n)

@@ -8,30 +8,30 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 
-	"github.com/ravel-lb/ravel/internal/kapitest"
+	"github.com/ravel-lb/ravel/internal/kubeobj"
 )
 
 // Loop tests: the Source's publishing and safety valve, with the stores written directly.
 
 var (
 	webHTTP = ServiceRef{Namespace: "ns", Service: "web", PortName: "http"}
-	lbLabel = kapitest.WithLabels(map[string]string{"ravel/lb": "true"})
+	lbLabel = kubeobj.WithLabels(map[string]string{"ravel/lb": "true"})
 )
 
 func baseObjects() ([]*corev1.Node, []*corev1.Service, []*discoveryv1.EndpointSlice) {
 	nodes := []*corev1.Node{
-		kapitest.Node("n1", lbLabel, kapitest.WithNodeIP("192.0.2.1"), kapitest.Ready(true)),
-		kapitest.Node("n2", lbLabel, kapitest.WithNodeIP("192.0.2.2"), kapitest.Ready(true)),
+		kubeobj.Node("n1", lbLabel, kubeobj.WithNodeIP("192.0.2.1"), kubeobj.Ready(true)),
+		kubeobj.Node("n2", lbLabel, kubeobj.WithNodeIP("192.0.2.2"), kubeobj.Ready(true)),
 	}
-	svcs := []*corev1.Service{kapitest.Service("ns", "web", kapitest.WithPort("http", 80, 8080))}
+	svcs := []*corev1.Service{kubeobj.Service("ns", "web", kubeobj.WithPort("http", 80, 8080))}
 	eps := []*discoveryv1.EndpointSlice{webSlice("web-1",
-		kapitest.WithEndpoint("10.0.0.1", "n1", true, true, false),
-		kapitest.WithEndpoint("10.0.0.2", "n2", true, true, false))}
+		kubeobj.WithEndpoint("10.0.0.1", "n1", true, true, false),
+		kubeobj.WithEndpoint("10.0.0.2", "n2", true, true, false))}
 	return nodes, svcs, eps
 }
 
-func webSlice(name string, opts ...kapitest.EndpointSliceOption) *discoveryv1.EndpointSlice {
-	return kapitest.EndpointSlice("ns", "web", name, append([]kapitest.EndpointSliceOption{kapitest.WithSlicePort("http", 8080)}, opts...)...)
+func webSlice(name string, opts ...kubeobj.EndpointSliceOption) *discoveryv1.EndpointSlice {
+	return kubeobj.EndpointSlice("ns", "web", name, append([]kubeobj.EndpointSliceOption{kubeobj.WithSlicePort("http", 8080)}, opts...)...)
 }
 
 func baseOptions() Options {
@@ -50,6 +50,26 @@ func webOK(eps ...Endpoint) map[ServiceRef]ServiceState {
 var baseNodes = map[string]Node{
 	"n1": node("n1", "192.0.2.1", true, false, true),
 	"n2": node("n2", "192.0.2.2", true, false, true),
+}
+
+// startBase starts a harness with opts over baseObjects (the first snapshot read) and returns
+// it with the objects.
+func startBase(t *testing.T, opts Options) (*harness, []*corev1.Node, []*corev1.Service, []*discoveryv1.EndpointSlice) {
+	t.Helper()
+	h := newHarness(t, opts)
+	nodes, svcs, eps := baseObjects()
+	h.start(nodes, svcs, eps)
+	return h, nodes, svcs, eps
+}
+
+// webChanged is the snapshot after web, on the base nodes, changed to status st without
+// endpoints.
+func webChanged(st Status) *Snapshot {
+	return &Snapshot{
+		Nodes:    baseNodes,
+		Services: map[ServiceRef]ServiceState{webHTTP: {Status: st}},
+		Changed:  []ServiceRef{webHTTP},
+	}
 }
 
 func diffSnap(t *testing.T, want, got *Snapshot) {
@@ -72,8 +92,8 @@ func TestLoopPublishesChanges(t *testing.T) {
 
 	// An endpoint turns not ready: only the service changed.
 	must(t, h.s.slices["ns"].Update(webSlice("web-1",
-		kapitest.WithEndpoint("10.0.0.1", "n1", true, true, false),
-		kapitest.WithEndpoint("10.0.0.2", "n2", false, false, false))))
+		kubeobj.WithEndpoint("10.0.0.1", "n1", true, true, false),
+		kubeobj.WithEndpoint("10.0.0.2", "n2", false, false, false))))
 	diffSnap(t, &Snapshot{
 		Nodes: baseNodes,
 		Services: webOK(ep("10.0.0.1", "n1", 8080, true),
@@ -83,13 +103,13 @@ func TestLoopPublishesChanges(t *testing.T) {
 
 	// A status heartbeat (same fields once transformed) publishes nothing; an ADDED for a known
 	// node is an update.
-	hb := kapitest.Node("n1", lbLabel, kapitest.WithNodeIP("192.0.2.1"), kapitest.Ready(true))
+	hb := kubeobj.Node("n1", lbLabel, kubeobj.WithNodeIP("192.0.2.1"), kubeobj.Ready(true))
 	hb.ResourceVersion = "99"
 	must(t, h.s.nodes.Add(hb))
 	h.none()
 
 	// Cordon n2: nodes changed, services didn't.
-	must(t, h.s.nodes.Update(kapitest.Node("n2", lbLabel, kapitest.WithNodeIP("192.0.2.2"), kapitest.Ready(true), kapitest.Unschedulable())))
+	must(t, h.s.nodes.Update(kubeobj.Node("n2", lbLabel, kubeobj.WithNodeIP("192.0.2.2"), kubeobj.Ready(true), kubeobj.Unschedulable())))
 	got := h.next()
 	if !got.NodesChanged || len(got.Changed) != 0 || !got.Nodes["n2"].Cordoned || len(got.Nodes) != 2 {
 		t.Errorf("after cordon: %+v", got)
@@ -99,8 +119,8 @@ func TestLoopPublishesChanges(t *testing.T) {
 	}
 	// A re-list with the same nodes never duplicates one.
 	must(t, h.s.nodes.Replace([]any{
-		kapitest.Node("n1", lbLabel, kapitest.WithNodeIP("192.0.2.1"), kapitest.Ready(true)),
-		kapitest.Node("n2", lbLabel, kapitest.WithNodeIP("192.0.2.2"), kapitest.Ready(true), kapitest.Unschedulable()),
+		kubeobj.Node("n1", lbLabel, kubeobj.WithNodeIP("192.0.2.1"), kubeobj.Ready(true)),
+		kubeobj.Node("n2", lbLabel, kubeobj.WithNodeIP("192.0.2.2"), kubeobj.Ready(true), kubeobj.Unschedulable()),
 	}, "2"))
 	h.none()
 	if n := len(h.s.nodes.list()); n != 2 {
@@ -111,14 +131,12 @@ func TestLoopPublishesChanges(t *testing.T) {
 func TestLoopCoalesces(t *testing.T) {
 	opts := baseOptions()
 	opts.Quiet, opts.MaxDelay = 100*time.Millisecond, time.Second
-	h := newHarness(t, opts)
-	nodes, svcs, eps := baseObjects()
-	h.start(nodes, svcs, eps)
+	h, _, _, _ := startBase(t, opts)
 
 	// A burst of three writes is one snapshot, once quiet (the debouncer's own test covers
 	// MaxDelay).
 	for _, ip := range []string{"10.0.0.3", "10.0.0.4", "10.0.0.5"} {
-		must(t, h.s.slices["ns"].Add(webSlice("web-"+ip, kapitest.WithEndpoint(ip, "n1", true, true, false))))
+		must(t, h.s.slices["ns"].Add(webSlice("web-"+ip, kubeobj.WithEndpoint(ip, "n1", true, true, false))))
 	}
 	h.settle()
 	h.none()
@@ -137,15 +155,15 @@ func TestSlowConsumerGetsLatest(t *testing.T) {
 	opts.Refs = append(opts.Refs, ServiceRef{Namespace: "ns", Service: "api", PortName: "http"})
 	h := newHarness(t, opts)
 	nodes, svcs, eps := baseObjects()
-	svcs = append(svcs, kapitest.Service("ns", "api", kapitest.WithPort("http", 80, 8080)))
+	svcs = append(svcs, kubeobj.Service("ns", "api", kubeobj.WithPort("http", 80, 8080)))
 	h.start(nodes, svcs, eps)
 
 	// Three snapshots are published while nobody reads: the channel keeps the last, whose
 	// Changed covers all three.
 	must(t, h.s.slices["ns"].Delete(eps[0]))
 	waitPublished(t, h.s, 2)
-	must(t, h.s.slices["ns"].Add(kapitest.EndpointSlice("ns", "api", "api-1", kapitest.WithSlicePort("http", 8080),
-		kapitest.WithEndpoint("10.0.1.1", "n1", true, true, false))))
+	must(t, h.s.slices["ns"].Add(kubeobj.EndpointSlice("ns", "api", "api-1", kubeobj.WithSlicePort("http", 8080),
+		kubeobj.WithEndpoint("10.0.1.1", "n1", true, true, false))))
 	waitPublished(t, h.s, 3)
 	must(t, h.s.nodes.Delete(nodes[1]))
 	waitPublished(t, h.s, 4)

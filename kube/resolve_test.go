@@ -9,7 +9,7 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/ravel-lb/ravel/internal/kapitest"
+	"github.com/ravel-lb/ravel/internal/kubeobj"
 )
 
 func ep(addr, node string, port uint16, ready bool) Endpoint {
@@ -18,29 +18,29 @@ func ep(addr, node string, port uint16, ready bool) Endpoint {
 
 func TestResolveService(t *testing.T) {
 	const ns = "ns"
-	web := kapitest.Service(ns, "web", kapitest.WithPort("http", 80, 8080), kapitest.WithPort("https", 443, 8443))
-	unnamed := kapitest.Service(ns, "one", kapitest.WithPort("", 80, 8080))
-	namedOne := kapitest.Service(ns, "one", kapitest.WithPort("http", 80, 8080))
-	sliceA := kapitest.EndpointSlice(ns, "web", "web-a",
-		kapitest.WithSlicePort("http", 8080), kapitest.WithSlicePort("https", 8443),
-		kapitest.WithEndpoint("10.0.0.2", "n1", true, true, false),
-		kapitest.WithEndpoint("10.0.0.1", "n2", true, true, false),
-		kapitest.WithEndpoint("10.0.0.3", "n1", false, true, true))
+	web := kubeobj.Service(ns, "web", kubeobj.WithPort("http", 80, 8080), kubeobj.WithPort("https", 443, 8443))
+	unnamed := kubeobj.Service(ns, "one", kubeobj.WithPort("", 80, 8080))
+	namedOne := kubeobj.Service(ns, "one", kubeobj.WithPort("http", 80, 8080))
+	sliceA := kubeobj.EndpointSlice(ns, "web", "web-a",
+		kubeobj.WithSlicePort("http", 8080), kubeobj.WithSlicePort("https", 8443),
+		kubeobj.WithEndpoint("10.0.0.2", "n1", true, true, false),
+		kubeobj.WithEndpoint("10.0.0.1", "n2", true, true, false),
+		kubeobj.WithEndpoint("10.0.0.3", "n1", false, true, true))
 	// web-b lists 10.0.0.3 again, ready this time (mid-move), and a new endpoint on another
 	// target port number for the same port name.
-	sliceB := kapitest.EndpointSlice(ns, "web", "web-b",
-		kapitest.WithSlicePort("http", 9090),
-		kapitest.WithEndpoint("10.0.0.3", "n1", true, true, false),
-		kapitest.WithEndpoint("10.0.0.4", "", true, true, false))
+	sliceB := kubeobj.EndpointSlice(ns, "web", "web-b",
+		kubeobj.WithSlicePort("http", 9090),
+		kubeobj.WithEndpoint("10.0.0.3", "n1", true, true, false),
+		kubeobj.WithEndpoint("10.0.0.4", "", true, true, false))
 	sliceB.Endpoints[0].Addresses = []string{"10.0.0.3"}
-	v6 := kapitest.EndpointSlice(ns, "web", "web-v6", kapitest.WithSlicePort("http", 8080),
-		kapitest.WithEndpoint("2001:db8::1", "n1", true, true, false))
-	notReady := kapitest.EndpointSlice(ns, "web", "web-nr", kapitest.WithSlicePort("http", 8080),
-		kapitest.WithEndpoint("10.0.0.9", "n3", false, false, true))
+	v6 := kubeobj.EndpointSlice(ns, "web", "web-v6", kubeobj.WithSlicePort("http", 8080),
+		kubeobj.WithEndpoint("2001:db8::1", "n1", true, true, false))
+	notReady := kubeobj.EndpointSlice(ns, "web", "web-nr", kubeobj.WithSlicePort("http", 8080),
+		kubeobj.WithEndpoint("10.0.0.9", "n3", false, false, true))
 	// Conditions left nil: ready and serving mean true, terminating false (API docs).
-	nilConds := kapitest.EndpointSlice(ns, "one", "one-a", kapitest.WithSlicePort("", 8080))
+	nilConds := kubeobj.EndpointSlice(ns, "one", "one-a", kubeobj.WithSlicePort("", 8080))
 	nilConds.Endpoints = []discoveryv1.Endpoint{{Addresses: []string{"10.1.0.1"}}}
-	noPortNumber := kapitest.EndpointSlice(ns, "web", "web-np", kapitest.WithEndpoint("10.0.0.8", "n1", true, true, false))
+	noPortNumber := kubeobj.EndpointSlice(ns, "web", "web-np", kubeobj.WithEndpoint("10.0.0.8", "n1", true, true, false))
 	noPortNumber.Ports = []discoveryv1.EndpointPort{{Name: ptr("http")}}
 
 	tests := []struct {
@@ -52,9 +52,9 @@ func TestResolveService(t *testing.T) {
 	}{
 		{name: "missing service", portName: "http", slices: []*discoveryv1.EndpointSlice{sliceA},
 			want: ServiceState{Status: StatusNotFound}},
-		{name: "external name", svc: kapitest.Service(ns, "x", kapitest.ExternalName("db.example.com")),
+		{name: "external name", svc: kubeobj.Service(ns, "x", kubeobj.ExternalName("db.example.com")),
 			want: ServiceState{Status: StatusExternalName}},
-		{name: "headless", svc: kapitest.Service(ns, "h", kapitest.Headless(), kapitest.WithPort("http", 80, 80)),
+		{name: "headless", svc: kubeobj.Service(ns, "h", kubeobj.Headless(), kubeobj.WithPort("http", 80, 80)),
 			portName: "http", slices: []*discoveryv1.EndpointSlice{sliceA}, want: ServiceState{Status: StatusHeadless}},
 		{name: "no such port", svc: web, portName: "grpc", slices: []*discoveryv1.EndpointSlice{sliceA},
 			want: ServiceState{Status: StatusNoSuchPort}},
@@ -116,11 +116,11 @@ func TestResolveService(t *testing.T) {
 }
 
 func TestDuplicateEndpointPrefersReady(t *testing.T) {
-	svc := kapitest.Service("ns", "web", kapitest.WithPort("http", 80, 8080))
-	a := kapitest.EndpointSlice("ns", "web", "a", kapitest.WithSlicePort("http", 8080),
-		kapitest.WithEndpoint("10.0.0.1", "n1", false, false, true))
-	b := kapitest.EndpointSlice("ns", "web", "b", kapitest.WithSlicePort("http", 8080),
-		kapitest.WithEndpoint("10.0.0.1", "n1", true, true, false))
+	svc := kubeobj.Service("ns", "web", kubeobj.WithPort("http", 80, 8080))
+	a := kubeobj.EndpointSlice("ns", "web", "a", kubeobj.WithSlicePort("http", 8080),
+		kubeobj.WithEndpoint("10.0.0.1", "n1", false, false, true))
+	b := kubeobj.EndpointSlice("ns", "web", "b", kubeobj.WithSlicePort("http", 8080),
+		kubeobj.WithEndpoint("10.0.0.1", "n1", true, true, false))
 	want := ServiceState{Status: StatusOK, Endpoints: []Endpoint{ep("10.0.0.1", "n1", 8080, true)}}
 	for _, order := range [][]*discoveryv1.EndpointSlice{{a, b}, {b, a}} {
 		got, _ := resolveService(svc, order, "http")
@@ -132,7 +132,7 @@ func TestDuplicateEndpointPrefersReady(t *testing.T) {
 
 func TestNodeFromAPI(t *testing.T) {
 	sel := map[string]string{"ravel/lb": "true"}
-	lb := kapitest.WithLabels(map[string]string{"ravel/lb": "true"})
+	lb := kubeobj.WithLabels(map[string]string{"ravel/lb": "true"})
 	tests := []struct {
 		name     string
 		node     *corev1.Node
@@ -140,31 +140,31 @@ func TestNodeFromAPI(t *testing.T) {
 		want     Node
 	}{
 		{name: "ready and selected", selector: sel,
-			node: kapitest.Node("n1", lb, kapitest.WithNodeIP("192.0.2.1"), kapitest.Ready(true)),
+			node: kubeobj.Node("n1", lb, kubeobj.WithNodeIP("192.0.2.1"), kubeobj.Ready(true)),
 			want: Node{Name: "n1", Address: netip.MustParseAddr("192.0.2.1"), Ready: true, Selected: true}},
 		{name: "empty selector selects all",
-			node: kapitest.Node("n1", kapitest.WithNodeIP("192.0.2.1"), kapitest.Ready(true)),
+			node: kubeobj.Node("n1", kubeobj.WithNodeIP("192.0.2.1"), kubeobj.Ready(true)),
 			want: Node{Name: "n1", Address: netip.MustParseAddr("192.0.2.1"), Ready: true, Selected: true}},
 		{name: "label value differs", selector: sel,
-			node: kapitest.Node("n1", kapitest.WithLabels(map[string]string{"ravel/lb": "false"}), kapitest.WithNodeIP("192.0.2.1"), kapitest.Ready(true)),
+			node: kubeobj.Node("n1", kubeobj.WithLabels(map[string]string{"ravel/lb": "false"}), kubeobj.WithNodeIP("192.0.2.1"), kubeobj.Ready(true)),
 			want: Node{Name: "n1", Address: netip.MustParseAddr("192.0.2.1"), Ready: true}},
 		{name: "first InternalIP wins over ExternalIP and hostname",
-			node: kapitest.Node("n1", kapitest.WithNodeAddress(corev1.NodeHostName, "n1"),
-				kapitest.WithNodeAddress(corev1.NodeExternalIP, "198.51.100.1"),
-				kapitest.WithNodeIP("192.0.2.1"), kapitest.WithNodeIP("192.0.2.2"), kapitest.Ready(false)),
+			node: kubeobj.Node("n1", kubeobj.WithNodeAddress(corev1.NodeHostName, "n1"),
+				kubeobj.WithNodeAddress(corev1.NodeExternalIP, "198.51.100.1"),
+				kubeobj.WithNodeIP("192.0.2.1"), kubeobj.WithNodeIP("192.0.2.2"), kubeobj.Ready(false)),
 			want: Node{Name: "n1", Address: netip.MustParseAddr("192.0.2.1"), Selected: true}},
 		{name: "IPv4 InternalIP wins over an IPv6 one listed first (dual stack)",
-			node: kapitest.Node("n1", kapitest.WithNodeIP("2001:db8::1"), kapitest.WithNodeIP("192.0.2.7"), kapitest.Ready(true)),
+			node: kubeobj.Node("n1", kubeobj.WithNodeIP("2001:db8::1"), kubeobj.WithNodeIP("192.0.2.7"), kubeobj.Ready(true)),
 			want: Node{Name: "n1", Address: netip.MustParseAddr("192.0.2.7"), Ready: true, Selected: true}},
 		{name: "IPv6 only: no address",
-			node: kapitest.Node("n1", kapitest.WithNodeIP("2001:db8::1"), kapitest.Ready(true)),
+			node: kubeobj.Node("n1", kubeobj.WithNodeIP("2001:db8::1"), kubeobj.Ready(true)),
 			want: Node{Name: "n1", Ready: true, Selected: true}},
 		{name: "ExternalIP when no InternalIP",
-			node: kapitest.Node("n1", kapitest.WithNodeAddress(corev1.NodeExternalIP, "198.51.100.1"), kapitest.Unschedulable()),
+			node: kubeobj.Node("n1", kubeobj.WithNodeAddress(corev1.NodeExternalIP, "198.51.100.1"), kubeobj.Unschedulable()),
 			want: Node{Name: "n1", Address: netip.MustParseAddr("198.51.100.1"), Cordoned: true, Selected: true}},
 		{name: "no address, unknown readiness",
 			node: func() *corev1.Node {
-				n := kapitest.Node("n1")
+				n := kubeobj.Node("n1")
 				n.Status.Conditions = []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionUnknown}}
 				return n
 			}(),
@@ -185,9 +185,9 @@ func TestNodeFromAPI(t *testing.T) {
 }
 
 func TestTransformsStripAndAreIdempotent(t *testing.T) {
-	n := kapitest.Node("n1", kapitest.WithLabels(map[string]string{"ravel/lb": "true", "big": "x"}),
-		kapitest.WithNodeIP("192.0.2.1"), kapitest.WithNodeAddress(corev1.NodeHostName, "n1"), kapitest.Ready(true),
-		kapitest.WithAnnotations(map[string]string{"a": "b"}))
+	n := kubeobj.Node("n1", kubeobj.WithLabels(map[string]string{"ravel/lb": "true", "big": "x"}),
+		kubeobj.WithNodeIP("192.0.2.1"), kubeobj.WithNodeAddress(corev1.NodeHostName, "n1"), kubeobj.Ready(true),
+		kubeobj.WithAnnotations(map[string]string{"a": "b"}))
 	n.ManagedFields = []metav1.ManagedFieldsEntry{{Manager: "kubelet"}}
 	n.Status.Images = []corev1.ContainerImage{{Names: []string{"registry/image:tag"}, SizeBytes: 1}}
 	n.Status.Conditions = append(n.Status.Conditions, corev1.NodeCondition{Type: corev1.NodeMemoryPressure, Status: corev1.ConditionFalse})
@@ -208,8 +208,8 @@ func TestTransformsStripAndAreIdempotent(t *testing.T) {
 		t.Errorf("node transform not idempotent:\n%s", diff)
 	}
 
-	s := kapitest.EndpointSlice("ns", "web", "a", kapitest.WithSlicePort("http", 8080),
-		kapitest.WithEndpoint("10.0.0.1", "n1", true, true, false))
+	s := kubeobj.EndpointSlice("ns", "web", "a", kubeobj.WithSlicePort("http", 8080),
+		kubeobj.WithEndpoint("10.0.0.1", "n1", true, true, false))
 	s.ManagedFields = []metav1.ManagedFieldsEntry{{Manager: "controller"}}
 	s.Endpoints[0].TargetRef = &corev1.ObjectReference{Kind: "Pod", Name: "web-1"}
 	s.Endpoints[0].Zone = ptr("z1")

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ravel-lb/ravel/internal/kapitest"
+	"github.com/ravel-lb/ravel/internal/kubeobj"
 )
 
 // BenchmarkStep is the Source's own share of an update, without an API server: one
@@ -32,7 +32,7 @@ func BenchmarkStep(b *testing.B) {
 			}
 			var svcs, eps []any
 			for i := range services {
-				svcs = append(svcs, kapitest.Service("ns", fmt.Sprintf("svc-%d", i), kapitest.WithPort("http", 80, 8080)))
+				svcs = append(svcs, kubeobj.Service("ns", fmt.Sprintf("svc-%d", i), kubeobj.WithPort("http", 80, 8080)))
 				eps = append(eps, benchSlice(f, i, 5, 0))
 			}
 			_ = s.nodes.Replace(nil, "1")

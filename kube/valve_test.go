@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ravel-lb/ravel/internal/kapitest"
+	"github.com/ravel-lb/ravel/internal/kubeobj"
 )
 
 // Safety-valve rule tests (see valve.go), with the stores written directly.
@@ -13,9 +13,7 @@ import (
 var bothReady = webOK(ep("10.0.0.1", "n1", 8080, true), ep("10.0.0.2", "n2", 8080, true))
 
 func TestValveHoldsEmptyRelistUntilConfirmed(t *testing.T) {
-	h := newHarness(t, baseOptions())
-	nodes, svcs, eps := baseObjects()
-	h.start(nodes, svcs, eps)
+	h, _, _, _ := startBase(t, baseOptions())
 
 	// The re-list after a reconnect has no EndpointSlice although the Service is there: hold.
 	must(t, h.s.slices["ns"].Replace(nil, "5"))
@@ -44,26 +42,20 @@ func TestValveHoldsEmptyRelistUntilConfirmed(t *testing.T) {
 	// A second confirming list, ValveConfirm later, agrees with the re-list: release.
 	h.settle()
 	h.clk.Step(10 * time.Second)
-	diffSnap(t, &Snapshot{
-		Nodes:    baseNodes,
-		Services: map[ServiceRef]ServiceState{webHTTP: {Status: StatusNoEndpoints}},
-		Changed:  []ServiceRef{webHTTP},
-	}, h.next())
+	diffSnap(t, webChanged(StatusNoEndpoints), h.next())
 	if v := counterValue(h.s.m.valveActive); v != 0 {
 		t.Errorf("ravel_kube_safety_valve_active = %v after release", v)
 	}
 }
 
 func TestValveReleasesWhenEndpointsReturn(t *testing.T) {
-	h := newHarness(t, baseOptions())
-	nodes, svcs, eps := baseObjects()
-	h.start(nodes, svcs, eps)
+	h, _, _, _ := startBase(t, baseOptions())
 	must(t, h.s.slices["ns"].Replace(nil, "5"))
 	if s := h.next(); !s.Stale {
 		t.Fatal("not stale after an empty re-list")
 	}
 	// The slice comes back with one endpoint moved to another node: published at once.
-	must(t, h.s.slices["ns"].Add(webSlice("web-2", kapitest.WithEndpoint("10.0.0.3", "n2", true, true, false))))
+	must(t, h.s.slices["ns"].Add(webSlice("web-2", kubeobj.WithEndpoint("10.0.0.3", "n2", true, true, false))))
 	diffSnap(t, &Snapshot{
 		Nodes:    baseNodes,
 		Services: webOK(ep("10.0.0.3", "n2", 8080, true)),
@@ -72,36 +64,24 @@ func TestValveReleasesWhenEndpointsReturn(t *testing.T) {
 }
 
 func TestValveReleasesDeletedService(t *testing.T) {
-	h := newHarness(t, baseOptions())
-	nodes, svcs, eps := baseObjects()
-	h.start(nodes, svcs, eps)
+	h, _, svcs, _ := startBase(t, baseOptions())
 	must(t, h.s.slices["ns"].Replace(nil, "5"))
 	if s := h.next(); !s.Stale {
 		t.Fatal("not stale after an empty re-list")
 	}
 	must(t, h.s.services["ns"].Delete(svcs[0]))
-	diffSnap(t, &Snapshot{
-		Nodes:    baseNodes,
-		Services: map[ServiceRef]ServiceState{webHTTP: {Status: StatusNotFound}},
-		Changed:  []ServiceRef{webHTTP},
-	}, h.next())
+	diffSnap(t, webChanged(StatusNotFound), h.next())
 }
 
 func TestValveTrustsWatchEvents(t *testing.T) {
-	h := newHarness(t, baseOptions())
-	nodes, svcs, eps := baseObjects()
-	h.start(nodes, svcs, eps)
+	h, _, _, eps := startBase(t, baseOptions())
 	// A deletion seen on a healthy watch is a real scale-down: no hold.
 	must(t, h.s.slices["ns"].Delete(eps[0]))
-	diffSnap(t, &Snapshot{
-		Nodes:    baseNodes,
-		Services: map[ServiceRef]ServiceState{webHTTP: {Status: StatusNoEndpoints}},
-		Changed:  []ServiceRef{webHTTP},
-	}, h.next())
+	diffSnap(t, webChanged(StatusNoEndpoints), h.next())
 	// A re-list that lists endpoints, none ready, is an explicit answer too.
 	must(t, h.s.slices["ns"].Add(eps[0]))
 	h.next()
-	must(t, h.s.slices["ns"].Replace([]any{webSlice("web-1", kapitest.WithEndpoint("10.0.0.1", "n1", false, false, true))}, "7"))
+	must(t, h.s.slices["ns"].Replace([]any{webSlice("web-1", kubeobj.WithEndpoint("10.0.0.1", "n1", false, false, true))}, "7"))
 	got := h.next()
 	if got.Stale || got.Services[webHTTP].Status != StatusNoEndpoints {
 		t.Errorf("non-ready re-list: %+v", got)
@@ -109,9 +89,7 @@ func TestValveTrustsWatchEvents(t *testing.T) {
 }
 
 func TestValveDuringOutage(t *testing.T) {
-	h := newHarness(t, baseOptions())
-	nodes, svcs, eps := baseObjects()
-	h.start(nodes, svcs, eps)
+	h, _, _, eps := startBase(t, baseOptions())
 
 	// The API goes away: same endpoints, marked stale.
 	h.apiDown("endpointslices/ns")
@@ -140,17 +118,11 @@ func TestValveDuringOutage(t *testing.T) {
 	}
 	h.settle()
 	h.clk.Step(10 * time.Second)
-	diffSnap(t, &Snapshot{
-		Nodes:    baseNodes,
-		Services: map[ServiceRef]ServiceState{webHTTP: {Status: StatusNoEndpoints}},
-		Changed:  []ServiceRef{webHTTP},
-	}, h.next())
+	diffSnap(t, webChanged(StatusNoEndpoints), h.next())
 }
 
 func TestValveOutageWithoutLoss(t *testing.T) {
-	h := newHarness(t, baseOptions())
-	nodes, svcs, eps := baseObjects()
-	h.start(nodes, svcs, eps)
+	h, nodes, _, _ := startBase(t, baseOptions())
 	h.apiDown("nodes")
 	if s := h.next(); !s.Stale {
 		t.Fatal("not stale while the API is down")
@@ -167,9 +139,7 @@ func TestValveOutageWithoutLoss(t *testing.T) {
 }
 
 func TestValveConfirmErrorKeepsHolding(t *testing.T) {
-	h := newHarness(t, baseOptions())
-	nodes, svcs, eps := baseObjects()
-	h.start(nodes, svcs, eps)
+	h, _, _, _ := startBase(t, baseOptions())
 	h.mu.Lock()
 	h.confirmErr = errors.New("the server is currently unable to handle the request")
 	h.mu.Unlock()
@@ -191,23 +161,15 @@ func TestValveConfirmErrorKeepsHolding(t *testing.T) {
 func TestValveOff(t *testing.T) {
 	opts := baseOptions()
 	opts.KeepLastEndpoints = false
-	h := newHarness(t, opts)
-	nodes, svcs, eps := baseObjects()
-	h.start(nodes, svcs, eps)
+	h, _, _, _ := startBase(t, opts)
 	h.apiDown("endpointslices/ns")
 	h.none() // not stale: the valve is off
 	must(t, h.s.slices["ns"].Replace(nil, "5"))
-	diffSnap(t, &Snapshot{
-		Nodes:    baseNodes,
-		Services: map[ServiceRef]ServiceState{webHTTP: {Status: StatusNoEndpoints}},
-		Changed:  []ServiceRef{webHTTP},
-	}, h.next())
+	diffSnap(t, webChanged(StatusNoEndpoints), h.next())
 }
 
 func TestEachWatchRecoversOnItsOwnRelist(t *testing.T) {
-	h := newHarness(t, baseOptions())
-	nodes, svcs, eps := baseObjects()
-	h.start(nodes, svcs, eps)
+	h, nodes, svcs, eps := startBase(t, baseOptions())
 	relists := map[string]func(){
 		"nodes":             func() { must(t, h.s.nodes.Replace([]any{nodes[0], nodes[1]}, "9")) },
 		"services/ns":       func() { must(t, h.s.services["ns"].Replace([]any{svcs[0]}, "9")) },
@@ -227,9 +189,7 @@ func TestEachWatchRecoversOnItsOwnRelist(t *testing.T) {
 }
 
 func TestValveHoldsEmptyNodeRelist(t *testing.T) {
-	h := newHarness(t, baseOptions())
-	nodes, svcs, eps := baseObjects()
-	h.start(nodes, svcs, eps)
+	h, nodes, _, _ := startBase(t, baseOptions())
 
 	// A re-list with no node at all would leave every service without a destination: hold.
 	must(t, h.s.nodes.Replace(nil, "5"))

@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/ravel-lb/ravel/internal/golden"
 	"github.com/ravel-lb/ravel/netops"
 )
 
@@ -44,7 +45,7 @@ func TestApplyFromEmptyGolden(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Apply: %v\nplan:\n%s", err, p)
 	}
-	golden(t, "apply-from-empty", f.dump(t, sortedKeys(desired.Sysctls)...))
+	golden.Check(t, "apply-from-empty", f.dump(t, sortedKeys(desired.Sysctls)...))
 	converged(t, f, desired, opts)
 
 	// Applying never deletes in the first cycle and never calls an op twice.

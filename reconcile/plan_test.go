@@ -7,6 +7,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/ravel-lb/ravel/internal/golden"
 	"github.com/ravel-lb/ravel/netops"
 )
 
@@ -47,13 +48,13 @@ func TestPlanStringGolden(t *testing.T) {
 	desiredB, _ := Desired(cfg, snapB, director)
 
 	t.Run("from-empty", func(t *testing.T) {
-		golden(t, "plan-from-empty", Diff(desiredA, NewState("ravel0"), opts).String())
+		golden.Check(t, "plan-from-empty", Diff(desiredA, NewState("ravel0"), opts).String())
 	})
 	t.Run("no-changes", func(t *testing.T) {
-		golden(t, "plan-no-changes", Diff(desiredA, desiredA, opts).String())
+		golden.Check(t, "plan-no-changes", Diff(desiredA, desiredA, opts).String())
 	})
 	t.Run("nodes-change", func(t *testing.T) {
-		golden(t, "plan-nodes-change", Diff(desiredB, desiredA, opts).String())
+		golden.Check(t, "plan-nodes-change", Diff(desiredB, desiredA, opts).String())
 	})
 	t.Run("config-change", func(t *testing.T) {
 		// The operator removed dns, moved web to sh, replaced a backend, switched the unnamed
@@ -75,7 +76,7 @@ func TestPlanStringGolden(t *testing.T) {
 		o := opts
 		o.Owned = OwnedVIPs(cfg2)
 		o.Drains = drainsAt(map[DestRef]time.Time{drainRef("tcp 10.54.213.249:8080", "10.0.2.9:80"): t0.Add(-time.Minute)})
-		golden(t, "plan-config-change", Diff(desired2, actual, o).String())
+		golden.Check(t, "plan-config-change", Diff(desired2, actual, o).String())
 	})
 }
 

@@ -22,17 +22,16 @@ import (
 	"fmt"
 	"log"
 	"os"
-	"sync"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
-	"github.com/ravel-lb/ravel/internal/kapitest"
+	"github.com/ravel-lb/ravel/internal/kubeobj"
+	"github.com/ravel-lb/ravel/internal/parallel"
 )
 
 // NodeLabel is the label every node gets, for ravel's kubernetes.nodeSelector.
@@ -75,40 +74,40 @@ func main() {
 			log.Fatalf("ServiceCIDR %s: %v", *serviceCIDR, err)
 		}
 	}
-	if _, err := c.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: *namespace}}, metav1.CreateOptions{}); err != nil {
+	if _, err := c.CoreV1().Namespaces().Create(ctx, kubeobj.Namespace(*namespace), metav1.CreateOptions{}); err != nil {
 		log.Fatalf("namespace: %v", err)
 	}
 	names := make([]string, *nodes)
 	for i := range names {
 		names[i] = fmt.Sprintf("bench-n%d", i)
 	}
-	err = parallel(*nodes, *workers, func(i int) error {
-		n := kapitest.Node(names[i], kapitest.WithNodeIP(fmt.Sprintf("10.250.%d.%d", i/250, 1+i%250)),
-			kapitest.WithLabels(map[string]string{NodeLabel: "true"}), kapitest.Ready(true))
+	err = parallel.Do(*nodes, *workers, func(i int) error {
+		n := kubeobj.Node(names[i], kubeobj.WithNodeIP(fmt.Sprintf("10.250.%d.%d", i/250, 1+i%250)),
+			kubeobj.WithLabels(map[string]string{NodeLabel: "true"}), kubeobj.Ready(true))
 		_, err := c.CoreV1().Nodes().Create(ctx, n, metav1.CreateOptions{})
 		return err
 	})
 	if err != nil {
 		log.Fatalf("nodes: %v", err)
 	}
-	err = parallel(*services, *workers, func(i int) error {
+	err = parallel.Do(*services, *workers, func(i int) error {
 		name := fmt.Sprintf("svc-%d", i)
-		svc := kapitest.Service(*namespace, name, kapitest.WithPort("http", 80, 8080))
+		svc := kubeobj.Service(*namespace, name, kubeobj.WithPort("http", 80, 8080))
 		if err := retry(ctx, func() error {
 			_, err := c.CoreV1().Services(*namespace).Create(ctx, svc, metav1.CreateOptions{})
 			return err
 		}); err != nil {
 			return fmt.Errorf("service %s: %w", name, err)
 		}
-		opts := make([]kapitest.EndpointSliceOption, 0, *nodes**epsPerNode+1)
+		opts := make([]kubeobj.EndpointSliceOption, 0, *nodes**epsPerNode+1)
 		for n, node := range names {
 			for e := range *epsPerNode {
 				k := n**epsPerNode + e
-				opts = append(opts, kapitest.WithEndpoint(fmt.Sprintf("10.%d.%d.%d", 64+i/256, i%256, 1+k), node, true, true, false))
+				opts = append(opts, kubeobj.WithEndpoint(fmt.Sprintf("10.%d.%d.%d", 64+i/256, i%256, 1+k), node, true, true, false))
 			}
 		}
-		opts = append(opts, kapitest.WithSlicePort("http", 8080))
-		slice := kapitest.EndpointSlice(*namespace, name, name+"-1", opts...)
+		opts = append(opts, kubeobj.WithSlicePort("http", 8080))
+		slice := kubeobj.EndpointSlice(*namespace, name, name+"-1", opts...)
 		if _, err := c.DiscoveryV1().EndpointSlices(*namespace).Create(ctx, slice, metav1.CreateOptions{}); err != nil {
 			return fmt.Errorf("EndpointSlice of %s: %w", name, err)
 		}
@@ -136,33 +135,4 @@ func retry(ctx context.Context, f func() error) error {
 		case <-time.After(delay):
 		}
 	}
-}
-
-// parallel runs f(0..n-1) on workers goroutines and returns the first error.
-func parallel(n, workers int, f func(int) error) error {
-	var (
-		wg    sync.WaitGroup
-		mu    sync.Mutex
-		first error
-	)
-	next := make(chan int)
-	for range workers {
-		wg.Go(func() {
-			for i := range next {
-				if err := f(i); err != nil {
-					mu.Lock()
-					if first == nil {
-						first = err
-					}
-					mu.Unlock()
-				}
-			}
-		})
-	}
-	for i := range n {
-		next <- i
-	}
-	close(next)
-	wg.Wait()
-	return first
 }

@@ -12,13 +12,14 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/ravel-lb/ravel/internal/kubeobj"
 )
 
 func TestServer(t *testing.T) {
@@ -44,11 +45,11 @@ func TestServer(t *testing.T) {
 	}
 
 	ns := s.Namespace(t)
-	n := Node("node-a", WithNodeIP("192.0.2.10"), WithLabels(map[string]string{"ravel/pool": "a"}), Ready(true), Unschedulable())
+	n := kubeobj.Node("node-a", kubeobj.WithNodeIP("192.0.2.10"), kubeobj.WithLabels(map[string]string{"ravel/pool": "a"}), kubeobj.Ready(true), kubeobj.Unschedulable())
 	if _, err := c.CoreV1().Nodes().Create(ctx, n, metav1.CreateOptions{}); err != nil {
 		t.Fatalf("create node: %v", err)
 	}
-	svc, err := c.CoreV1().Services(ns).Create(ctx, Service(ns, "web", WithPort("http", 80, 8080)), metav1.CreateOptions{})
+	svc, err := c.CoreV1().Services(ns).Create(ctx, kubeobj.Service(ns, "web", kubeobj.WithPort("http", 80, 8080)), metav1.CreateOptions{})
 	if err != nil {
 		t.Fatalf("create service: %v", err)
 	}
@@ -56,16 +57,16 @@ func TestServer(t *testing.T) {
 		t.Errorf("service got no ClusterIP: %q", svc.Spec.ClusterIP)
 	}
 	for _, sv := range []*corev1.Service{
-		Service(ns, "headless", Headless(), WithPort("http", 80, 80)),
-		Service(ns, "ext", ExternalName("example.invalid")),
+		kubeobj.Service(ns, "headless", kubeobj.Headless(), kubeobj.WithPort("http", 80, 80)),
+		kubeobj.Service(ns, "ext", kubeobj.ExternalName("example.invalid")),
 	} {
 		if _, err := c.CoreV1().Services(ns).Create(ctx, sv, metav1.CreateOptions{}); err != nil {
 			t.Fatalf("create service %s: %v", sv.Name, err)
 		}
 	}
-	es := EndpointSlice(ns, "web", "web-1", WithSlicePort("http", 8080),
-		WithEndpoint("10.1.0.5", "node-a", true, true, false),
-		WithEndpoint("10.1.0.6", "", false, true, true))
+	es := kubeobj.EndpointSlice(ns, "web", "web-1", kubeobj.WithSlicePort("http", 8080),
+		kubeobj.WithEndpoint("10.1.0.5", "node-a", true, true, false),
+		kubeobj.WithEndpoint("10.1.0.6", "", false, true, true))
 	if _, err := c.DiscoveryV1().EndpointSlices(ns).Create(ctx, es, metav1.CreateOptions{}); err != nil {
 		t.Fatalf("create endpointslice: %v", err)
 	}
@@ -75,14 +76,14 @@ func TestServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !nodeReady(got) || len(got.Status.Addresses) != 1 || !got.Spec.Unschedulable || got.Labels["ravel/pool"] != "a" {
+	if !kubeobj.NodeReady(got) || len(got.Status.Addresses) != 1 || !got.Spec.Unschedulable || got.Labels["ravel/pool"] != "a" {
 		t.Errorf("node as created: ready=%v addresses=%v unschedulable=%v labels=%v",
-			nodeReady(got), got.Status.Addresses, got.Spec.Unschedulable, got.Labels)
+			kubeobj.NodeReady(got), got.Status.Addresses, got.Spec.Unschedulable, got.Labels)
 	}
-	if err := SetNodeReady(ctx, c, "node-a", false); err != nil {
+	if err := kubeobj.SetNodeReady(ctx, c, "node-a", false); err != nil {
 		t.Fatalf("SetNodeReady: %v", err)
 	}
-	if got, _ = c.CoreV1().Nodes().Get(ctx, "node-a", metav1.GetOptions{}); nodeReady(got) {
+	if got, _ = c.CoreV1().Nodes().Get(ctx, "node-a", metav1.GetOptions{}); kubeobj.NodeReady(got) {
 		t.Errorf("node still ready after SetNodeReady(false)")
 	}
 
@@ -127,7 +128,7 @@ func TestServer(t *testing.T) {
 		t.Errorf("endpointslices after restart: %v %v", slices, err)
 	}
 
-	if _, err := c.CoreV1().Nodes().Create(ctx, Node("node-b", Ready(true)), metav1.CreateOptions{}); err != nil {
+	if _, err := c.CoreV1().Nodes().Create(ctx, kubeobj.Node("node-b", kubeobj.Ready(true)), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, 30*time.Second, "informer to see node-b after restart", func() bool {
@@ -180,15 +181,6 @@ func TestServer(t *testing.T) {
 	}
 }
 
-func nodeReady(n *corev1.Node) bool {
-	for _, c := range n.Status.Conditions {
-		if c.Type == corev1.NodeReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
-}
-
 func hasName[T any](items []T, name func(T) string, want string) bool {
 	for _, it := range items {
 		if name(it) == want {
@@ -220,59 +212,6 @@ func processesMentioning(s string) []string {
 		}
 	}
 	return out
-}
-
-// The builders need no server.
-
-func TestNodeBuilder(t *testing.T) {
-	n := Node("n1", WithNodeIP("192.0.2.1"), WithNodeIP("2001:db8::1"), Ready(false),
-		WithLabels(map[string]string{"a": "b"}), WithAnnotations(map[string]string{"x": "y"}))
-	if n.Name != "n1" || n.Labels["a"] != "b" || n.Labels[corev1.LabelHostname] != "n1" || n.Annotations["x"] != "y" {
-		t.Errorf("meta: %+v", n.ObjectMeta)
-	}
-	if len(n.Status.Addresses) != 2 || n.Status.Addresses[1].Type != corev1.NodeInternalIP {
-		t.Errorf("addresses: %v", n.Status.Addresses)
-	}
-	if nodeReady(n) || len(n.Status.Conditions) != 1 || n.Spec.Unschedulable {
-		t.Errorf("conditions %v unschedulable %v", n.Status.Conditions, n.Spec.Unschedulable)
-	}
-	if setReadyCondition(n, false, time.Now()) {
-		t.Error("setReadyCondition(false) on a not-ready node reported a change")
-	}
-	if !setReadyCondition(n, true, time.Now()) || !nodeReady(n) || len(n.Status.Conditions) != 1 {
-		t.Errorf("setReadyCondition(true): %v", n.Status.Conditions)
-	}
-}
-
-func TestServiceBuilder(t *testing.T) {
-	s := Service("ns", "svc", WithPort("http", 80, 8080), WithProtocolPort("dns", corev1.ProtocolUDP, 53, 5353))
-	if s.Namespace != "ns" || s.Spec.Type != corev1.ServiceTypeClusterIP || len(s.Spec.Ports) != 2 ||
-		s.Spec.Ports[0].TargetPort.IntValue() != 8080 || s.Spec.Ports[1].Protocol != corev1.ProtocolUDP {
-		t.Errorf("service: %+v", s.Spec)
-	}
-	if h := Service("ns", "h", Headless()); h.Spec.ClusterIP != corev1.ClusterIPNone {
-		t.Errorf("headless: %+v", h.Spec)
-	}
-	if e := Service("ns", "e", ExternalName("x.example")); e.Spec.Type != corev1.ServiceTypeExternalName || e.Spec.ExternalName != "x.example" {
-		t.Errorf("externalname: %+v", e.Spec)
-	}
-}
-
-func TestEndpointSliceBuilder(t *testing.T) {
-	ep := WithEndpoint("10.0.0.1", "n1", true, true, false)
-	a := EndpointSlice("ns", "svc", "svc-a", ep, WithSlicePort("http", 8080))
-	b := EndpointSlice("ns", "svc", "svc-b", ep)
-	*a.Endpoints[0].Conditions.Ready = false
-	if !*b.Endpoints[0].Conditions.Ready {
-		t.Error("slices built from the same option share condition pointers")
-	}
-	if a.AddressType != discoveryv1.AddressTypeIPv4 || a.Labels[discoveryv1.LabelServiceName] != "svc" ||
-		*a.Endpoints[0].NodeName != "n1" || *a.Ports[0].Port != 8080 || *a.Ports[0].Protocol != corev1.ProtocolTCP {
-		t.Errorf("slice: %+v", a)
-	}
-	if v6 := EndpointSlice("ns", "svc", "v6", WithEndpoint("2001:db8::5", "", true, true, false)); v6.AddressType != discoveryv1.AddressTypeIPv6 || v6.Endpoints[0].NodeName != nil {
-		t.Errorf("v6 slice: %+v", v6)
-	}
 }
 
 func TestNamespacePrefix(t *testing.T) {

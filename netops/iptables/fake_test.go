@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/ravel-lb/ravel/internal/golden"
 	"github.com/ravel-lb/ravel/netops"
 )
 
@@ -35,7 +36,7 @@ func TestFakeOneBatchPerApply(t *testing.T) {
 	if got := f.Calls(OpSave); got != 3 {
 		t.Errorf("saves = %d, want one per Apply", got)
 	}
-	golden(t, "fake-batch-endpoint-removed", f.Batches()[1])
+	golden.Check(t, "fake-batch-endpoint-removed", f.Batches()[1])
 }
 
 // refusals are batches iptables-restore refuses, with the error class; TestFakeRefuses and

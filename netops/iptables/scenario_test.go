@@ -7,12 +7,14 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/ravel-lb/ravel/internal/golden"
 	"github.com/ravel-lb/ravel/reconcile/chains"
 )
 
 // harness is one nat table under test: the Fake, or the kernel's in a throwaway namespace.
 // restore and save are raw iptables-restore --noflush / iptables-save -t nat, for seeding
-// foreign rules and checking the table behind ravel's back.
+// foreign rules and checking the table behind ravel's back. The Fake and the kernel compare
+// with the same golden files: both must print the same text.
 type harness struct {
 	tables  Tables
 	restore func(batch string) error
@@ -47,7 +49,7 @@ func scenarioApply(t *testing.T, h harness) {
 		t.Errorf("first Apply added %d jumps, want 2 (PREROUTING, OUTPUT)", got)
 	}
 	first := owned(h)
-	golden(t, "apply-realserver", first)
+	golden.Check(t, "apply-realserver", first)
 	dumped, err := h.tables.Dump(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -65,7 +67,7 @@ func scenarioApply(t *testing.T, h harness) {
 	if d := cmp.Diff([]string{webChain}, chainsChanged(first, second)); d != "" {
 		t.Errorf("endpoint removed: iptables-save changed (-want +got):\n%s", d)
 	}
-	golden(t, "apply-endpoint-removed", second)
+	golden.Check(t, "apply-endpoint-removed", second)
 
 	dnsChain := chains.ServiceChain(prefix, dns.Key)
 	p = mustApply(t, h, render(false, webLess))
@@ -214,7 +216,7 @@ func scenarioColocated(t *testing.T, h harness) {
 		makeService("default/api:grpc", "10.0.0.1:443", withProbability(1.0/3), withEndpoints("10.244.0.4:9443")),
 		makeService("default/remote:http", "10.0.0.4:80", withProbability(0), withEndpoints("10.244.0.6:80")),
 	))
-	golden(t, "apply-colocated", owned(h))
+	golden.Check(t, "apply-colocated", owned(h))
 }
 
 var scenarios = []struct {

@@ -4,6 +4,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/ravel-lb/ravel/internal/golden"
 )
 
 func twoServices(opts ...svcOpt) []Service {
@@ -62,7 +64,7 @@ func TestDiff(t *testing.T) {
 				t.Errorf("Delete (-want +got):\n%s", d)
 			}
 			if tt.golden != "" {
-				golden(t, tt.golden, p.String())
+				golden.Check(t, tt.golden, p.String())
 			}
 		})
 	}
@@ -94,5 +96,5 @@ func TestDiffJumps(t *testing.T) {
 	if d := cmp.Diff([]Jump{{From: "OUTPUT", Rule: "-j RAVEL"}}, p.AddJumps); d != "" {
 		t.Errorf("AddJumps (-want +got):\n%s", d)
 	}
-	golden(t, "patch-duplicate-jumps", p.String())
+	golden.Check(t, "patch-duplicate-jumps", p.String())
 }

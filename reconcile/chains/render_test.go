@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/ravel-lb/ravel/internal/golden"
 )
 
 func TestRenderGolden(t *testing.T) {
@@ -42,7 +44,7 @@ func TestRenderGolden(t *testing.T) {
 				t.Fatal(err)
 			}
 			rs := Render(tt.opts, tt.svcs)
-			golden(t, "render-"+tt.name, rs.String())
+			golden.Check(t, "render-"+tt.name, rs.String())
 			// What Render says must read back identically from iptables-save text.
 			if d := cmp.Diff(rs, Parse(tt.opts.Chain, rs.String())); d != "" {
 				t.Errorf("Parse(Render().String()) differs (-render +parse):\n%s", d)
@@ -62,7 +64,7 @@ func TestRenderProbabilities(t *testing.T) {
 		c, _ := rs.Chain(ServiceChain("RAVEL", makeService("", "10.0.0.1:80").Key))
 		fmt.Fprintf(&b, "# n=%d\n%s", n, strings.Join(c.Rules, "\n")+"\n")
 	}
-	golden(t, "probabilities", b.String())
+	golden.Check(t, "probabilities", b.String())
 }
 
 func TestProbability(t *testing.T) {
@@ -110,7 +112,7 @@ func TestServiceChainStable(t *testing.T) {
 	if got, want := ServiceChain("RAVEL", k), "RAVEL-SVC-"+ServiceChain("", k)[len("-SVC-"):]; got != want {
 		t.Errorf("ServiceChain = %q, want %q", got, want)
 	}
-	golden(t, "service-chain-names", fmt.Sprintf("%s\n%s\n%s\n",
+	golden.Check(t, "service-chain-names", fmt.Sprintf("%s\n%s\n%s\n",
 		ServiceChain("RAVEL", k),
 		ServiceChain("RAVEL", makeService("", "10.0.0.1:80", withUDP()).Key),
 		ServiceChain("RAVEL", makeService("", "10.0.0.1:81").Key)))

@@ -394,6 +394,18 @@ topo_nat() {
 #   longconn_start NS HOST PORT NAME   open one keep-alive HTTP connection, first request on it
 #   longconn_finish NAME               second request on the same connection; sets LONGCONN_RESULT
 #   rs_serve VIP PORT NS...            echoservers named NS on :PORT, started together (+ rs_vip unless VIP is "")
+#   director_config FILE PORT [KEY=VALUE...]  the static director config of scenarios 20-26 (service
+#                                      web, $VIP:80 over $RS1_IP and $RS2_IP, coordinator on PORT) to FILE, validated
+#   director_up NAME CONFIG [ARGS...]  ravel_start in the director namespace, then wait for web in IPVS
+#                                      ($VIP:80, 2 destinations) and $VIP on ravel0
+#
+# The prologue of a static director scenario (20-26) then reads:
+#
+#   topo_dr
+#   rs_serve "$VIP" 80 rs1 rs2
+#   cfg=$SCENARIO_DIR/ravel.yaml
+#   director_config "$cfg" 44420
+#   director_up ravel "$cfg"
 
 ravel_config() {
 	local file=$1
@@ -604,4 +616,64 @@ rs_serve() {
 		wait_for 30 "echoserver $ns on :$port" \
 			in_ns "$ns" "$E2E_BIN/hit" -n 1 -timeout 2s "http://127.0.0.1:$port/healthz"
 	done
+}
+
+# director_config FILE PORT [KEY=VALUE...]: the config of the static director scenarios
+# (20-26), written to FILE and validated (ravel_config): vipPool [$VIP], defaults.ipvs
+# {scheduler: wrr, forwarding: dr}, one service web on $VIP:80 over $RS1_IP (weight 3) and
+# $RS2_IP (weight 1), resync 2s, the coordinator on PORT (each scenario its own), no metrics
+# listener. Each KEY=VALUE changes one part:
+#   ipvs=FLOW           defaults.ipvs, what stands inside its braces; "" leaves defaults out
+#   web_ipvs=FLOW       web's own ipvs, inside its braces (default: none)
+#   weights="W1 W2"     the weights of $RS1_IP and $RS2_IP
+#   backend_port=PORT   the backends' port (default: none, the service's)
+#   pool=ITEMS          vipPool, inside its brackets
+#   services=YAML       more items of the services list, after web (default: none)
+#   resync=DURATION     resync
+#   metrics=ADDR        metrics.listen
+director_config() {
+	local file=$1 coord=$2 kv
+	local ipvs="scheduler: wrr, forwarding: dr" web_ipvs="" weights="3 1" backend_port=""
+	local pool=$VIP services="" resync=2s metrics=""
+	shift 2
+	for kv in "$@"; do
+		case $kv in
+		ipvs=* | web_ipvs=* | weights=* | backend_port=* | pool=* | services=* | resync=* | metrics=*)
+			printf -v "${kv%%=*}" '%s' "${kv#*=}"
+			;;
+		*) die "director_config: unknown setting '$kv'" ;;
+		esac
+	done
+	local w1 w2 port="" defaults_yaml="" web_ipvs_yaml="" services_yaml=""
+	read -r w1 w2 <<<"$weights"
+	[[ -z $backend_port ]] || port=" port: $backend_port,"
+	[[ -z $ipvs ]] || defaults_yaml="defaults:"$'\n'"  ipvs: {$ipvs}"$'\n'
+	[[ -z $web_ipvs ]] || web_ipvs_yaml="    ipvs: {$web_ipvs}"$'\n'
+	[[ -z $services ]] || services_yaml=$services$'\n'
+	ravel_config "$file" <<EOF
+apiVersion: ravel/v1
+kind: ClusterConfig
+node: {name: director, role: director, interface: eth0, vipInterface: ravel0}
+vipPool: [$pool]
+${defaults_yaml}services:
+  - name: web
+    vip: $VIP
+    port: 80
+${web_ipvs_yaml}    backends:
+      - {address: $RS1_IP,$port weight: $w1}
+      - {address: $RS2_IP,$port weight: $w2}
+${services_yaml}resync: $resync
+coordinator: {ports: [$coord]}
+metrics: {listen: "$metrics"}
+EOF
+}
+
+# director_up NAME CONFIG [ARGS...]: 'ravel run --config CONFIG ARGS...' in the director
+# namespace (ravel_start: log NAME.log, sets RAVEL_PID), then the waits every static director
+# scenario starts with: web programmed in IPVS ($VIP:80 with 2 destinations) and $VIP bound
+# on ravel0. A wait that times out aborts the scenario, as it would in the scenario itself.
+director_up() {
+	ravel_start director "$@"
+	wait_for 60 "ravel programs $VIP:80 with 2 destinations" ipvs_has director "$VIP:80" 2
+	wait_for 30 "ravel binds $VIP on ravel0" vip_bound director "$VIP"
 }

@@ -1,6 +1,6 @@
 // Command kubetool writes the Kubernetes objects of the e2e scenarios (test/e2e/scenarios/3*,
 // 4*) to the bed's real kube-apiserver: nodes, services and EndpointSlices, built with
-// internal/kapitest's builders. There is no kubelet and no EndpointSlice controller behind that
+// internal/kubeobj's builders. There is no kubelet and no EndpointSlice controller behind that
 // API server: what kubetool writes is exactly what ravel sees.
 //
 //	kubetool [--kubeconfig FILE] node NAME IP [--label k=v|k-]... [--ready=true|false] [--unschedulable=true|false]
@@ -43,7 +43,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/client-go/util/retry"
 
-	"github.com/ravel-lb/ravel/internal/kapitest"
+	"github.com/ravel-lb/ravel/internal/kubeobj"
 )
 
 type usageError struct{ error }
@@ -207,11 +207,11 @@ func nodeCmd(ctx context.Context, c kubernetes.Interface, cmd []string) error {
 
 	nodes := c.CoreV1().Nodes()
 	if _, err := nodes.Get(ctx, name, metav1.GetOptions{}); apierrors.IsNotFound(err) {
-		opts := []kapitest.NodeOption{kapitest.WithNodeIP(ip), kapitest.Ready(!ready.set || ready.v), kapitest.WithLabels(set)}
+		opts := []kubeobj.NodeOption{kubeobj.WithNodeIP(ip), kubeobj.Ready(!ready.set || ready.v), kubeobj.WithLabels(set)}
 		if unsched.v {
-			opts = append(opts, kapitest.Unschedulable())
+			opts = append(opts, kubeobj.Unschedulable())
 		}
-		_, err := nodes.Create(ctx, kapitest.Node(name, opts...), metav1.CreateOptions{})
+		_, err := nodes.Create(ctx, kubeobj.Node(name, opts...), metav1.CreateOptions{})
 		return err
 	} else if err != nil {
 		return err
@@ -258,8 +258,8 @@ func nodeCmd(ctx context.Context, c kubernetes.Interface, cmd []string) error {
 				}
 			}
 			if cur != ready.v || len(n.Status.Conditions) == 0 {
-				// kapitest's builder sets (or adds) the Ready condition.
-				tmp := kapitest.Node(name, kapitest.Ready(ready.v))
+				// kubeobj's builder sets (or adds) the Ready condition.
+				tmp := kubeobj.Node(name, kubeobj.Ready(ready.v))
 				n.Status.Conditions = mergeReady(n.Status.Conditions, tmp.Status.Conditions[0])
 				changed = true
 			}
@@ -283,7 +283,7 @@ func mergeReady(conds []corev1.NodeCondition, ready corev1.NodeCondition) []core
 }
 
 func ensureNamespace(ctx context.Context, c kubernetes.Interface, ns string) error {
-	_, err := c.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{})
+	_, err := c.CoreV1().Namespaces().Create(ctx, kubeobj.Namespace(ns), metav1.CreateOptions{})
 	if apierrors.IsAlreadyExists(err) {
 		return nil
 	}
@@ -321,18 +321,18 @@ func serviceCmd(ctx context.Context, c kubernetes.Interface, cmd []string) error
 	if err := fs.Parse(flags); err != nil || fs.NArg() > 0 || len(ports) == 0 {
 		return usageError{fmt.Errorf("usage: %s", usage)}
 	}
-	var opts []kapitest.ServiceOption
+	var opts []kubeobj.ServiceOption
 	for _, p := range ports {
 		pn, nums, err := parsePort(p, 3)
 		if err != nil {
 			return err
 		}
-		opts = append(opts, kapitest.WithPort(pn, nums[0], nums[1]))
+		opts = append(opts, kubeobj.WithPort(pn, nums[0], nums[1]))
 	}
 	if err := ensureNamespace(ctx, c, ns); err != nil {
 		return err
 	}
-	want := kapitest.Service(ns, name, opts...)
+	want := kubeobj.Service(ns, name, opts...)
 	svcs := c.CoreV1().Services(ns)
 	_, err = svcs.Create(ctx, want, metav1.CreateOptions{})
 	if !apierrors.IsAlreadyExists(err) {
@@ -364,13 +364,13 @@ func sliceCmd(ctx context.Context, c kubernetes.Interface, cmd []string) error {
 	if err := fs.Parse(flags); err != nil || fs.NArg() > 0 || len(ports) == 0 {
 		return usageError{fmt.Errorf("usage: %s", usage)}
 	}
-	var opts []kapitest.EndpointSliceOption
+	var opts []kubeobj.EndpointSliceOption
 	for _, p := range ports {
 		pn, nums, err := parsePort(p, 2)
 		if err != nil {
 			return err
 		}
-		opts = append(opts, kapitest.WithSlicePort(pn, nums[0]))
+		opts = append(opts, kubeobj.WithSlicePort(pn, nums[0]))
 	}
 	for _, e := range eps {
 		f := strings.Split(e, ":")
@@ -390,12 +390,12 @@ func sliceCmd(ctx context.Context, c kubernetes.Interface, cmd []string) error {
 				return usageError{fmt.Errorf("endpoint %q: the state is ready or notready", e)}
 			}
 		}
-		opts = append(opts, kapitest.WithEndpoint(f[0], f[1], ready, ready, false))
+		opts = append(opts, kubeobj.WithEndpoint(f[0], f[1], ready, ready, false))
 	}
 	if err := ensureNamespace(ctx, c, ns); err != nil {
 		return err
 	}
-	want := kapitest.EndpointSlice(ns, svc, name, opts...)
+	want := kubeobj.EndpointSlice(ns, svc, name, opts...)
 	if want.Endpoints == nil {
 		want.Endpoints = []discoveryv1.Endpoint{}
 	}

@@ -12,24 +12,7 @@ topo_dr
 rs_serve "$VIP" 80 rs1 rs2
 
 cfg=$SCENARIO_DIR/ravel.yaml
-ravel_config "$cfg" <<EOF
-apiVersion: ravel/v1
-kind: ClusterConfig
-node: {name: director, role: director, interface: eth0, vipInterface: ravel0}
-vipPool: [$VIP]
-defaults:
-  ipvs: {scheduler: wrr, forwarding: dr}
-services:
-  - name: web
-    vip: $VIP
-    port: 80
-    backends:
-      - {address: $RS1_IP, weight: 3}
-      - {address: $RS2_IP, weight: 1}
-resync: 2s
-coordinator: {ports: [44420]}
-metrics: {listen: ""}
-EOF
+director_config "$cfg" 44420
 
 # Nothing is there yet: the plan against the kernel adds everything.
 plan=$(ravel_plan director "$cfg")
@@ -37,9 +20,7 @@ echo "$plan"
 assert_eq "plan before start adds 1 service" 1 "$(grep -c '^+ add service' <<<"$plan")"
 assert_eq "plan before start adds 2 destinations" 2 "$(grep -c '^+ add destination' <<<"$plan")"
 
-ravel_start director ravel "$cfg"
-wait_for 60 "ravel programs $VIP:80 with 2 destinations" ipvs_has director "$VIP:80" 2
-wait_for 30 "ravel binds $VIP on ravel0" vip_bound director "$VIP"
+director_up ravel "$cfg"
 in_ns director ipvsadm -Ln
 ip -n director -4 addr show ravel0
 

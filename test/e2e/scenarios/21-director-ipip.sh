@@ -11,27 +11,9 @@ topo_ipip
 rs_serve "$VIP" 80 rs1 rs2
 
 cfg=$SCENARIO_DIR/ravel.yaml
-ravel_config "$cfg" <<EOF
-apiVersion: ravel/v1
-kind: ClusterConfig
-node: {name: director, role: director, interface: eth0, vipInterface: ravel0}
-vipPool: [$VIP]
-services:
-  - name: web
-    vip: $VIP
-    port: 80
-    ipvs: {scheduler: wrr, forwarding: tunnel}
-    backends:
-      - {address: $RS1_IP, weight: 2}
-      - {address: $RS2_IP, weight: 1}
-resync: 2s
-coordinator: {ports: [44421]}
-metrics: {listen: ""}
-EOF
+director_config "$cfg" 44421 ipvs= web_ipvs="scheduler: wrr, forwarding: tunnel" weights="2 1"
 
-ravel_start director ravel "$cfg"
-wait_for 60 "ravel programs $VIP:80 with 2 destinations" ipvs_has director "$VIP:80" 2
-wait_for 30 "ravel binds $VIP on ravel0" vip_bound director "$VIP"
+director_up ravel "$cfg"
 in_ns director ipvsadm -Ln
 
 assert_eq "destination $RS1_IP:80 (forward weight)" "Tunnel 2" "$(ipvs_dest director "$VIP:80" "$RS1_IP:80")"

@@ -11,28 +11,9 @@ topo_nat
 rs_serve "" 8080 rs1 rs2
 
 cfg=$SCENARIO_DIR/ravel.yaml
-ravel_config "$cfg" <<EOF
-apiVersion: ravel/v1
-kind: ClusterConfig
-node: {name: director, role: director, interface: eth0, vipInterface: ravel0}
-vipPool: [$VIP]
-defaults:
-  ipvs: {scheduler: wrr, forwarding: nat}
-services:
-  - name: web
-    vip: $VIP
-    port: 80
-    backends:
-      - {address: $RS1_IP, port: 8080, weight: 3}
-      - {address: $RS2_IP, port: 8080, weight: 1}
-resync: 2s
-coordinator: {ports: [44422]}
-metrics: {listen: ""}
-EOF
+director_config "$cfg" 44422 ipvs="scheduler: wrr, forwarding: nat" backend_port=8080
 
-ravel_start director ravel "$cfg"
-wait_for 60 "ravel programs $VIP:80 with 2 destinations" ipvs_has director "$VIP:80" 2
-wait_for 30 "ravel binds $VIP on ravel0" vip_bound director "$VIP"
+director_up ravel "$cfg"
 in_ns director ipvsadm -Ln
 
 assert_eq "destination $RS1_IP:8080 (forward weight)" "Masq 3" "$(ipvs_dest director "$VIP:80" "$RS1_IP:8080")"

@@ -15,24 +15,8 @@ topo_dr
 rs_serve "$VIP" 80 rs1 rs2
 
 write_cfg() { # FILE X Y
-	ravel_config "$1" <<EOF
-apiVersion: ravel/v1
-kind: ClusterConfig
-node: {name: director, role: director, interface: eth0, vipInterface: ravel0}
-vipPool: [$VIP]
-defaults:
-  ipvs: {scheduler: wrr, forwarding: dr, upperThreshold: $2, lowerThreshold: $3}
-services:
-  - name: web
-    vip: $VIP
-    port: 80
-    backends:
-      - {address: $RS1_IP, weight: 3}
-      - {address: $RS2_IP, weight: 1}
-resync: 2s
-coordinator: {ports: [44423]}
-metrics: {listen: "127.0.0.1:10234"}
-EOF
+	director_config "$1" 44423 ipvs="scheduler: wrr, forwarding: dr, upperThreshold: $2, lowerThreshold: $3" \
+		metrics=127.0.0.1:10234
 }
 cfg1=$SCENARIO_DIR/ravel-1.yaml
 cfg2=$SCENARIO_DIR/ravel-2.yaml

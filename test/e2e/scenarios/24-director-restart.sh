@@ -12,29 +12,11 @@ topo_dr
 rs_serve "$VIP" 80 rs1 rs2
 
 cfg=$SCENARIO_DIR/ravel.yaml
-ravel_config "$cfg" <<EOF
-apiVersion: ravel/v1
-kind: ClusterConfig
-node: {name: director, role: director, interface: eth0, vipInterface: ravel0}
-vipPool: [$VIP]
-defaults:
-  ipvs: {scheduler: wrr, forwarding: dr, upperThreshold: 1000, lowerThreshold: 800}
-services:
-  - name: web
-    vip: $VIP
-    port: 80
-    backends:
-      - {address: $RS1_IP, weight: 3}
-      - {address: $RS2_IP, weight: 1}
-resync: 2s
-coordinator: {ports: [44424]}
-metrics: {listen: "127.0.0.1:10234"}
-EOF
+director_config "$cfg" 44424 ipvs="scheduler: wrr, forwarding: dr, upperThreshold: 1000, lowerThreshold: 800" \
+	metrics=127.0.0.1:10234
 synced() { (($(metric director 127.0.0.1:10234 ravel_reconcile_total) >= 1)); }
 
-ravel_start director ravel-1 "$cfg"
-wait_for 60 "ravel programs $VIP:80 with 2 destinations" ipvs_has director "$VIP:80" 2
-wait_for 30 "ravel binds $VIP on ravel0" vip_bound director "$VIP"
+director_up ravel-1 "$cfg"
 wait_for 30 "the first ravel's first sync" synced
 ipvs_before=$(ipvs_save director)
 addr_before=$(ip -n director addr show ravel0)

@@ -37,30 +37,11 @@ echo "$foreign_svc_before"
 echo "$foreign_dev_before"
 
 cfg=$SCENARIO_DIR/ravel.yaml
-ravel_config "$cfg" <<EOF
-apiVersion: ravel/v1
-kind: ClusterConfig
-node: {name: director, role: director, interface: eth0, vipInterface: ravel0}
-vipPool: [$VIP]
-defaults:
-  ipvs: {scheduler: wrr, forwarding: dr}
-services:
-  - name: web
-    vip: $VIP
-    port: 80
-    backends:
-      - {address: $RS1_IP, weight: 3}
-      - {address: $RS2_IP, weight: 1}
-resync: ${RESYNC}s
-coordinator: {ports: [44425]}
-metrics: {listen: ""}
-EOF
+director_config "$cfg" 44425 resync="${RESYNC}s"
 
 # --log-level debug: the log then has every plan in full (info has only their summary),
 # which the foreign-object check below reads.
-ravel_start director ravel "$cfg" --log-level debug
-wait_for 60 "ravel programs $VIP:80 with 2 destinations" ipvs_has director "$VIP:80" 2
-wait_for 30 "ravel binds $VIP on ravel0" vip_bound director "$VIP"
+director_up ravel "$cfg" --log-level debug
 ip -n director addr add "$FOREIGN_ON_RAVEL0/32" dev ravel0
 out=$(hit client "http://$VIP/" 8) || fail "requests before any drift failed: $out"
 

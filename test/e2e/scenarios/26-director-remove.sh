@@ -16,25 +16,7 @@ ip -n rs1 addr add "$VIP2/32" dev lo
 ip -n rs2 addr add "$VIP2/32" dev lo
 
 write_cfg() { # FILE SERVICES-YAML
-	ravel_config "$1" <<EOF
-apiVersion: ravel/v1
-kind: ClusterConfig
-node: {name: director, role: director, interface: eth0, vipInterface: ravel0}
-vipPool: [$VIP, $VIP2]
-defaults:
-  ipvs: {scheduler: wrr, forwarding: dr}
-services:
-  - name: web
-    vip: $VIP
-    port: 80
-    backends:
-      - {address: $RS1_IP, weight: 3}
-      - {address: $RS2_IP, weight: 1}
-$2
-resync: 2s
-coordinator: {ports: [44426]}
-metrics: {listen: ""}
-EOF
+	director_config "$1" 44426 pool="$VIP, $VIP2" services="$2"
 }
 cfg1=$SCENARIO_DIR/ravel-1.yaml
 cfg2=$SCENARIO_DIR/ravel-2.yaml

@@ -14,7 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
-	"github.com/ravel-lb/ravel/internal/kapitest"
+	"github.com/ravel-lb/ravel/internal/kubeobj"
 	"github.com/ravel-lb/ravel/netops"
 )
 
@@ -74,8 +74,8 @@ func newCluster(t *testing.T, ctx context.Context, c kubernetes.Interface) *clus
 		name := fmt.Sprintf("%s-n%d", cl.ns, n)
 		ip := netip.AddrFrom4([4]byte{192, 0, 100, byte(1 + n)})
 		cl.nodes, cl.ips = append(cl.nodes, name), append(cl.ips, ip)
-		node := kapitest.Node(name, kapitest.WithNodeIP(ip.String()),
-			kapitest.WithLabels(map[string]string{"ravel-lb": cl.ns}), kapitest.Ready(true))
+		node := kubeobj.Node(name, kubeobj.WithNodeIP(ip.String()),
+			kubeobj.WithLabels(map[string]string{"ravel-lb": cl.ns}), kubeobj.Ready(true))
 		if _, err := c.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
@@ -86,8 +86,8 @@ func newCluster(t *testing.T, ctx context.Context, c kubernetes.Interface) *clus
 			s.eps = append(s.eps, endpoint{addr: epAddr(i, n), node: n % soakNodes, ready: true})
 		}
 		s.serial = len(s.eps)
-		if _, err := c.CoreV1().Services(cl.ns).Create(ctx, kapitest.Service(cl.ns, s.name,
-			kapitest.WithPort("http", servicePort, 8080)), metav1.CreateOptions{}); err != nil {
+		if _, err := c.CoreV1().Services(cl.ns).Create(ctx, kubeobj.Service(cl.ns, s.name,
+			kubeobj.WithPort("http", servicePort, 8080)), metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
 		got, err := c.DiscoveryV1().EndpointSlices(cl.ns).Create(ctx, cl.slice(s.name, "", s.eps), metav1.CreateOptions{})
@@ -102,11 +102,11 @@ func newCluster(t *testing.T, ctx context.Context, c kubernetes.Interface) *clus
 
 // slice is the EndpointSlice of service svc with eps, to write over resourceVersion rv.
 func (cl *cluster) slice(svc, rv string, eps []endpoint) *discoveryv1.EndpointSlice {
-	opts := []kapitest.EndpointSliceOption{kapitest.WithSlicePort("http", 8080)}
+	opts := []kubeobj.EndpointSliceOption{kubeobj.WithSlicePort("http", 8080)}
 	for _, e := range eps {
-		opts = append(opts, kapitest.WithEndpoint(e.addr.String(), cl.nodes[e.node], e.ready, e.ready, false))
+		opts = append(opts, kubeobj.WithEndpoint(e.addr.String(), cl.nodes[e.node], e.ready, e.ready, false))
 	}
-	sl := kapitest.EndpointSlice(cl.ns, svc, svc+"-1", opts...)
+	sl := kubeobj.EndpointSlice(cl.ns, svc, svc+"-1", opts...)
 	sl.ResourceVersion = rv
 	return sl
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ravel-lb/ravel/config"
+	"github.com/ravel-lb/ravel/kube"
 	"github.com/ravel-lb/ravel/netops"
 	"github.com/ravel-lb/ravel/netops/iptables"
 	"github.com/ravel-lb/ravel/reconcile"
@@ -36,6 +37,9 @@ type Realserver struct {
 	// retired are VIPs a reload removed from vipPool, owned until a sync unbound them (as
 	// in Director).
 	retired map[netip.Addr]bool
+
+	// nodeMissing is whether the last snapshot lacked this node (owned by Sync's caller, Run).
+	nodeMissing bool
 }
 
 // NewRealserver returns the role; snaps may be nil (static config: VIPs and ARP only).
@@ -144,6 +148,7 @@ func (r *Realserver) Sync(ctx context.Context) (err error) {
 	summary, err = r.converge(cfg, owned, desired)
 	errs = append(errs, err)
 	var snap = r.snaps.getOrNil()
+	r.checkNode(snap)
 	rs := chains.Render(chains.Options{Chain: cfg.IPTables.Chain, Masquerade: cfg.IPTables.Masquerade},
 		reconcile.LocalServices(cfg, snap, r.node))
 	tstart := time.Now()
@@ -194,4 +199,29 @@ func (r *Realserver) Cleanup(ctx context.Context) error {
 	}
 	r.log.Info("realserver role cleaned up", "errors", len(errs))
 	return errors.Join(errs...)
+}
+
+// checkNode says when this node's name is not in the snapshot, where it would find its own
+// endpoints: kubelet registers the lowercased hostname, so a --node-name or node.name that
+// differs (in case, or a typo) makes the role serve nothing, silently until now. One log line
+// per change, the status's nodeProblem, and /readyz not ready while it lasts.
+func (r *Realserver) checkNode(snap *kube.Snapshot) {
+	if snap == nil {
+		return
+	}
+	_, ok := snap.Nodes[r.node.Name]
+	if ok == !r.nodeMissing {
+		return
+	}
+	r.nodeMissing = !ok
+	problem := ""
+	if !ok {
+		problem = fmt.Sprintf("node %q is not in the Kubernetes snapshot: no local service is served (set node.name or --node-name to the name kubelet registered)", r.node.Name)
+		r.log.Warn("this node is not in the Kubernetes snapshot; no local service is served", "node", r.node.Name, "nodes", len(snap.Nodes))
+	} else {
+		r.log.Info("this node is in the Kubernetes snapshot now", "node", r.node.Name)
+	}
+	if r.status != nil {
+		r.status.SetNodeProblem(problem)
+	}
 }

@@ -17,6 +17,9 @@ type Report struct {
 	// Ready mirrors /readyz; NotReady says why not.
 	Ready    bool   `json:"ready"`
 	NotReady string `json:"notReady,omitempty"`
+	// NodeProblem says why this node's own services cannot be served: its name is not in the
+	// Kubernetes snapshot (realserver role). It also makes /readyz not ready.
+	NodeProblem string `json:"nodeProblem,omitempty"`
 
 	Config     ConfigReport  `json:"config"`
 	LastReload *ReloadReport `json:"lastReload,omitempty"`
@@ -176,6 +179,13 @@ func (s *Status) markSyncedLocked() {
 // stands by for its director): systemd's READY=1.
 func (s *Status) Synced() <-chan struct{} { return s.synced }
 
+// SetNodeProblem records why this node's services cannot be served ("" when they can).
+func (s *Status) SetNodeProblem(p string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.r.NodeProblem = p
+}
+
 // Ready reports readiness: a config is loaded (always, once the daemon runs), the first sync is
 // done, and the last successful one (or the last standby check) is recent.
 func (s *Status) Ready() (bool, string) {
@@ -187,6 +197,9 @@ func (s *Status) Ready() (bool, string) {
 func (s *Status) readyLocked() (bool, string) {
 	if !s.syncedDone {
 		return false, "first sync not done yet"
+	}
+	if s.r.NodeProblem != "" {
+		return false, s.r.NodeProblem
 	}
 	last := s.r.LastSuccessfulSync
 	if s.standbyAt.After(last) {

@@ -19,7 +19,7 @@ type Coordinator struct {
 	wg  sync.WaitGroup
 }
 
-// ListenCoordinator binds every port on host (all addresses when host is ""). If any one
+// ListenCoordinator binds every port on host (coordinator.listen, loopback by default). If any one
 // cannot be bound it closes the others and fails: a director that realservers cannot see must
 // not run, or they would take over beside it.
 func ListenCoordinator(host string, ports []int) (*Coordinator, error) {

@@ -10,10 +10,18 @@ import (
 	"github.com/ravel-lb/ravel/daemon"
 )
 
-// coordinatorHost is where a realserver looks for the director's coordinator port: by default
-// the director process on this same node (a director node that also serves as realserver takes
-// the realserver role only while its director is gone).
-var coordinatorHost = "127.0.0.1"
+// coordinatorHost is where a realserver looks for the director's coordinator port; empty means
+// coordinator.listen, where the director process on this same node listens (a director node
+// that also serves as realserver takes the realserver role only while its director is gone).
+var coordinatorHost = ""
+
+// coordinatorProbeHost is the host a realserver probes: the flag, else coordinator.listen.
+func coordinatorProbeHost(cfg *configT) string {
+	if coordinatorHost != "" {
+		return coordinatorHost
+	}
+	return cfg.Coordinator.Listen.String()
+}
 
 func runRealserver(ctx context.Context, env *runEnv) error {
 	cfg, log := env.cfg, env.log
@@ -53,7 +61,7 @@ func runRealserver(ctx context.Context, env *runEnv) error {
 	})
 	env.startReloads(ctx)
 	w := &daemon.Watcher{
-		Addr:            net.JoinHostPort(coordinatorHost, strconv.Itoa(cfg.Coordinator.Ports[0])),
+		Addr:            net.JoinHostPort(coordinatorProbeHost(cfg), strconv.Itoa(cfg.Coordinator.Ports[0])),
 		Interval:        time.Second,
 		FailoverTimeout: cfg.Coordinator.FailoverTimeout.D(),
 		Role:            daemon.NewRoleController(rs),

@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/netip"
 	"strconv"
 	"time"
 
 	"github.com/ravel-lb/ravel/daemon"
+	"github.com/ravel-lb/ravel/netops"
 )
 
 // coordinatorHost is where a realserver looks for the director's coordinator port; empty means
@@ -21,6 +23,24 @@ func coordinatorProbeHost(cfg *configT) string {
 		return coordinatorHost
 	}
 	return cfg.Coordinator.Listen.String()
+}
+
+// isLocal reports whether host is an address of this machine, whose /proc shows its sockets.
+func isLocal(host string) bool {
+	a, err := netip.ParseAddr(host)
+	if err != nil {
+		return false // a host name: another machine's director
+	}
+	if a.IsLoopback() {
+		return true
+	}
+	addrs, _ := net.InterfaceAddrs()
+	for _, ia := range addrs {
+		if p, err := netip.ParsePrefix(ia.String()); err == nil && p.Addr().Unmap() == a.Unmap() {
+			return true
+		}
+	}
+	return false
 }
 
 func runRealserver(ctx context.Context, env *runEnv) error {
@@ -68,6 +88,10 @@ func runRealserver(ctx context.Context, env *runEnv) error {
 		Log:             log,
 		Metrics:         env.m,
 		Status:          env.status,
+	}
+	if isLocal(coordinatorProbeHost(cfg)) {
+		// Any uid may listen on this node's ports: only root's listener is the director.
+		w.Sockets = netops.ProcSockets{}
 	}
 	log.Info("realserver waiting for the director to be gone before taking over", "coordinator", w.Addr, "failover_timeout", w.FailoverTimeout)
 	return w.Run(ctx)

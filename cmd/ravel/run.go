@@ -180,7 +180,7 @@ func runDirector(ctx context.Context, env *runEnv) error {
 			garp = g
 		}
 	}
-	coord, err := daemon.ListenCoordinator(cfg.Coordinator.Listen.String(), cfg.Coordinator.Ports)
+	coord, err := daemon.ListenCoordinator(cfg.Coordinator.Listen.String(), cfg.Coordinator.Ports, netops.ProcSockets{})
 	if err != nil {
 		return &exitError{exitInvalid, fmt.Errorf("refusing to start: %w", err)}
 	}

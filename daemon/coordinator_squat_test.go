@@ -19,17 +19,24 @@ func squatSockets(ap string, uid uint32) *netops.FakeSockets {
 	}
 }
 
+// answering listens on a free port of 127.0.0.1 until the test ends and returns the port.
+func answering(t *testing.T) int {
+	t.Helper()
+	port := freePorts(t, 1)[0]
+	c, err := ListenCoordinator("127.0.0.1", []int{port}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return port
+}
+
 // TestWatcherRejectsSquatter: a listener on the coordinator port that root does not own is no
 // director. The role starts after FailoverTimeout as if nothing listened, and the squatter is
 // logged once (with its uid and process), not on every probe.
 func TestWatcherRejectsSquatter(t *testing.T) {
 	const interval, failover = 10 * time.Millisecond, 50 * time.Millisecond
-	port := freePorts(t, 1)[0]
-	coord, err := ListenCoordinator("127.0.0.1", []int{port}, nil) // something answers
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer coord.Close()
+	port := answering(t) // something answers
 	var logs syncBuffer
 	role := NewRoleController(&countingLoop{})
 	w := &Watcher{Addr: addr(port), Interval: interval, FailoverTimeout: failover, Role: role,
@@ -55,12 +62,7 @@ func TestWatcherRejectsSquatter(t *testing.T) {
 
 // TestWatcherAcceptsRoot: a root-owned listener is the director: the role stays off.
 func TestWatcherAcceptsRoot(t *testing.T) {
-	port := freePorts(t, 1)[0]
-	coord, err := ListenCoordinator("127.0.0.1", []int{port}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer coord.Close()
+	port := answering(t)
 	w := &Watcher{Addr: addr(port), Interval: time.Second, Log: discard, Sockets: squatSockets(addr(port), 0)}
 	if !w.probe(context.Background()) {
 		t.Error("a root-owned coordinator listener was not taken for the director")
@@ -73,12 +75,7 @@ func TestWatcherAcceptsRoot(t *testing.T) {
 
 // TestCoordinatorBindErrorNamesHolder: a director that cannot bind names who holds the port.
 func TestCoordinatorBindErrorNamesHolder(t *testing.T) {
-	port := freePorts(t, 1)[0]
-	other, err := ListenCoordinator("127.0.0.1", []int{port}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.Close()
+	port := answering(t)
 	c, err := ListenCoordinator("127.0.0.1", []int{port}, squatSockets("0.0.0.0:"+strings.TrimPrefix(addr(port), "127.0.0.1:"), 65534))
 	if err == nil {
 		c.Close()

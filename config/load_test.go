@@ -72,6 +72,9 @@ var badFiles = []struct {
 	{"comments-only.bad.yaml", []string{
 		`testdata/comments-only.bad.yaml:1:1: the file is empty`,
 	}},
+	{"coordinator-listen.bad.yaml", []string{
+		`testdata/coordinator-listen.bad.yaml:6:11: coordinator.listen: "localhost" is not an IP address (host names are not resolved)`,
+	}},
 	{"coordinator-port-duplicate.bad.yaml", []string{
 		`testdata/coordinator-port-duplicate.bad.yaml:6:25: coordinator.ports[2]: port 44444 is already listed as coordinator.ports[0]`,
 	}},
@@ -631,7 +634,7 @@ func everyKey() schema.ClusterConfig {
 		},
 		Colocation:  "colocated",
 		IPVSSysctls: map[string]int{"conntrack": 1, "sloppy_tcp": 1, "expire_nodest_conn": 1},
-		Coordinator: schema.Coordinator{Ports: []int{44444, 44445}, FailoverTimeout: schema.Duration(3 * time.Second)},
+		Coordinator: schema.Coordinator{Listen: addr("10.0.0.10"), Ports: []int{44444, 44445}, FailoverTimeout: schema.Duration(3 * time.Second)},
 		IPTables:    schema.IPTables{Chain: "RAVEL_LB", Masquerade: true},
 		Management:  schema.Management{Port: 0},
 		ARP:         schema.ARP{Interval: schema.Duration(10 * time.Second)},

@@ -6,9 +6,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
+
+	"github.com/ravel-lb/ravel/netops"
 )
 
 // Coordinator is the director's side of failover: it listens on every coordinator port, and a
@@ -19,16 +23,17 @@ type Coordinator struct {
 	wg  sync.WaitGroup
 }
 
-// ListenCoordinator binds every port on host (all addresses when host is ""). If any one
+// ListenCoordinator binds every port on host (coordinator.listen, loopback by default). If any one
 // cannot be bound it closes the others and fails: a director that realservers cannot see must
-// not run, or they would take over beside it.
-func ListenCoordinator(host string, ports []int) (*Coordinator, error) {
+// not run, or they would take over beside it. The error names the process holding the port
+// when who (may be nil) can find it.
+func ListenCoordinator(host string, ports []int, who netops.Sockets) (*Coordinator, error) {
 	c := &Coordinator{}
 	for _, p := range ports {
 		ln, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(p)))
 		if err != nil {
 			c.Close()
-			return nil, fmt.Errorf("coordinator port %d: %w", p, err)
+			return nil, fmt.Errorf("coordinator port %d: %w%s", p, err, heldBy(who, host, p))
 		}
 		c.lns = append(c.lns, ln)
 		c.wg.Add(1)
@@ -73,6 +78,11 @@ type Watcher struct {
 	Log             *slog.Logger
 	Metrics         *Metrics
 	Status          *Status // may be nil
+	// Sockets, when set, tells who owns the listener that answers: only a root-owned one is
+	// the director. Nil trusts any listener (a director on another machine).
+	Sockets netops.Sockets
+
+	squat string // the squatter last logged, "" when none; owned by Run's goroutine
 }
 
 // Run probes until ctx ends. At start the director is presumed present, so a realserver never
@@ -133,8 +143,85 @@ func (w *Watcher) probe(ctx context.Context) bool {
 	d := net.Dialer{Timeout: min(w.Interval, 500*time.Millisecond)}
 	conn, err := d.DialContext(ctx, "tcp", w.Addr)
 	if err != nil {
+		w.noteSquat("", nil)
 		return false
 	}
 	conn.Close()
-	return true
+	if w.Sockets == nil {
+		return true
+	}
+	squat, err := w.squatter()
+	w.noteSquat(squat, err)
+	return squat == "" && err == nil
+}
+
+// squatter describes the listeners on the coordinator address that root does not own ("" when
+// there are none). Any uid can listen on a port above 1023, and a realserver that took such a
+// process for its director would stand down for good.
+func (w *Watcher) squatter() (string, error) {
+	ap, err := netip.ParseAddrPort(w.Addr)
+	if err != nil {
+		return "", fmt.Errorf("the coordinator address %q is not ip:port: %w", w.Addr, err)
+	}
+	ls, err := w.Sockets.Listeners(ap)
+	if err != nil {
+		return "", fmt.Errorf("reading the socket table: %w", err)
+	}
+	if len(ls) == 0 {
+		// It answered, yet nothing listens now: it left in between, or it is not in this
+		// network namespace. Either way nothing here vouches for it.
+		return "", errors.New("no listening socket found for the coordinator address")
+	}
+	var squats []string
+	for _, l := range ls {
+		if l.UID != 0 {
+			squats = append(squats, describeListener(w.Sockets, l))
+		}
+	}
+	return strings.Join(squats, "; "), nil
+}
+
+// noteSquat logs why a listener was not trusted, once per change of the reason.
+func (w *Watcher) noteSquat(squat string, err error) {
+	why := squat
+	if err != nil {
+		why = err.Error()
+	}
+	if why == w.squat {
+		return
+	}
+	w.squat = why
+	switch {
+	case err != nil:
+		w.Log.Warn("cannot tell who answers on the coordinator port: treating the director as gone", "coordinator", w.Addr, "err", err)
+	case squat != "":
+		w.Log.Warn("the coordinator port is held by a process not owned by root: treating the director as gone", "coordinator", w.Addr, "squatter", squat)
+	}
+}
+
+// heldBy describes, for a bind error, who listens on host:port; "" when who is nil or finds
+// nobody.
+func heldBy(who netops.Sockets, host string, port int) string {
+	a, err := netip.ParseAddr(host)
+	if who == nil || err != nil {
+		return ""
+	}
+	ls, err := who.Listeners(netip.AddrPortFrom(a, uint16(port)))
+	if err != nil || len(ls) == 0 {
+		return ""
+	}
+	held := make([]string, len(ls))
+	for i, l := range ls {
+		held[i] = describeListener(who, l)
+	}
+	return " (held by " + strings.Join(held, "; ") + ")"
+}
+
+// describeListener names a listening socket's owner, and its process when it can be found.
+func describeListener(who netops.Sockets, l netops.Listener) string {
+	s := fmt.Sprintf("uid %d", l.UID)
+	if h, ok := who.Holder(l.Inode); ok {
+		s += ", " + h.String()
+	}
+	return s + " on " + l.Addr.String()
 }

@@ -47,7 +47,7 @@ func dialable(port int) bool {
 // Close.
 func TestCoordinatorListensOnEveryPort(t *testing.T) {
 	ports := freePorts(t, 3)
-	c, err := ListenCoordinator("127.0.0.1", ports)
+	c, err := ListenCoordinator("127.0.0.1", ports, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +79,7 @@ func TestCoordinatorRefusesIfAnyPortTaken(t *testing.T) {
 			}
 			defer other.Close()
 
-			c, err := ListenCoordinator("127.0.0.1", ports)
+			c, err := ListenCoordinator("127.0.0.1", ports, nil)
 			if err == nil {
 				c.Close()
 				t.Fatal("ListenCoordinator succeeded with a port taken")
@@ -136,7 +136,7 @@ func (l *countingLoop) counts() (runs, cleanups int) {
 func TestWatcherFailover(t *testing.T) {
 	const interval, failover = 50 * time.Millisecond, 200 * time.Millisecond
 	ports := freePorts(t, 2)
-	coord, err := ListenCoordinator("127.0.0.1", ports)
+	coord, err := ListenCoordinator("127.0.0.1", ports, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,7 +175,7 @@ func TestWatcherFailover(t *testing.T) {
 	waitFor(t, "ravel_realserver_failovers_total 1", func() bool { return value(t, m.Failovers) == 1 })
 
 	// The director comes back on the same port.
-	coord, err = ListenCoordinator("127.0.0.1", ports)
+	coord, err = ListenCoordinator("127.0.0.1", ports, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -47,7 +47,9 @@ type Director struct {
 	snap       *kube.Snapshot
 	desired    *reconcile.State
 	drains     reconcile.Drains
-	fullResync bool // set after a failed apply: the next cycle reads the whole kernel state
+	fullResync bool              // set after a failed apply: the next cycle reads the whole kernel state
+	retry      reconcile.Backoff // when the next full resync after a failure may run
+	failure    map[string]string // the error last logged per failing step, until a sync succeeds
 	announced  map[netip.Addr]bool
 }
 
@@ -59,6 +61,8 @@ func NewDirector(cfg *config.Config, node reconcile.Node, k reconcile.Kernel, ga
 		retired:   map[netip.Addr]bool{},
 		vipSeries: map[netip.Addr]bool{},
 		announced: map[netip.Addr]bool{},
+		retry:     reconcile.Backoff{Min: time.Second, Max: 30 * time.Second},
+		failure:   map[string]string{},
 		reloads:   make(chan reloadRequest),
 	}
 }
@@ -175,7 +179,7 @@ func (d *Director) Run(ctx context.Context, snapshots <-chan *kube.Snapshot) err
 		case <-resync.C:
 			d.FullSync()
 		case <-drainTick.C:
-			if d.drains.Pending() > 0 || d.fullResync {
+			if d.drains.Pending() > 0 || d.retryDue() {
 				d.FullSync()
 			}
 		case <-arpC:
@@ -254,6 +258,29 @@ func (d *Director) OnSnapshot(s *kube.Snapshot) {
 	d.apply(plan, "partial", start)
 }
 
+// retryDue reports whether a failed apply should be retried now: an op the kernel refuses for
+// good would otherwise cost a full read and write of the kernel state every second.
+func (d *Director) retryDue() bool {
+	if !d.fullResync || !d.retry.Due(d.now()) {
+		return false
+	}
+	d.m.ApplyRetries.Inc()
+	return true
+}
+
+// failed records a failed step of a sync: the next cycle is a full resync, and the error is
+// logged only when it differs from the one last logged for that step.
+func (d *Director) failed(step, msg string, err error) {
+	d.fullResync = true
+	d.m.ApplyErrors.Inc()
+	if d.failure[step] == err.Error() {
+		d.log.Debug(msg, "err", err, "retry_in", d.retry.Delay())
+		return
+	}
+	d.failure[step] = err.Error()
+	d.log.Error(msg, "err", err)
+}
+
 // FullSync reads every owned object from the kernel, diffs it against the desired state and
 // repairs the difference (drift, drains, a previous failure).
 func (d *Director) FullSync() {
@@ -289,6 +316,12 @@ func (d *Director) FullSync() {
 	}
 	d.gauges(desired)
 	d.applyChains()
+	if d.fullResync {
+		d.retry.Failed(d.now())
+	} else {
+		d.retry.Succeeded()
+		clear(d.failure)
+	}
 }
 
 // applyChains programs the colocated director's local share. An isolated director given
@@ -301,10 +334,8 @@ func (d *Director) applyChains() {
 	}
 	if d.cfg.Colocation != schema.ColocationColocated {
 		if err := d.tables.Cleanup(context.Background()); err != nil {
-			d.fullResync = true
-			d.m.ApplyErrors.Inc()
 			d.m.IPTablesErrors.Inc()
-			d.log.Error("removing colocated iptables chains failed; next cycle is a full resync", "err", err)
+			d.failed("chains", "removing colocated iptables chains failed; next cycle is a full resync", err)
 		}
 		return
 	}
@@ -314,10 +345,8 @@ func (d *Director) applyChains() {
 	patch, err := d.tables.Apply(context.Background(), rs)
 	d.m.IPTablesDuration.Observe(time.Since(start).Seconds())
 	if err != nil {
-		d.fullResync = true
-		d.m.ApplyErrors.Inc()
 		d.m.IPTablesErrors.Inc()
-		d.log.Error("colocated iptables chains failed; next cycle is a full resync", "err", err)
+		d.failed("chains", "colocated iptables chains failed; next cycle is a full resync", err)
 		return
 	}
 	if !patch.Empty() {
@@ -346,9 +375,7 @@ func (d *Director) apply(plan *reconcile.Plan, kind string, start time.Time) {
 		d.log.Debug("plan", "kind", kind, "plan", plan.String())
 		if applyErr = reconcile.Apply(d.kernel, plan); applyErr != nil {
 			result = "error"
-			d.fullResync = true
-			d.m.ApplyErrors.Inc()
-			d.log.Error("apply failed; next cycle is a full resync", "err", applyErr)
+			d.failed("apply", "apply failed; next cycle is a full resync", applyErr)
 		}
 		for _, op := range plan.Ops {
 			d.m.Ops.WithLabelValues(op.Kind.String()).Inc()

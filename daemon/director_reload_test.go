@@ -78,6 +78,7 @@ ipvsSysctls:`)
 func TestDirectorReloadApplyFailureRetried(t *testing.T) {
 	f := newFakes()
 	d, _, m := newTestDirector(t, loadConfig(t, "director-static.yaml"), f, nil)
+	d.now = time.Now // Run's tickers are real: the retry backoff must see time pass
 	runDirector(t, d, nil)
 	waitFor(t, "the first sync", func() bool { return strings.Contains(f.ipvs.Dump(), "10.0.1.5:80 dr w=3") })
 

@@ -136,6 +136,7 @@ func TestDirectorRunRepairsWithoutWaitingForResync(t *testing.T) {
 		t.Fatalf("resync is %s: the test needs it long enough not to be what repairs", cfg.Resync)
 	}
 	d, _, m := newTestDirector(t, cfg, f, nil)
+	d.now = time.Now // Run's tickers are real: the retry backoff must see time pass
 	snaps := make(chan *kube.Snapshot)
 	stop := runDirector(t, d, snaps)
 

@@ -10,6 +10,7 @@ type Metrics struct {
 	SyncDuration     prometheus.Histogram
 	Ops              *prometheus.CounterVec // kind of op applied
 	ApplyErrors      prometheus.Counter
+	ApplyRetries     prometheus.Counter
 	ThresholdClamped prometheus.Counter
 	NoRealservers    prometheus.Gauge
 	VirtualServices  prometheus.Gauge
@@ -46,6 +47,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Time of one reconcile cycle: read, desired, diff and apply.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}),
 		Ops: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ravel_plan_ops_total",
 			Help: "Kernel operations applied, by kind."}, []string{"kind"}),
+		ApplyRetries: prometheus.NewCounter(prometheus.CounterOpts{Name: "ravel_apply_retries_total",
+			Help: "Full syncs run to retry a failed apply (backing off from 1s to 30s while it keeps failing)."}),
 		ApplyErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "ravel_apply_errors_total",
 			Help: "Operations the kernel refused; each schedules a full resync."}),
 		ThresholdClamped: prometheus.NewCounter(prometheus.CounterOpts{Name: "ravel_threshold_clamped_total",
@@ -94,7 +97,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Normalizations (warnings) in the running config, by field (list indices removed)."}, []string{"field"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.Syncs, m.SyncDuration, m.Ops, m.ApplyErrors, m.ThresholdClamped, m.NoRealservers,
+		reg.MustRegister(m.Syncs, m.SyncDuration, m.Ops, m.ApplyErrors, m.ApplyRetries, m.ThresholdClamped, m.NoRealservers,
 			m.VirtualServices, m.Destinations, m.VIPs, m.Draining, m.GARPSent, m.GARPErrors, m.LastSync,
 			m.RoleActive, m.Failovers, m.ChainWrites, m.IPTablesDuration, m.IPTablesErrors, m.DirectorPresent,
 			m.VIPServices, m.VIPDests, m.ReloadOK, m.ReloadOKTime, m.Reloads, m.ConfigInfo, m.Normalizations)

@@ -199,8 +199,9 @@ func RestartRequired(old, cfg *config.Config) []config.Finding {
 	if old.IPTables.Chain != cfg.IPTables.Chain {
 		add("iptables.chain", "the chain prefix ravel owns")
 	}
-	if !slices.Equal(old.Coordinator.Ports, cfg.Coordinator.Ports) || old.Coordinator.FailoverTimeout != cfg.Coordinator.FailoverTimeout {
-		add("coordinator", "the coordinator ports and failover timeout")
+	if old.Coordinator.Listen != cfg.Coordinator.Listen || !slices.Equal(old.Coordinator.Ports, cfg.Coordinator.Ports) ||
+		old.Coordinator.FailoverTimeout != cfg.Coordinator.FailoverTimeout {
+		add("coordinator", "the coordinator address, ports and failover timeout")
 	}
 	if old.Metrics.Listen != cfg.Metrics.Listen {
 		add("metrics.listen", "the metrics listener")

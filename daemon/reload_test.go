@@ -220,6 +220,7 @@ func TestRestartRequired(t *testing.T) {
 		{"name", "name: n1", "name: n2", "node"},
 		{"chain", "vipPool:", "iptables: {chain: OTHER}\nvipPool:", "iptables.chain"},
 		{"coordinator", "vipPool:", "coordinator: {ports: [44445]}\nvipPool:", "coordinator"},
+		{"coordinator listen", "vipPool:", "coordinator: {listen: 10.0.0.9}\nvipPool:", "coordinator"},
 		{"metrics", "vipPool:", "metrics: {listen: \"127.0.0.1:9\"}\nvipPool:", "metrics.listen"},
 		{"kubernetes", "vipPool:", "kubernetes: {kubeconfig: /k}\nvipPool:", "kubernetes"},
 		{"live: weight", "weight: 1", "weight: 2", ""},

@@ -1,6 +1,7 @@
 package schema
 
 import (
+	"net/netip"
 	"reflect"
 	"time"
 )
@@ -23,7 +24,7 @@ func Default() ClusterConfig {
 		},
 		Colocation:  ColocationIsolated,
 		IPVSSysctls: map[string]int{},
-		Coordinator: Coordinator{Ports: []int{44444}, FailoverTimeout: Duration(time.Second)},
+		Coordinator: Coordinator{Listen: netip.AddrFrom4([4]byte{127, 0, 0, 1}), Ports: []int{44444}, FailoverTimeout: Duration(time.Second)},
 		IPTables:    IPTables{Chain: "RAVEL"},
 		ARP:         ARP{Interval: Duration(5 * time.Second)},
 		Resync:      Duration(60 * time.Second),

@@ -216,6 +216,11 @@ const (
 
 // Coordinator configures how realservers notice a director's absence.
 type Coordinator struct {
+	// Listen is the one address the director binds its coordinator ports on: 127.0.0.1 by
+	// default, so that the ports answer neither on the VIPs nor from other machines. A
+	// realserver probes this address unless ravel run --coordinator-host names another, and
+	// trusts a local listener only when root owns it. A reload cannot change it.
+	Listen netip.Addr `yaml:"listen" json:"listen"`
 	// Ports the director listens on; realservers probe the first.
 	Ports []int `yaml:"ports" json:"ports" validate:"min=1,dive,port" schema:"unique"`
 	// FailoverTimeout is how long the director must be gone before realservers take over.

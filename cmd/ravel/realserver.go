@@ -4,16 +4,44 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/netip"
 	"strconv"
 	"time"
 
 	"github.com/ravel-lb/ravel/daemon"
+	"github.com/ravel-lb/ravel/netops"
 )
 
-// coordinatorHost is where a realserver looks for the director's coordinator port: by default
-// the director process on this same node (a director node that also serves as realserver takes
-// the realserver role only while its director is gone).
-var coordinatorHost = "127.0.0.1"
+// coordinatorHost is where a realserver looks for the director's coordinator port; empty means
+// coordinator.listen, where the director process on this same node listens (a director node
+// that also serves as realserver takes the realserver role only while its director is gone).
+var coordinatorHost = ""
+
+// coordinatorProbeHost is the host a realserver probes: the flag, else coordinator.listen.
+func coordinatorProbeHost(cfg *configT) string {
+	if coordinatorHost != "" {
+		return coordinatorHost
+	}
+	return cfg.Coordinator.Listen.String()
+}
+
+// isLocal reports whether host is an address of this machine, whose /proc shows its sockets.
+func isLocal(host string) bool {
+	a, err := netip.ParseAddr(host)
+	if err != nil {
+		return false // a host name: another machine's director
+	}
+	if a.IsLoopback() {
+		return true
+	}
+	addrs, _ := net.InterfaceAddrs()
+	for _, ia := range addrs {
+		if p, err := netip.ParsePrefix(ia.String()); err == nil && p.Addr().Unmap() == a.Unmap() {
+			return true
+		}
+	}
+	return false
+}
 
 func runRealserver(ctx context.Context, env *runEnv) error {
 	cfg, log := env.cfg, env.log
@@ -53,13 +81,17 @@ func runRealserver(ctx context.Context, env *runEnv) error {
 	})
 	env.startReloads(ctx)
 	w := &daemon.Watcher{
-		Addr:            net.JoinHostPort(coordinatorHost, strconv.Itoa(cfg.Coordinator.Ports[0])),
+		Addr:            net.JoinHostPort(coordinatorProbeHost(cfg), strconv.Itoa(cfg.Coordinator.Ports[0])),
 		Interval:        time.Second,
 		FailoverTimeout: cfg.Coordinator.FailoverTimeout.D(),
 		Role:            daemon.NewRoleController(rs),
 		Log:             log,
 		Metrics:         env.m,
 		Status:          env.status,
+	}
+	if isLocal(coordinatorProbeHost(cfg)) {
+		// Any uid may listen on this node's ports: only root's listener is the director.
+		w.Sockets = netops.ProcSockets{}
 	}
 	log.Info("realserver waiting for the director to be gone before taking over", "coordinator", w.Addr, "failover_timeout", w.FailoverTimeout)
 	return w.Run(ctx)

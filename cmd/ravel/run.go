@@ -111,7 +111,7 @@ RELOADING=1/READY=1 around each reload and STOPPING=1 on stop.`,
 	}
 	c.Flags().StringVarP(&file, "config", "c", "/etc/ravel/ravel.yaml", "ClusterConfig file")
 	c.Flags().BoolVar(&watch, "watch-config", true, "reload when the config file changes (SIGHUP always reloads)")
-	c.Flags().StringVar(&coordinatorHost, "coordinator-host", coordinatorHost, "realserver: host whose first coordinator port is probed to tell whether the director is alive")
+	c.Flags().StringVar(&coordinatorHost, "coordinator-host", coordinatorHost, "realserver: host whose first coordinator port is probed to tell whether the director is alive (default: coordinator.listen)")
 	c.Flags().StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	c.Flags().StringVar(&logLevel, "log-level", "info", "log level: debug (adds every plan in full), info, warn or error")
 	nf.register(c.Flags())
@@ -187,7 +187,7 @@ func runDirector(ctx context.Context, env *runEnv) error {
 			garp = g
 		}
 	}
-	coord, err := daemon.ListenCoordinator("", cfg.Coordinator.Ports)
+	coord, err := daemon.ListenCoordinator(cfg.Coordinator.Listen.String(), cfg.Coordinator.Ports, netops.ProcSockets{})
 	if err != nil {
 		return &exitError{exitInvalid, fmt.Errorf("refusing to start: %w", err)}
 	}

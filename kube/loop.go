@@ -186,6 +186,13 @@ func (s *Source) buildNodes() map[string]Node {
 // publish hands snap to the consumer. An unread older snapshot is replaced, and its Changed and
 // NodesChanged are merged into snap so that the consumer misses nothing.
 func (s *Source) publish(snap *Snapshot, now time.Time, latency float64) {
+	// The metrics first: a consumer that reads the snapshot and then the gauges (a test, or a
+	// scraper timed by a log line) must see them for this snapshot, not the one before.
+	held := len(s.loop.holds)
+	if s.loop.holds[nodesKey] != nil {
+		held--
+	}
+	s.m.publishedSnapshot(float64(now.UnixNano())/1e9, snap.Stale, held, latency)
 	select {
 	case s.out <- snap:
 	default:
@@ -200,11 +207,6 @@ func (s *Source) publish(snap *Snapshot, now time.Time, latency float64) {
 		s.out <- snap // only this goroutine sends: the slot is free
 	}
 	s.loop.prev = snap
-	held := len(s.loop.holds)
-	if s.loop.holds[nodesKey] != nil {
-		held--
-	}
-	s.m.publishedSnapshot(float64(now.UnixNano())/1e9, snap.Stale, held, latency)
 }
 
 // logChanges logs each status change of a service (not every snapshot), node changes, and

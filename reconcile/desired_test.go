@@ -22,9 +22,9 @@ func TestDesiredStatic(t *testing.T) {
 		{
 			name: "weights as configured, dr by default, wrr by default",
 			cfg: []cfgOpt{withService("web", "10.0.0.1:80",
-				withBackend("10.0.1.5", 3), withBackend("10.0.1.6", 1), withBackend("10.0.1.7:8080", 0))},
+				withBackend("10.0.1.5", 3), withBackend("10.0.1.6", 1), withBackend("10.0.1.7", 0))},
 			want: makeState(withVS("tcp 10.0.0.1:80", named("web"), sched("wrr"),
-				dests(dest("10.0.1.5:80", 3), dest("10.0.1.6:80", 1), dest("10.0.1.7:8080", 0)))),
+				dests(dest("10.0.1.5:80", 3), dest("10.0.1.6:80", 1), dest("10.0.1.7:80", 0)))),
 		},
 		{
 			name: "unset weight is 1",

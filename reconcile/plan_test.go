@@ -58,7 +58,8 @@ func TestPlanStringGolden(t *testing.T) {
 	})
 	t.Run("config-change", func(t *testing.T) {
 		// The operator removed dns, moved web to sh, replaced a backend, switched the unnamed
-		// service from nat to dr and changed a sysctl; a VIP of the previous pool is still
+		// service from nat (port 80 behind 8080) to dr (which cannot rewrite ports, so the
+		// backend moves to 8080) and changed a sysctl; a VIP of the previous pool is still
 		// bound, and a destination left at weight 0 by an earlier run has drained for a minute.
 		cfg2 := makeConfig(t,
 			withKubernetes(false),
@@ -67,7 +68,7 @@ func TestPlanStringGolden(t *testing.T) {
 				withBackend("10.0.1.5", 3), withBackend("10.0.1.7", 1), withThresholds(1000, 200)),
 			withService("api", "10.54.213.248:443", withForwarding("tunnel"), withScheduler("mh"), withFlags("mh-fallback", "mh-port"),
 				withKube("prod", "api", "https")),
-			withService("", "10.54.213.249:8080", withForwarding("dr"), withBackend("10.0.2.1:80", 2)),
+			withService("", "10.54.213.249:8080", withForwarding("dr"), withBackend("10.0.2.1:8080", 2)),
 			withPool("10.54.213.250"))
 		desired2, _ := Desired(cfg2, snapA, director)
 		actual := copyState(desiredA)

@@ -145,14 +145,16 @@ var SchedulerFlags = map[string]string{
 // nil list or nil number) inherits from defaults.ipvs.
 type IPVSOptions struct {
 	// Scheduler is the IPVS scheduler: rr wrr lc wlc lblc lblcr dh sh sed nq fo ovf mh. An
-	// unknown value becomes wrr, with a warning.
+	// unknown value becomes wrr, with a warning. Under sh and dh a weight-0 destination is
+	// not programmed, and under dh a leaving one is deleted without a drain (see "Weight 0
+	// and the schedulers").
 	Scheduler string `yaml:"scheduler,omitempty" json:"scheduler,omitempty" validate:"-" schema:"enum=Schedulers,normalized"`
 	// Forwarding is the forwarding method: dr (direct routing), tunnel (IPIP) or nat
 	// (masquerading). An unknown value becomes dr, with a warning.
 	Forwarding string `yaml:"forwarding,omitempty" json:"forwarding,omitempty" validate:"-" schema:"enum=Forwardings,normalized"`
 	// Flags are scheduler flags: sh-fallback and sh-port for sh, mh-fallback and mh-port for
 	// mh. Unknown flags, repeated flags and flags of another scheduler are dropped, with a
-	// warning.
+	// warning. sh-fallback and mh-fallback are always set, listed or not.
 	Flags []string `yaml:"flags" json:"flags" validate:"-" schema:"enum=SchedulerFlags,unique,normalized"`
 	// UpperThreshold (X) is the service's total connection limit, split across realservers in
 	// proportion to weight; 0 means none.

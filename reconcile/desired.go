@@ -3,6 +3,7 @@ package reconcile
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 
 	"github.com/ravel-lb/ravel/config"
@@ -111,6 +112,7 @@ func desiredService(cfg *config.Config, i int, snap *kube.Snapshot, elig eligibl
 		b, _ := netops.ParseSchedFlag(f)
 		flags |= b
 	}
+	flags = serviceFlags(o.Scheduler, flags)
 
 	dests := scratch[:0]
 	switch {
@@ -134,6 +136,10 @@ func desiredService(cfg *config.Config, i int, snap *kube.Snapshot, elig eligibl
 	total := 0
 	for _, d := range dests {
 		total += d.weight
+	}
+	if SchedZeroPolicy(o.Scheduler).Omit {
+		// sh and dh would give a weight-0 destination a hash bucket (see ZeroPolicy).
+		dests = slices.DeleteFunc(dests, func(d wdest) bool { return d.weight == 0 })
 	}
 	if total == 0 && notes != nil {
 		*notes = append(*notes, Note{Service: label, Kind: "no-realservers", Message: "no destination has a non-zero weight: the VIP stays bound but the service has no realservers"})

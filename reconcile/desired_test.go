@@ -53,9 +53,9 @@ func TestDesiredStatic(t *testing.T) {
 				dests(dest("10.0.1.5:80", 1)))),
 		},
 		{
-			name: "mh-port alone is SCHED2; a flag of another scheduler is dropped",
+			name: "mh-port is SCHED2, mh-fallback is always set; a flag of another scheduler is dropped",
 			cfg:  []cfgOpt{withService("web", "10.0.0.1:80", withScheduler("mh"), withFlags("mh-port", "sh-fallback"), withBackend("10.0.1.5", 1))},
-			want: makeState(withVS("tcp 10.0.0.1:80", named("web"), sched("mh"), flags(netops.FlagSched2),
+			want: makeState(withVS("tcp 10.0.0.1:80", named("web"), sched("mh"), flags(netops.FlagSched1|netops.FlagSched2),
 				dests(dest("10.0.1.5:80", 1)))),
 		},
 		{
@@ -214,8 +214,8 @@ func TestDesiredKubernetes(t *testing.T) {
 				withProtocols("tcp", "udp"), withScheduler("mh"), withFlags("mh-port"), withForwarding("tunnel"))},
 			snap: makeSnapshot(withNode("n1", "10.1.0.1"), withPods(web, "n1", 2, 0)),
 			want: makeState(
-				withVS("tcp 10.0.0.1:80", named("web"), sched("mh"), flags(netops.FlagSched2), dests(dest("10.1.0.1:80", 2, fwd(netops.ForwardTunnel)))),
-				withVS("udp 10.0.0.1:80", named("web"), sched("mh"), flags(netops.FlagSched2), dests(dest("10.1.0.1:80", 2, fwd(netops.ForwardTunnel))))),
+				withVS("tcp 10.0.0.1:80", named("web"), sched("mh"), flags(netops.FlagSched1|netops.FlagSched2), dests(dest("10.1.0.1:80", 2, fwd(netops.ForwardTunnel)))),
+				withVS("udp 10.0.0.1:80", named("web"), sched("mh"), flags(netops.FlagSched1|netops.FlagSched2), dests(dest("10.1.0.1:80", 2, fwd(netops.ForwardTunnel))))),
 		},
 		{
 			name: "static and Kubernetes services side by side",

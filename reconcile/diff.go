@@ -165,6 +165,12 @@ func (b *builder) service(d, a *VirtualService, actual *State, opts DiffOptions)
 		}
 		// Leaving: drain first, delete later.
 		ref := DestRef{d.ServiceKey, dk}
+		if !SchedZeroPolicy(d.Scheduler).CanDrain() {
+			// At weight 0 it would keep its hash bucket and refuse every new client hashed
+			// there (under dh: every client of the VIP) until the drain ends.
+			b.add(Op{Kind: OpDelDest, Name: d.Name, Service: d.Service, Dest: ad, Reason: "dh cannot drain: weight 0 refuses its clients"})
+			continue
+		}
 		if ad.Weight != 0 {
 			drained := ad
 			drained.Weight = 0

@@ -147,15 +147,17 @@ var SchedulerFlags = map[string]string{
 // nil list or nil number) inherits from defaults.ipvs.
 type IPVSOptions struct {
 	// Scheduler is the IPVS scheduler: rr wrr lc wlc lblc lblcr dh sh sed nq fo ovf mh. Case
-	// is ignored (WRR is wrr); an unknown value becomes wrr, with a warning.
+	// is ignored (WRR is wrr); an unknown value becomes wrr, with a warning. Under sh and dh a
+	// weight-0 destination is not programmed, and under dh a leaving one is deleted without a
+	// drain (see "Weight 0 and the schedulers").
 	Scheduler string `yaml:"scheduler,omitempty" json:"scheduler,omitempty" validate:"-" schema:"enum=Schedulers,normalized,anycase"`
 	// Forwarding is the forwarding method: dr (direct routing), tunnel (IPIP) or nat
 	// (masquerading). Case is ignored (NAT is nat); an unknown value becomes dr, with a warning.
 	// nat is refused for a service with a kubernetes target (static backends only).
 	Forwarding string `yaml:"forwarding,omitempty" json:"forwarding,omitempty" validate:"-" schema:"enum=Forwardings,normalized,anycase"`
 	// Flags are scheduler flags: sh-fallback and sh-port for sh, mh-fallback and mh-port for
-	// mh, in any case. Unknown flags, repeated flags and flags of another scheduler are dropped, with a
-	// warning.
+	// mh, in any case. Unknown flags, repeated flags and flags of another scheduler are
+	// dropped, with a warning. sh-fallback and mh-fallback are always set, listed or not.
 	Flags []string `yaml:"flags" json:"flags" validate:"-" schema:"enum=SchedulerFlags,unique,normalized,anycase"`
 	// UpperThreshold (X) is the service's total connection limit, split across realservers in
 	// proportion to weight; 0 means none.

@@ -277,11 +277,12 @@ NOCAP_PID=$BG_PID
 log "director without net_admin in nocap (pid $NOCAP_PID), bounding set $NEG_BSET"
 
 # IPVS, exactly.
+# (sh-fallback below: ravel always sets it for sh; docs/config.md, "Weight 0 and the schedulers".)
 want_ipvs=$(sort <<EOF
 -A -t $VIP:80 -s wrr
 -a -t $VIP:80 -r $RS1_IP:80 -g -w 3
 -a -t $VIP:80 -r $RS2_IP:80 -g -w 1
--A -t $VIP2:80 -s sh -b sh-port
+-A -t $VIP2:80 -s sh -b sh-fallback,sh-port
 -a -t $VIP2:80 -r $RS1_IP:80 -i -w 1 --tun-type ipip
 -a -t $VIP2:80 -r $RS2_IP:80 -i -w 1 --tun-type ipip
 EOF

@@ -68,11 +68,10 @@ func (d *decoder) checkCrossField(c *schema.ClusterConfig) {
 	if c.Node.Role == schema.RoleBGP {
 		d.errAt("node.role", "role bgp is not implemented yet by this ravel")
 	}
-	if c.Management.Port > 0 && c.Management.Port <= 65535 {
-		// Refused rather than ignored: an operator who sets it expects a service ravel does
-		// not program yet.
-		d.errAt("management.port", "the management service is not implemented yet by this ravel: leave management.port at 0")
-	}
+	d.checkHealth(&c.Health)
+	d.checkHealthCheck("defaults.healthCheck", &c.Defaults.HealthCheck, false)
+	d.checkCheckTiming("defaults.healthCheck", c.Defaults.HealthCheck.Interval.D(), c.Defaults.HealthCheck.Timeout.D(), true, true)
+	d.checkManagement(c, seen)
 	if reChain.MatchString(c.IPTables.Chain) {
 		// The pattern covers length and characters; the chains package also refuses
 		// prefixes that would own another program's chains (KUBE-*, DOCKER*, cali-*, ...),

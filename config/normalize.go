@@ -165,6 +165,7 @@ func (d *decoder) resolveService(c *schema.ClusterConfig, i int) {
 		}
 	}
 	d.checkBackendPorts(s, i, eff.Forwarding, own.Forwarding != "")
+	d.resolveHealthCheck(c, i)
 }
 
 // refuseNATForKubernetes reports services[i], a kubernetes target with forwarding nat, at its

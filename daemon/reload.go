@@ -206,6 +206,9 @@ func RestartRequired(old, cfg *config.Config) []config.Finding {
 	if old.Metrics.Listen != cfg.Metrics.Listen {
 		add("metrics.listen", "the metrics listener")
 	}
+	if old.Health.Listen != cfg.Health.Listen {
+		add("health.listen", "the health endpoint's listener")
+	}
 	if (old.Kubernetes == nil) != (cfg.Kubernetes == nil) {
 		add("kubernetes", "adding or removing the kubernetes section")
 	}

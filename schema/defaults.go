@@ -21,14 +21,19 @@ func Default() ClusterConfig {
 			Protocols:    []string{"tcp"},
 			IPVS:         IPVSOptions{Scheduler: "wrr", Forwarding: ForwardDR, Flags: []string{}, UpperThreshold: ptr(0), LowerThreshold: ptr(0)},
 			DrainTimeout: Duration(30 * time.Second),
+			HealthCheck: HealthCheck{Type: CheckNone, Path: "/", ExpectStatus: 200,
+				Interval: Duration(2 * time.Second), Timeout: Duration(time.Second), Rise: 2, Fall: 2},
 		},
 		Colocation:  ColocationIsolated,
 		IPVSSysctls: map[string]int{},
 		Coordinator: Coordinator{Listen: netip.AddrFrom4([4]byte{127, 0, 0, 1}), Ports: []int{44444}, FailoverTimeout: Duration(time.Second)},
 		IPTables:    IPTables{Chain: "RAVEL"},
-		ARP:         ARP{Interval: Duration(5 * time.Second)},
-		Resync:      Duration(60 * time.Second),
-		Metrics:     Metrics{Listen: "127.0.0.1:10234"},
+		Health: Health{Listen: ":10236", CheckRealservers: true, Interval: Duration(2 * time.Second),
+			Timeout: Duration(time.Second), Rise: 2, Fall: 2, MaxInFlight: 256},
+		Management: Management{Protocol: "tcp"},
+		ARP:        ARP{Interval: Duration(5 * time.Second)},
+		Resync:     Duration(60 * time.Second),
+		Metrics:    Metrics{Listen: "127.0.0.1:10234"},
 	}
 }
 

@@ -49,7 +49,9 @@ type ClusterConfig struct {
 	Coordinator Coordinator `yaml:"coordinator" json:"coordinator"`
 	// IPTables configures the realserver and colocation chains.
 	IPTables IPTables `yaml:"iptables" json:"iptables"`
-	// Management adds a service on this port on every VIP of the pool.
+	// Health configures the realservers' health endpoint and the director's checks of it.
+	Health Health `yaml:"health" json:"health"`
+	// Management adds a service on one port of every VIP of the pool.
 	Management Management `yaml:"management" json:"management"`
 	// ARP configures gratuitous ARP announcements of the director's VIPs.
 	ARP ARP `yaml:"arp" json:"arp"`
@@ -120,6 +122,9 @@ type Defaults struct {
 	// DrainTimeout is how long a leaving destination keeps weight 0 before it is deleted
 	// (it goes earlier once it has no active and no inactive connections).
 	DrainTimeout Duration `yaml:"drainTimeout" json:"drainTimeout"`
+	// HealthCheck is the check of each static backend of a service that does not set its
+	// own; type none (the default) checks nothing.
+	HealthCheck HealthCheck `yaml:"healthCheck" json:"healthCheck"`
 }
 
 // Schedulers the kernel offers (ip_vs_<name> modules).
@@ -186,6 +191,53 @@ type Service struct {
 	Backends []Backend `yaml:"backends,omitempty" json:"backends,omitempty" validate:"dive"`
 	// IPVS overrides defaults.ipvs for this service: each key it leaves out is inherited.
 	IPVS *IPVSOptions `yaml:"ipvs,omitempty" json:"ipvs,omitempty" schema:"inherit=defaults.ipvs"`
+	// HealthCheck overrides defaults.healthCheck for the static backends of this service:
+	// each key it leaves out is inherited. A kubernetes target is checked through the
+	// realservers' health endpoints instead (see health), and may not set it.
+	HealthCheck *HealthCheck `yaml:"healthCheck,omitempty" json:"healthCheck,omitempty" schema:"inherit=defaults.healthCheck"`
+	// SorryServer receives the service's new connections only while none of its backends
+	// passes its health check (static backends only).
+	SorryServer *SorryServer `yaml:"sorryServer,omitempty" json:"sorryServer,omitempty"`
+}
+
+// Health check types.
+const (
+	CheckTCP  = "tcp"
+	CheckHTTP = "http"
+	CheckNone = "none"
+)
+
+// HealthCheck is how the director checks a static backend. A backend that fails fall checks
+// in a row gets weight 0 (its connections drain, none is cut) until it passes rise in a row.
+// In a service, an unset key (empty or 0) inherits from defaults.healthCheck.
+type HealthCheck struct {
+	// Type is tcp (a connect), http (a GET whose status must be expectStatus) or none.
+	Type string `yaml:"type,omitempty" json:"type,omitempty" validate:"omitempty,oneof=tcp http none"`
+	// Port to check; unset means the backend's port.
+	Port int `yaml:"port,omitempty" json:"port,omitempty" validate:"port0"`
+	// Path of the http check's request; it starts with '/'. Default /.
+	Path string `yaml:"path,omitempty" json:"path,omitempty"`
+	// ExpectStatus is the HTTP status that counts as healthy, 100..599. Default 200.
+	ExpectStatus int `yaml:"expectStatus,omitempty" json:"expectStatus,omitempty" validate:"omitempty,min=100,max=599"`
+	// Host is the http check's Host header; empty means the backend's address.
+	Host string `yaml:"host,omitempty" json:"host,omitempty"`
+	// Interval between two checks of a backend. Default 2s.
+	Interval Duration `yaml:"interval,omitempty" json:"interval,omitempty"`
+	// Timeout of one check; it must be shorter than interval. Default 1s.
+	Timeout Duration `yaml:"timeout,omitempty" json:"timeout,omitempty"`
+	// Rise is how many checks in a row a failed backend must pass to get its weight back.
+	// Default 2.
+	Rise int `yaml:"rise,omitempty" json:"rise,omitempty" validate:"min=0"`
+	// Fall is how many checks in a row a backend must fail to get weight 0. Default 2.
+	Fall int `yaml:"fall,omitempty" json:"fall,omitempty" validate:"min=0"`
+}
+
+// SorryServer is where a service's new connections go while no backend is healthy.
+type SorryServer struct {
+	// Address of the sorry server (IPv4); loopback and link-local are refused.
+	Address netip.Addr `yaml:"address" json:"address" schema:"required"`
+	// Port of the sorry server; 0 means the service port. Another port needs forwarding nat.
+	Port int `yaml:"port,omitempty" json:"port,omitempty" validate:"port0"`
 }
 
 // KubeTarget names a port of a Kubernetes service.
@@ -238,11 +290,43 @@ type IPTables struct {
 	Masquerade bool `yaml:"masquerade" json:"masquerade"`
 }
 
-// Management configures the management service.
+// Health configures the realserver's health endpoint (Kubernetes mode) and the director's
+// checks of it. Static backends are checked by their services' healthCheck instead.
+type Health struct {
+	// Listen is host:port of the realserver's health endpoint, plain HTTP and read-only. An
+	// empty host means the address of node.interface. The director checks every realserver
+	// node's address at this port. A reload cannot change it.
+	Listen string `yaml:"listen" json:"listen" validate:"hostport"`
+	// CheckRealservers makes the director check each realserver node's endpoint and give a
+	// node weight 0 for the services it says it does not serve.
+	CheckRealservers bool `yaml:"checkRealservers" json:"checkRealservers"`
+	// Interval between two checks of a realserver node: one request per node, whatever the
+	// number of services.
+	Interval Duration `yaml:"interval" json:"interval"`
+	// Timeout of one check; it must be shorter than interval.
+	Timeout Duration `yaml:"timeout" json:"timeout"`
+	// Rise is how many good answers in a row give a node its weight back.
+	Rise int `yaml:"rise" json:"rise" validate:"min=1"`
+	// Fall is how many bad answers in a row give a node weight 0.
+	Fall int `yaml:"fall" json:"fall" validate:"min=1"`
+	// DrainDelay is how long a stopping realserver answers "draining" before it removes its
+	// rules; 0 means 2 × interval + 1s, time for the director to see it.
+	DrainDelay Duration `yaml:"drainDelay" json:"drainDelay"`
+	// MaxInFlight bounds the director's checks running at once (nodes and backends).
+	MaxInFlight int `yaml:"maxInFlight" json:"maxInFlight" validate:"min=1"`
+}
+
+// Management configures the management service (Ravel's autoconfigured service).
 type Management struct {
-	// Port of a TCP service on every VIP of vipPool; 0 means off. Reserved: this ravel does
-	// not implement the management service yet, so any other value is an error.
+	// Port of the service on every VIP of vipPool; 0 means off. A configured service on the
+	// same vip:port:protocol is an error.
 	Port int `yaml:"port" json:"port" validate:"port0off"`
+	// Protocol of the service: tcp or udp (udp needs a kubernetes target).
+	Protocol string `yaml:"protocol" json:"protocol" validate:"oneof=tcp udp"`
+	// Kubernetes names the service that backs port on every VIP. Without it, port goes to
+	// the realservers' health endpoints (with a kubernetes section), or the director answers
+	// it itself (static backends only): curl http://VIP:port/healthz names who answered.
+	Kubernetes *KubeTarget `yaml:"kubernetes,omitempty" json:"kubernetes,omitempty"`
 }
 
 // ARP configures gratuitous ARP.

@@ -222,7 +222,7 @@ func BenchmarkOneChange(b *testing.B) {
 				keys, notes = keys[:0], notes[:0]
 				for _, ref := range after.Changed {
 					for _, i := range byRef[ref] {
-						for _, vs := range DesiredService(cfg, i, after, node, &notes) {
+						for _, vs := range DesiredService(cfg, i, after, node, nil, &notes) {
 							desired.Services[vs.ServiceKey] = vs
 							keys = append(keys, vs.ServiceKey)
 						}

@@ -16,6 +16,9 @@ import (
 type Node struct {
 	Name string
 	Role string
+	// Health is where this node's realserver health endpoint listens (health.listen, its
+	// host resolved); the management service without a target is DNATed there.
+	Health netip.AddrPort
 }
 
 // Note is something Desired noticed and the caller should log (and count): a threshold clamped
@@ -30,6 +33,12 @@ type Note struct {
 // has no kubernetes section (or before the first snapshot: then Kubernetes-backed services
 // get no destinations but keep their VIP).
 func Desired(cfg *config.Config, snap *kube.Snapshot, node Node) (*State, []Note) {
+	return DesiredChecked(cfg, snap, node, nil)
+}
+
+// DesiredChecked is Desired with the director's health checks: a destination that fails its
+// check gets weight 0 (see gateHealth). h may be nil.
+func DesiredChecked(cfg *config.Config, snap *kube.Snapshot, node Node, h Health) (*State, []Note) {
 	st := NewState(cfg.Node.VIPInterface)
 	var notes []Note
 	for k, v := range cfg.IPVSSysctls {
@@ -47,23 +56,59 @@ func Desired(cfg *config.Config, snap *kube.Snapshot, node Node) (*State, []Note
 	elig := eligibleNodes(cfg, snap, node)
 	var scratch []wdest
 	st.Services = make(map[netops.ServiceKey]*VirtualService, len(cfg.Services))
-	for i := range cfg.Services {
-		var vss []*VirtualService
-		vss, scratch = desiredService(cfg, i, snap, elig, &notes, scratch)
+	in := inputs{cfg: cfg, snap: snap, elig: elig, health: h}
+	add := func(vss []*VirtualService) {
 		for _, vs := range vss {
 			st.Services[vs.ServiceKey] = vs
 			st.VIPs[vs.VIP] = true
+		}
+	}
+	for i := range cfg.Services {
+		var vss []*VirtualService
+		vss, scratch = in.service(&cfg.Services[i], &notes, scratch)
+		add(vss)
+	}
+	for _, s := range ManagementServices(cfg) {
+		var vss []*VirtualService
+		vss, scratch = in.service(&s, &notes, scratch)
+		add(vss)
+	}
+	if cfg.Management.Port > 0 {
+		// Every VIP of the pool answers the management port, services or not: the director
+		// binds them all (with static backends only, its own listener answers there).
+		for _, vip := range cfg.VIPPool {
+			st.VIPs[vip] = true
 		}
 	}
 	return st, notes
 }
 
 // DesiredService computes the virtual services (one per protocol) of cfg.Services[i]. It is
-// what Desired does per service, exposed so that a change to one Kubernetes service can be
-// recomputed without the others.
-func DesiredService(cfg *config.Config, i int, snap *kube.Snapshot, node Node, notes *[]Note) []*VirtualService {
-	vss, _ := desiredService(cfg, i, snap, eligibleNodes(cfg, snap, node), notes, nil)
+// what Desired does per service, exposed so that a change to one Kubernetes service (or one
+// health transition) can be recomputed without the others. h may be nil.
+func DesiredService(cfg *config.Config, i int, snap *kube.Snapshot, node Node, h Health, notes *[]Note) []*VirtualService {
+	in := inputs{cfg: cfg, snap: snap, elig: eligibleNodes(cfg, snap, node), health: h}
+	vss, _ := in.service(&cfg.Services[i], notes, nil)
 	return vss
+}
+
+// DesiredManagement computes the management services of every VIP (see ManagementServices).
+func DesiredManagement(cfg *config.Config, snap *kube.Snapshot, node Node, h Health, notes *[]Note) []*VirtualService {
+	in := inputs{cfg: cfg, snap: snap, elig: eligibleNodes(cfg, snap, node), health: h}
+	var out []*VirtualService
+	for _, s := range ManagementServices(cfg) {
+		vss, _ := in.service(&s, notes, nil)
+		out = append(out, vss...)
+	}
+	return out
+}
+
+// inputs are what every service's desired state is computed from.
+type inputs struct {
+	cfg    *config.Config
+	snap   *kube.Snapshot
+	elig   eligible
+	health Health
 }
 
 // eligible are the nodes of a snapshot that may be IPVS destinations, in name order.
@@ -97,10 +142,10 @@ type wdest struct {
 	weight int
 }
 
-// desiredService is DesiredService with the eligible nodes already known. It uses scratch
-// (which may be nil) for its temporary list and returns it for the next call.
-func desiredService(cfg *config.Config, i int, snap *kube.Snapshot, elig eligible, notes *[]Note, scratch []wdest) ([]*VirtualService, []wdest) {
-	s := &cfg.Services[i]
+// service computes the virtual services of s. It uses scratch (which may be nil) for its
+// temporary list and returns it for the next call.
+func (in *inputs) service(s *schema.Service, notes *[]Note, scratch []wdest) ([]*VirtualService, []wdest) {
+	snap, elig := in.snap, in.elig
 	label := s.Name
 	if label == "" {
 		label = fmt.Sprintf("%s:%d", s.VIP, s.Port)
@@ -120,6 +165,12 @@ func desiredService(cfg *config.Config, i int, snap *kube.Snapshot, elig eligibl
 		for _, b := range s.Backends {
 			dests = append(dests, wdest{key: netops.DestKey{Addr: b.Address, Port: uint16(b.Port)}, weight: *b.Weight})
 		}
+	case s.Kubernetes == nil && snap != nil:
+		// The management service without a target: every eligible node's health endpoint
+		// answers it (the realserver DNATs it there), one share each.
+		for _, a := range elig.addrs {
+			dests = append(dests, wdest{key: netops.DestKey{Addr: a, Port: uint16(s.Port)}, weight: 1})
+		}
 	case s.Kubernetes != nil && snap != nil:
 		// Each eligible node weighted by its ready endpoints of the service (0 for none).
 		for _, a := range elig.addrs {
@@ -133,6 +184,13 @@ func desiredService(cfg *config.Config, i int, snap *kube.Snapshot, elig eligibl
 		}
 	}
 
+	held, allDown := gateHealth(in.health, s.VIP, uint16(s.Port), dests, s.Backends == nil, s.SorryServer != nil)
+	if held && notes != nil {
+		*notes = append(*notes, Note{Service: label, Kind: "health-hold", Message: "every realserver fails its health check: keeping the last healthy ones at their weights rather than emptying the service"})
+	}
+	if allDown && s.SorryServer != nil {
+		dests = append(dests, wdest{key: netops.DestKey{Addr: s.SorryServer.Address, Port: uint16(s.SorryServer.Port)}, weight: 1})
+	}
 	total := 0
 	for _, d := range dests {
 		total += d.weight

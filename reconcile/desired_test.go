@@ -263,7 +263,7 @@ func TestDesiredServiceMatchesDesired(t *testing.T) {
 	var notes []Note
 	got := map[netops.ServiceKey]*VirtualService{}
 	for i := range cfg.Services {
-		for _, vs := range DesiredService(cfg, i, snap, director, &notes) {
+		for _, vs := range DesiredService(cfg, i, snap, director, nil, &notes) {
 			got[vs.ServiceKey] = vs
 		}
 	}
@@ -274,7 +274,7 @@ func TestDesiredServiceMatchesDesired(t *testing.T) {
 		t.Errorf("notes (-Desired +DesiredService):\n%s", d)
 	}
 	// A nil notes pointer is allowed.
-	if vs := DesiredService(cfg, 0, snap, director, nil); len(vs) != 2 {
+	if vs := DesiredService(cfg, 0, snap, director, nil, nil); len(vs) != 2 {
 		t.Errorf("DesiredService with nil notes returned %d services, want 2", len(vs))
 	}
 }

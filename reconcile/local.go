@@ -36,9 +36,31 @@ func LocalServices(cfg *config.Config, snap *kube.Snapshot, node Node) []chains.
 		return nil
 	}
 	var out []chains.Service
-	for i := range cfg.Services {
-		s := &cfg.Services[i]
+	add := func(s *schema.Service, eps []netip.AddrPort, prob float64) {
+		for _, p := range s.Protocols {
+			proto, _ := netops.ParseProto(p)
+			out = append(out, chains.Service{
+				Name:        localName(s),
+				Key:         netops.ServiceKey{VIP: s.VIP, Port: uint16(s.Port), Proto: proto},
+				Endpoints:   eps,
+				Probability: prob,
+			})
+		}
+	}
+	mgmt := ManagementServices(cfg)
+	for i := range len(cfg.Services) + len(mgmt) {
+		var s *schema.Service
+		if i < len(cfg.Services) {
+			s = &cfg.Services[i]
+		} else {
+			s = &mgmt[i-len(cfg.Services)]
+		}
 		if s.Kubernetes == nil {
+			if s.Backends == nil && !colocated && node.Health.IsValid() {
+				// The management service without a target: this node's health endpoint
+				// answers it, so curl VIP:port/healthz names the node that got the request.
+				add(s, []netip.AddrPort{node.Health}, 1)
+			}
 			continue
 		}
 		ref := kube.ServiceRef{Namespace: s.Kubernetes.Namespace, Service: s.Kubernetes.Service, PortName: s.Kubernetes.PortName}
@@ -61,21 +83,17 @@ func LocalServices(cfg *config.Config, snap *kube.Snapshot, node Node) []chains.
 		for j, e := range local {
 			eps[j] = netip.AddrPortFrom(e.Address, e.Port)
 		}
-		name := s.Name
-		if name == "" {
-			name = fmt.Sprintf("%s/%s:%s", ref.Namespace, ref.Service, ref.PortName)
-		}
-		for _, p := range s.Protocols {
-			proto, _ := netops.ParseProto(p)
-			out = append(out, chains.Service{
-				Name:        name,
-				Key:         netops.ServiceKey{VIP: s.VIP, Port: uint16(s.Port), Proto: proto},
-				Endpoints:   eps,
-				Probability: prob,
-			})
-		}
+		add(s, eps, prob)
 	}
 	return out
+}
+
+// localName labels a local service in its chain's comment.
+func localName(s *schema.Service) string {
+	if s.Name != "" || s.Kubernetes == nil {
+		return s.Name
+	}
+	return fmt.Sprintf("%s/%s:%s", s.Kubernetes.Namespace, s.Kubernetes.Service, s.Kubernetes.PortName)
 }
 
 // RealserverDesired is the realserver role's addresses and sysctls: every service VIP bound
@@ -97,6 +115,13 @@ func RealserverDesired(cfg *config.Config) (st *State, tunnel bool) {
 		if s.IPVS.Forwarding == schema.ForwardTunnel {
 			tunnel = true
 		}
+	}
+	if cfg.Management.Port > 0 {
+		// The management service is on every VIP of the pool (see ManagementServices).
+		for _, vip := range cfg.VIPPool {
+			st.VIPs[vip] = true
+		}
+		tunnel = tunnel || cfg.Defaults.IPVS.Forwarding == schema.ForwardTunnel
 	}
 	for _, dev := range []string{"all", cfg.Node.Interface} {
 		st.Sysctls["net/ipv4/conf/"+dev+"/arp_ignore"] = strconv.Itoa(1)

@@ -81,6 +81,11 @@ type Watcher struct {
 	// Sockets, when set, tells who owns the listener that answers: only a root-owned one is
 	// the director. Nil trusts any listener (a director on another machine).
 	Sockets netops.Sockets
+	// Health, when set, is the node view the role's health endpoint serves: before the role
+	// stops (the director is back, or ravel stops), it answers "draining" for DrainDelay, so
+	// that directors give this node weight 0 while its rules still forward.
+	Health     *NodeHealth
+	DrainDelay time.Duration
 
 	squat string // the squatter last logged, "" when none; owned by Run's goroutine
 }
@@ -104,6 +109,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 		switch {
 		case alive && running:
 			w.Log.Info("director is back: stopping the realserver role", "coordinator", w.Addr)
+			w.drain(ctx)
 			if err := w.Role.Stop(ctx); err != nil {
 				w.Log.Error("stopping the realserver role", "err", err)
 			}
@@ -123,6 +129,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			if w.Role.Running() {
+				w.drain(context.WithoutCancel(ctx))
 				start := time.Now()
 				sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ShutdownTimeout)
 				err := w.Role.Stop(sctx)
@@ -137,6 +144,35 @@ func (w *Watcher) Run(ctx context.Context) error {
 		case <-t.C:
 		}
 	}
+}
+
+// drain answers "draining" on the health endpoint for DrainDelay while the rules stay, so the
+// directors' checks (every health.interval, fall in a row) take this node out before its
+// rules go. On a shutdown ctx has no cancel: a stopping realserver always drains.
+func (w *Watcher) drain(ctx context.Context) {
+	if w.Health == nil || w.DrainDelay <= 0 {
+		return
+	}
+	w.Health.SetDraining(true)
+	if w.Status != nil {
+		w.Status.SetDraining(true)
+	}
+	w.Metrics.RealserverDraining.Set(1)
+	w.Log.Info("draining: health endpoint answers 503 draining; rules stay until the delay ends", "drain_delay", w.DrainDelay)
+	t := time.NewTimer(w.DrainDelay)
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+		t.Stop()
+	}
+	w.Log.Info("drain delay over: removing the realserver rules")
+	defer func() {
+		w.Health.SetDraining(false)
+		if w.Status != nil {
+			w.Status.SetDraining(false)
+		}
+		w.Metrics.RealserverDraining.Set(0)
+	}()
 }
 
 func (w *Watcher) probe(ctx context.Context) bool {

@@ -51,7 +51,14 @@ type Director struct {
 	retry      reconcile.Backoff // when the next full resync after a failure may run
 	failure    map[string]string // the error last logged per failing step, until a sync succeeds
 	announced  map[netip.Addr]bool
+	checks     *Checks             // nil: no health checks
+	held       map[string]bool     // services under the all-failing hold, by label
+	mgmt       *ManagementListener // nil: the director never answers the management port
 }
+
+// SetManagement gives the director the listeners it answers management.port with (static
+// backends only). Call before Run.
+func (d *Director) SetManagement(m *ManagementListener) { d.mgmt = m }
 
 // NewDirector returns a director for cfg. garp may be nil (no ARP announcements).
 func NewDirector(cfg *config.Config, node reconcile.Node, k reconcile.Kernel, garp Announcer, log *slog.Logger, m *Metrics) *Director {
@@ -64,7 +71,36 @@ func NewDirector(cfg *config.Config, node reconcile.Node, k reconcile.Kernel, ga
 		retry:     reconcile.Backoff{Min: time.Second, Max: 30 * time.Second},
 		failure:   map[string]string{},
 		reloads:   make(chan reloadRequest),
+		held:      map[string]bool{},
 	}
+}
+
+// SetChecks gives the director its health checks; their results gate weights. Call before
+// Run, and run c.Run beside it.
+func (d *Director) SetChecks(c *Checks) {
+	d.checks = c
+	c.Sync(d.cfg, d.snap, d.node)
+}
+
+// reportHealth puts what fails its checks, and the held services, into the status.
+func (d *Director) reportHealth() {
+	if d.status == nil || d.checks == nil {
+		return
+	}
+	held := make([]string, 0, len(d.held))
+	for label := range d.held {
+		held = append(held, label)
+	}
+	slices.Sort(held)
+	d.status.SetHealth(d.checks.Unhealthy(), held)
+}
+
+// health is the checks as Desired reads them: nil, not a nil *Checks, when there are none.
+func (d *Director) health() reconcile.Health {
+	if d.checks == nil {
+		return nil
+	}
+	return d.checks
 }
 
 // SetStatus gives the director the shared status it reports its syncs to. Call before Run.
@@ -117,6 +153,12 @@ func (d *Director) setConfig(cfg *config.Config) {
 	d.cfg, d.owned = cfg, ownedAfterReload(d.owned, d.retired, cfg)
 	// Per-service state computed from the old config is recomputed by the full sync.
 	d.desired = nil
+	if d.checks != nil {
+		d.checks.Sync(cfg, d.snap, d.node)
+	}
+	if d.mgmt != nil {
+		d.mgmt.Sync(cfg)
+	}
 }
 
 // SetColocated gives the director the iptables chains through which its own pods take their
@@ -147,6 +189,10 @@ func (d *Director) Run(ctx context.Context, snapshots <-chan *kube.Snapshot) err
 			}
 		}
 	}
+	if d.mgmt != nil {
+		d.mgmt.Sync(d.cfg)
+		defer d.mgmt.Close()
+	}
 	d.FullSync()
 
 	resync := time.NewTicker(max(d.cfg.Resync.D(), time.Second))
@@ -158,11 +204,17 @@ func (d *Director) Run(ctx context.Context, snapshots <-chan *kube.Snapshot) err
 	arp := time.NewTicker(time.Hour)
 	defer arp.Stop()
 	arpC := d.arpTicker(arp)
+	var checkC <-chan checkResult
+	if d.checks != nil {
+		checkC = d.checks.Results()
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			d.log.Info("director stopping; kernel state is left as it is")
 			return nil
+		case r := <-checkC:
+			d.OnCheck(r)
 		case s, ok := <-snapshots:
 			if !ok {
 				// The source stopped (only when ctx ends): keep the last state programmed.
@@ -200,7 +252,15 @@ func (d *Director) arpTicker(t *time.Ticker) <-chan time.Time {
 }
 
 func (d *Director) setSnapshot(s *kube.Snapshot) {
+	first := d.snap == nil
 	d.snap = s
+	if d.checks != nil {
+		if first || s.NodesChanged {
+			d.checks.Sync(d.cfg, s, d.node)
+		} else {
+			d.checks.SetSnapshot(s)
+		}
+	}
 	if d.status != nil {
 		d.status.SetSnapshot(d.now())
 	}
@@ -228,15 +288,71 @@ func (d *Director) OnSnapshot(s *kube.Snapshot) {
 		if t == nil || !changed[kube.ServiceRef{Namespace: t.Namespace, Service: t.Service, PortName: t.PortName}] {
 			continue
 		}
-		for _, vs := range reconcile.DesiredService(d.cfg, i, s, d.node, &notes) {
-			d.desired.Services[vs.ServiceKey] = vs
-			keys = append(keys, vs.ServiceKey)
-		}
+		keys = d.recompute(i, keys, &notes)
+	}
+	if m := d.cfg.Management.Kubernetes; m != nil && changed[kube.ServiceRef{Namespace: m.Namespace, Service: m.Service, PortName: m.PortName}] {
+		keys = d.recomputeManagement(keys, &notes)
 	}
 	d.applyChains()
+	d.partial(keys, notes)
+}
+
+// OnCheck applies one health check result. A transition recomputes only the services it
+// touches and applies their difference (a weight edit per destination): never a resync.
+func (d *Director) OnCheck(r checkResult) {
+	tr := d.checks.Observe(r, func(msg string, args ...any) { d.log.Info(msg, args...) })
+	if tr.Nodes || len(tr.Services) > 0 {
+		defer d.reportHealth()
+	}
+	if d.desired == nil || d.fullResync || !tr.Nodes && len(tr.Services) == 0 {
+		return // the next full sync reads the new state
+	}
+	var keys []netops.ServiceKey
+	var notes []reconcile.Note
+	for i := range d.cfg.Services {
+		s := &d.cfg.Services[i]
+		hit := tr.Nodes && s.Kubernetes != nil
+		for _, sid := range tr.Services {
+			hit = hit || sid.vip == s.VIP && sid.port == uint16(s.Port)
+		}
+		if hit {
+			keys = d.recompute(i, keys, &notes)
+		}
+	}
+	if tr.Nodes {
+		keys = d.recomputeManagement(keys, &notes)
+	}
+	d.partial(keys, notes)
+}
+
+// recompute puts the desired state of cfg.Services[i] into d.desired and adds its keys.
+func (d *Director) recompute(i int, keys []netops.ServiceKey, notes *[]reconcile.Note) []netops.ServiceKey {
+	for _, vs := range reconcile.DesiredService(d.cfg, i, d.snap, d.node, d.health(), notes) {
+		d.desired.Services[vs.ServiceKey] = vs
+		keys = append(keys, vs.ServiceKey)
+	}
+	return keys
+}
+
+func (d *Director) recomputeManagement(keys []netops.ServiceKey, notes *[]reconcile.Note) []netops.ServiceKey {
+	for _, vs := range reconcile.DesiredManagement(d.cfg, d.snap, d.node, d.health(), notes) {
+		d.desired.Services[vs.ServiceKey] = vs
+		keys = append(keys, vs.ServiceKey)
+	}
+	return keys
+}
+
+// partial applies the difference of the services keys, whose desired state was just
+// recomputed, reading only their destinations from the kernel.
+func (d *Director) partial(keys []netops.ServiceKey, notes []reconcile.Note) {
 	if len(keys) == 0 {
 		return
 	}
+	labels := make(map[string]bool, len(keys))
+	for _, k := range keys {
+		labels[d.desired.Services[k].Name] = true
+	}
+	d.noteHolds(notes, labels)
 	d.logNotes(notes)
 	start := d.now()
 	// A partial sync reads only the destinations of the changed services. Their scheduler and
@@ -256,6 +372,30 @@ func (d *Director) OnSnapshot(s *kube.Snapshot) {
 	}
 	plan := reconcile.DiffServices(d.desired, actual, keys, d.diffOptions())
 	d.apply(plan, "partial", start)
+}
+
+// noteHolds keeps the set of services under the all-failing hold, logging each once when it
+// starts and when it ends. recomputed are the labels whose notes are in notes (nil: all).
+func (d *Director) noteHolds(notes []reconcile.Note, recomputed map[string]bool) {
+	now := map[string]bool{}
+	for _, n := range notes {
+		if n.Kind == "health-hold" {
+			now[n.Service] = true
+		}
+	}
+	for label := range d.held {
+		if (recomputed == nil || recomputed[label]) && !now[label] {
+			delete(d.held, label)
+			d.log.Info("health hold over: a realserver passes its check again", "service", label)
+		}
+	}
+	for label := range now {
+		if !d.held[label] {
+			d.held[label] = true
+			d.log.Warn("every realserver fails its health check: keeping the last healthy ones at their weights", "service", label)
+		}
+	}
+	d.m.HealthHold.Set(float64(len(d.held)))
 }
 
 // retryDue reports whether a failed apply should be retried now: an op the kernel refuses for
@@ -285,8 +425,9 @@ func (d *Director) failed(step, msg string, err error) {
 // repairs the difference (drift, drains, a previous failure).
 func (d *Director) FullSync() {
 	start := d.now()
-	desired, notes := reconcile.Desired(d.cfg, d.snap, d.node)
+	desired, notes := reconcile.DesiredChecked(d.cfg, d.snap, d.node, d.health())
 	d.desired = desired
+	d.noteHolds(notes, nil)
 	if dev := d.cfg.Node.VIPInterface; dev != "lo" && len(desired.VIPs) > 0 {
 		// The plan ensures the device only when a VIP must be bound, and Links cannot tell
 		// "down" from "up": a device set down by hand would keep its VIPs but stop answering
@@ -315,6 +456,7 @@ func (d *Director) FullSync() {
 		d.owned = reconcile.OwnedVIPs(d.cfg)
 	}
 	d.gauges(desired)
+	d.reportHealth()
 	d.applyChains()
 	if d.fullResync {
 		d.retry.Failed(d.now())
@@ -460,6 +602,9 @@ func (d *Director) logNotes(notes []reconcile.Note) {
 	for _, n := range notes {
 		if n.Kind == "threshold-clamped" {
 			d.m.ThresholdClamped.Inc()
+		}
+		if n.Kind == "health-hold" {
+			continue // logged once per start and end by noteHolds
 		}
 		d.log.Warn(n.Message, "service", n.Service, "kind", n.Kind)
 	}

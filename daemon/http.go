@@ -54,9 +54,18 @@ type HTTPServer struct {
 // then it shuts the server down, giving requests in flight httpShutdownGrace. It returns once
 // listening, or the error of listening. A failure of the server later is logged.
 func StartHTTP(ctx context.Context, addr string, h http.Handler, log *slog.Logger) (*HTTPServer, error) {
+	return startHTTP(ctx, "metrics.listen", addr, h, log)
+}
+
+// StartHealthHTTP is StartHTTP for the realserver's health endpoint (health.listen).
+func StartHealthHTTP(ctx context.Context, addr string, h http.Handler, log *slog.Logger) (*HTTPServer, error) {
+	return startHTTP(ctx, "health.listen", addr, h, log)
+}
+
+func startHTTP(ctx context.Context, what, addr string, h http.Handler, log *slog.Logger) (*HTTPServer, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("metrics.listen %s: %w", addr, err)
+		return nil, fmt.Errorf("%s %s: %w", what, addr, err)
 	}
 	s := &HTTPServer{addr: ln.Addr(), done: make(chan struct{})}
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
@@ -64,7 +73,7 @@ func StartHTTP(ctx context.Context, addr string, h http.Handler, log *slog.Logge
 	go func() {
 		defer close(served)
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("metrics server failed", "err", err)
+			log.Error("HTTP server failed", "listen", what, "err", err)
 		}
 	}()
 	go func() {
@@ -75,7 +84,11 @@ func StartHTTP(ctx context.Context, addr string, h http.Handler, log *slog.Logge
 		_ = srv.Shutdown(sctx)
 		<-served
 	}()
-	log.Info("HTTP listening: /metrics /healthz /readyz /status", "addr", s.addr.String())
+	if what == "metrics.listen" {
+		log.Info("HTTP listening: /metrics /healthz /readyz /status", "addr", s.addr.String())
+	} else {
+		log.Info("health endpoint listening: /healthz", "addr", s.addr.String())
+	}
 	return s, nil
 }
 

@@ -30,6 +30,14 @@ type Metrics struct {
 	VIPServices *prometheus.GaugeVec
 	VIPDests    *prometheus.GaugeVec
 
+	// Health checks (director) and the health endpoint (realserver).
+	BackendUp           *prometheus.GaugeVec // service, backend
+	HealthCheckDuration prometheus.Histogram
+	HealthTransitions   *prometheus.CounterVec // service, backend, to
+	HealthInFlight      prometheus.Gauge
+	HealthHold          prometheus.Gauge
+	RealserverDraining  prometheus.Gauge // realserver: 1 while answering "draining"
+
 	// Config reloads.
 	ReloadOK       prometheus.Gauge
 	ReloadOKTime   prometheus.Gauge
@@ -85,6 +93,18 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "IPVS virtual services ravel wants on each VIP."}, []string{"vip"}),
 		VIPDests: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "ravel_vip_serving_destinations",
 			Help: "Destinations with a weight above 0 over the virtual services of each VIP."}, []string{"vip"}),
+		BackendUp: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "ravel_backend_up",
+			Help: "1 while a checked backend passes its health check, 0 while it fails (weight 0). Realserver nodes have service \"*\"; a node's service it says it does not serve has the service's vip:port."}, []string{"service", "backend"}),
+		HealthCheckDuration: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "ravel_health_check_duration_seconds",
+			Help: "Time of one health check (node view, tcp or http), failed ones included.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}),
+		HealthTransitions: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ravel_health_transitions_total",
+			Help: "Health state changes of checked backends, by the state reached (up, down)."}, []string{"service", "backend", "to"}),
+		HealthInFlight: prometheus.NewGauge(prometheus.GaugeOpts{Name: "ravel_health_checks_in_flight",
+			Help: "Health checks running now (bounded by health.maxInFlight)."}),
+		HealthHold: prometheus.NewGauge(prometheus.GaugeOpts{Name: "ravel_health_hold_services",
+			Help: "Services whose every realserver fails its check, kept at their last healthy weights instead of emptied."}),
+		RealserverDraining: prometheus.NewGauge(prometheus.GaugeOpts{Name: "ravel_realserver_draining",
+			Help: "1 while this realserver answers its health checks with draining (stopping, or standing down)."}),
 		ReloadOK: prometheus.NewGauge(prometheus.GaugeOpts{Name: "ravel_config_last_reload_successful",
 			Help: "1 if the last config load or reload was applied, 0 if it was refused (the previous config keeps running)."}),
 		ReloadOKTime: prometheus.NewGauge(prometheus.GaugeOpts{Name: "ravel_config_last_reload_success_timestamp_seconds",
@@ -100,7 +120,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		reg.MustRegister(m.Syncs, m.SyncDuration, m.Ops, m.ApplyErrors, m.ApplyRetries, m.ThresholdClamped, m.NoRealservers,
 			m.VirtualServices, m.Destinations, m.VIPs, m.Draining, m.GARPSent, m.GARPErrors, m.LastSync,
 			m.RoleActive, m.Failovers, m.ChainWrites, m.IPTablesDuration, m.IPTablesErrors, m.DirectorPresent,
-			m.VIPServices, m.VIPDests, m.ReloadOK, m.ReloadOKTime, m.Reloads, m.ConfigInfo, m.Normalizations)
+			m.VIPServices, m.VIPDests, m.ReloadOK, m.ReloadOKTime, m.Reloads, m.ConfigInfo, m.Normalizations,
+			m.BackendUp, m.HealthCheckDuration, m.HealthTransitions, m.HealthInFlight, m.HealthHold, m.RealserverDraining)
 	}
 	return m
 }

@@ -40,7 +40,11 @@ type Realserver struct {
 
 	// nodeMissing is whether the last snapshot lacked this node (owned by Sync's caller, Run).
 	nodeMissing bool
+	health      *NodeHealth // may be nil
 }
+
+// SetNodeHealth gives the role the view it reports its rules to. Call before Run.
+func (r *Realserver) SetNodeHealth(h *NodeHealth) { r.health = h }
 
 // NewRealserver returns the role; snaps may be nil (static config: VIPs and ARP only).
 func NewRealserver(cfg *config.Config, node reconcile.Node, links netops.Links, sysctl netops.Sysctl, tables iptables.Tables, snaps *Latest, log *slog.Logger, m *Metrics) *Realserver {
@@ -149,11 +153,14 @@ func (r *Realserver) Sync(ctx context.Context) (err error) {
 	errs = append(errs, err)
 	var snap = r.snaps.getOrNil()
 	r.checkNode(snap)
-	rs := chains.Render(chains.Options{Chain: cfg.IPTables.Chain, Masquerade: cfg.IPTables.Masquerade},
-		reconcile.LocalServices(cfg, snap, r.node))
+	local := reconcile.LocalServices(cfg, snap, r.node)
+	rs := chains.Render(chains.Options{Chain: cfg.IPTables.Chain, Masquerade: cfg.IPTables.Masquerade}, local)
 	tstart := time.Now()
 	patch, err := r.tables.Apply(ctx, rs)
 	r.m.IPTablesDuration.Observe(time.Since(tstart).Seconds())
+	if r.health != nil && snap != nil {
+		r.health.Programmed(cfg, local, err == nil)
+	}
 	if err != nil {
 		r.m.IPTablesErrors.Inc()
 		errs = append(errs, fmt.Errorf("iptables: %w", err))
@@ -190,6 +197,9 @@ func (r *Realserver) converge(cfg *config.Config, owned map[netip.Addr]bool, des
 // harmless, and another program may rely on them. Every error is reported.
 func (r *Realserver) Cleanup(ctx context.Context) error {
 	var errs []error
+	if r.health != nil {
+		r.health.Stopped() // before the rules go: never claim what is being removed
+	}
 	if err := r.tables.Cleanup(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("iptables cleanup: %w", err))
 	}

@@ -8,6 +8,20 @@ import (
 	"github.com/ravel-lb/ravel/config"
 )
 
+// SetDraining records whether the realserver answers "draining".
+func (s *Status) SetDraining(d bool) {
+	s.mu.Lock()
+	s.r.Draining = d
+	s.mu.Unlock()
+}
+
+// SetHealth records the director's unhealthy backends and held services.
+func (s *Status) SetHealth(unhealthy []UnhealthyBackend, held []string) {
+	s.mu.Lock()
+	s.r.Unhealthy, s.r.HealthHold = unhealthy, held
+	s.mu.Unlock()
+}
+
 // Report is what /status serves and `ravel status` prints: the running config, the last reload
 // and its findings, the last sync and its plan summary, and counts.
 type Report struct {
@@ -33,6 +47,12 @@ type Report struct {
 	DirectorPresent *bool `json:"directorPresent,omitempty"`
 	// RealserverActive says whether the realserver role is programming this node.
 	RealserverActive bool `json:"realserverActive"`
+	// Draining is set while a realserver answers its health checks with draining.
+	Draining bool `json:"draining,omitempty"`
+	// Unhealthy lists what fails its health checks on a director: the reason and since when.
+	Unhealthy []UnhealthyBackend `json:"unhealthy,omitempty"`
+	// HealthHold lists the services under the all-failing hold.
+	HealthHold []string `json:"healthHold,omitempty"`
 }
 
 // ConfigReport identifies the running config.

@@ -104,7 +104,7 @@ func TestUnitPinnedLines(t *testing.T) {
 		"ExecStart=/usr/local/bin/ravel run --config /etc/ravel/ravel.yaml --log-format json",
 		"ExecReload=/bin/kill -HUP $MAINPID",
 		"KillSignal=SIGTERM",
-		"TimeoutStopSec=15",
+		"TimeoutStopSec=30",
 		"Restart=on-failure",
 		"User=root",
 		"CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_RAW",

@@ -102,3 +102,13 @@ func interfaceAddrs(name string) ([]netip.Addr, error) {
 	}
 	return out, nil
 }
+
+// firstIPv4 is the first IPv4 address of addrs, or the zero Addr.
+func firstIPv4(addrs []netip.Addr) netip.Addr {
+	for _, a := range addrs {
+		if a.Is4() {
+			return a
+		}
+	}
+	return netip.Addr{}
+}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ravel-lb/ravel/daemon"
+	"github.com/ravel-lb/ravel/health"
 	"github.com/ravel-lb/ravel/netops"
 )
 
@@ -75,6 +76,22 @@ func runRealserver(ctx context.Context, env *runEnv) error {
 	}
 	rs := daemon.NewRealserver(cfg, env.node, links, newSysctl(), tables, latest, log, env.m)
 	rs.SetStatus(env.status)
+	var nh *daemon.NodeHealth
+	if cfg.Kubernetes != nil {
+		// The health endpoint outlives ctx: after SIGTERM it answers "draining" for the drain
+		// delay while the rules still forward, and stops only when the rules are gone.
+		hctx, hcancel := context.WithCancel(context.WithoutCancel(ctx))
+		defer hcancel()
+		nh = daemon.NewNodeHealth(env.node.Name)
+		rs.SetNodeHealth(nh)
+		addr := cfg.Health.Listen
+		if env.node.Health.Addr().IsValid() {
+			addr = env.node.Health.String()
+		}
+		if _, err := daemon.StartHealthHTTP(hctx, addr, health.NewHandler(nh.View), log); err != nil {
+			return &exitError{exitInvalid, err}
+		}
+	}
 	env.reloader.Apply = applyWith(feed, func(_ context.Context, c *configT) error {
 		rs.Reload(c)
 		return nil
@@ -88,6 +105,8 @@ func runRealserver(ctx context.Context, env *runEnv) error {
 		Log:             log,
 		Metrics:         env.m,
 		Status:          env.status,
+		Health:          nh,
+		DrainDelay:      daemon.DrainDelay(cfg),
 	}
 	if isLocal(coordinatorProbeHost(cfg)) {
 		// Any uid may listen on this node's ports: only root's listener is the director.

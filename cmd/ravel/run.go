@@ -90,6 +90,7 @@ RELOADING=1/READY=1 around each reload and STOPPING=1 on stop.`,
 			if err := checkNodeAddrs(cfg, addrs); err != nil {
 				return &exitError{exitInvalid, err}
 			}
+			node.Health = daemon.HealthAddr(cfg, firstIPv4(addrs))
 			triggers := daemon.NewTriggers()
 			ctx, stop := signalContext(cmd.Context(), log, func() { triggers.Request(daemon.TriggerSignal) })
 			defer stop()
@@ -203,6 +204,10 @@ func runDirector(ctx context.Context, env *runEnv) error {
 	}
 	d := daemon.NewDirector(cfg, env.node, k, garp, log, env.m)
 	d.SetStatus(env.status)
+	checks := daemon.NewChecks(env.m, cfg.Health.MaxInFlight)
+	d.SetChecks(checks)
+	go checks.Run(ctx)
+	d.SetManagement(daemon.NewManagementListener(env.node.Name, log))
 	tables, err := openTables(cfg.IPTables.Chain)
 	switch {
 	case err == nil:
@@ -220,7 +225,8 @@ func runDirector(ctx context.Context, env *runEnv) error {
 	// seeing it answer, removes its chains and VIPs. Programming before that would have our
 	// VIPs and colocated chains removed under us until the next resync. The kernel keeps
 	// forwarding meanwhile, so the wait costs no traffic. (A reload meanwhile waits for Run.)
-	if err := sleepCtx(ctx, coordinatorSettle); err != nil {
+	// In Kubernetes mode that realserver first drains for its drain delay (see Watcher).
+	if err := sleepCtx(ctx, coordinatorSettle+daemon.DrainDelay(cfg)); err != nil {
 		return nil
 	}
 	return d.Run(ctx, snaps)

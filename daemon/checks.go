@@ -1,0 +1,435 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/ravel-lb/ravel/config"
+	"github.com/ravel-lb/ravel/health"
+	"github.com/ravel-lb/ravel/kube"
+	"github.com/ravel-lb/ravel/netops"
+	"github.com/ravel-lb/ravel/reconcile"
+	"github.com/ravel-lb/ravel/schema"
+)
+
+// svcID names a configured service by vip:port: both protocols of a service share its checks.
+type svcID struct {
+	vip  netip.Addr
+	port uint16
+}
+
+func (s svcID) String() string { return netip.AddrPortFrom(s.vip, s.port).String() }
+
+// backendID is one checked static backend of one service.
+type backendID struct {
+	svc  svcID
+	dest netops.DestKey
+}
+
+// nodeCheck is the state of one realserver node: whether it answers (and is synced and not
+// draining), and, sparsely, the services whose rules it says it lacks although the snapshot
+// gives it ready pods. A pair that is up and settled is not kept: with 1,000 nodes and 10,000
+// services, most pairs are.
+type nodeCheck struct {
+	name    string
+	m       reconcile.Machine
+	missing map[svcID]*reconcile.Machine
+}
+
+// backendCheck is the state of one static backend's check.
+type backendCheck struct {
+	m          reconcile.Machine
+	rise, fall int
+	hold       time.Duration
+	service    string // the service's label, for logs, metrics and status
+}
+
+// checkResult is a probe's result on its way to the director's goroutine.
+type checkResult struct {
+	id  string
+	res health.Result
+}
+
+// Checks runs the director's health checks and keeps their state: one GET of /healthz per
+// realserver node per health.interval (the whole node view, whatever the number of
+// services), and each static backend's healthCheck. It implements reconcile.Health.
+//
+// The scheduler's goroutines deliver results on a channel; everything else is owned by the
+// director's goroutine (Sync, Observe, Check, Unhealthy).
+type Checks struct {
+	sched   *health.Scheduler
+	client  *health.Client
+	results chan checkResult
+	m       *Metrics
+	now     func() time.Time
+
+	cfg      *config.Config
+	snap     *kube.Snapshot
+	nodes    map[netip.Addr]*nodeCheck   // by node address
+	backends map[backendID]*backendCheck // static backends with a check
+	jobs     map[string]any              // job id → *nodeCheck address or backendID
+	// expect is, per node name, the Kubernetes services the snapshot gives ready pods on that
+	// node: the ones whose absence from the node's view counts. Rebuilt when the snapshot
+	// changes (nil: to be rebuilt).
+	expect map[string]map[svcID]bool
+}
+
+// NewChecks returns the director's checks; Run starts probing.
+func NewChecks(m *Metrics, maxInFlight int) *Checks {
+	c := &Checks{
+		client:   health.NewClient(),
+		results:  make(chan checkResult, 1024),
+		m:        m,
+		now:      time.Now,
+		nodes:    map[netip.Addr]*nodeCheck{},
+		backends: map[backendID]*backendCheck{},
+		jobs:     map[string]any{},
+	}
+	c.sched = health.NewScheduler(health.Options{
+		MaxInFlight: maxInFlight,
+		Jitter:      0.1,
+		Client:      c.client,
+		OnResult: func(id string, r health.Result) {
+			c.m.HealthCheckDuration.Observe(r.Duration.Seconds())
+			c.results <- checkResult{id, r}
+		},
+		OnInFlight: func(n int) { c.m.HealthInFlight.Set(float64(n)) },
+	})
+	return c
+}
+
+// Run probes until ctx ends.
+func (c *Checks) Run(ctx context.Context) {
+	defer c.client.Close()
+	c.sched.Run(ctx)
+}
+
+// Results delivers probe results for Observe.
+func (c *Checks) Results() <-chan checkResult { return c.results }
+
+func nodeJob(a netip.Addr) string     { return "node " + a.String() }
+func backendJob(b backendID) string { return "backend " + b.svc.String() + " " + netip.AddrPortFrom(b.dest.Addr, b.dest.Port).String() }
+
+// Sync makes the set of checks follow cfg and snap: every eligible node (Kubernetes mode, with
+// health.checkRealservers) and every static backend whose service checks it. State of checks
+// that stay is kept, so a reload or a new snapshot never resets rise and fall counts.
+func (c *Checks) Sync(cfg *config.Config, snap *kube.Snapshot, self reconcile.Node) {
+	c.cfg, c.snap, c.expect = cfg, snap, nil
+	jobs := map[string]health.Job{}
+	ids := map[string]any{}
+	seenNodes := map[netip.Addr]bool{}
+	if cfg.Kubernetes != nil && cfg.Health.CheckRealservers && snap != nil {
+		_, port := healthListenPort(cfg)
+		for _, name := range snap.EligibleNodes(cfg.Kubernetes.IncludeCordoned) {
+			n := snap.Nodes[name]
+			if name == self.Name {
+				continue // never a destination
+			}
+			seenNodes[n.Address] = true
+			if nc := c.nodes[n.Address]; nc == nil || nc.name != name {
+				c.nodes[n.Address] = &nodeCheck{name: name}
+			}
+			id := nodeJob(n.Address)
+			ids[id] = n.Address
+			jobs[id] = health.Job{Interval: cfg.Health.Interval.D(), Probe: health.Probe{Kind: health.Node,
+				Addr: netip.AddrPortFrom(n.Address, port), Timeout: cfg.Health.Timeout.D()}}
+		}
+	}
+	for a, nc := range c.nodes {
+		if !seenNodes[a] {
+			delete(c.nodes, a)
+			c.m.BackendUp.DeleteLabelValues("nodes", nc.name)
+		}
+	}
+	seenBackends := map[backendID]bool{}
+	for i := range cfg.Services {
+		s := &cfg.Services[i]
+		hc := s.HealthCheck
+		if s.Backends == nil || hc == nil || hc.Type == schema.CheckNone {
+			continue
+		}
+		sid := svcID{s.VIP, uint16(s.Port)}
+		for _, b := range s.Backends {
+			bid := backendID{sid, netops.DestKey{Addr: b.Address, Port: uint16(b.Port)}}
+			seenBackends[bid] = true
+			bc := c.backends[bid]
+			if bc == nil {
+				bc = &backendCheck{}
+				c.backends[bid] = bc
+			}
+			bc.rise, bc.fall, bc.service = hc.Rise, hc.Fall, serviceLabel(s)
+			bc.hold = time.Duration(hc.Fall)*hc.Interval.D() + hc.Timeout.D()
+			port := uint16(b.Port)
+			if hc.Port != 0 {
+				port = uint16(hc.Port)
+			}
+			p := health.Probe{Kind: health.TCP, Addr: netip.AddrPortFrom(b.Address, port), Timeout: hc.Timeout.D()}
+			if hc.Type == schema.CheckHTTP {
+				p.Kind, p.Path, p.Host, p.ExpectStatus = health.HTTP, hc.Path, hc.Host, hc.ExpectStatus
+			}
+			id := backendJob(bid)
+			ids[id] = bid
+			jobs[id] = health.Job{Interval: hc.Interval.D(), Probe: p}
+		}
+	}
+	for bid, bc := range c.backends {
+		if !seenBackends[bid] {
+			delete(c.backends, bid)
+			c.m.BackendUp.DeleteLabelValues(bc.service, netip.AddrPortFrom(bid.dest.Addr, bid.dest.Port).String())
+		}
+	}
+	c.jobs = ids
+	c.sched.Set(jobs)
+}
+
+// SetSnapshot records a new snapshot whose node set did not change (Sync handles those).
+func (c *Checks) SetSnapshot(snap *kube.Snapshot) { c.snap, c.expect = snap, nil }
+
+// Transition is a check that changed state: the services to recompute.
+type Transition struct {
+	// Services are the static services whose backend changed.
+	Services []svcID
+	// Nodes is set when a realserver node changed: every Kubernetes service may have it as a
+	// destination (one weight edit each, not a resync).
+	Nodes bool
+}
+
+// Observe records a probe result and returns what it changed; logged once per transition.
+func (c *Checks) Observe(r checkResult, log func(msg string, args ...any)) Transition {
+	now := c.now()
+	switch id := c.jobs[r.id].(type) {
+	case netip.Addr:
+		nc := c.nodes[id]
+		if nc == nil {
+			return Transition{}
+		}
+		return c.observeNode(nc, r.res, now, log)
+	case backendID:
+		bc := c.backends[id]
+		if bc == nil {
+			return Transition{}
+		}
+		if !bc.m.Observe(r.res.OK, r.res.Reason, bc.rise, bc.fall, now) {
+			return Transition{}
+		}
+		backend := netip.AddrPortFrom(id.dest.Addr, id.dest.Port).String()
+		c.transition(bc.service, backend, &bc.m, log)
+		return Transition{Services: []svcID{id.svc}}
+	}
+	return Transition{}
+}
+
+func (c *Checks) transition(service, backend string, m *reconcile.Machine, log func(msg string, args ...any)) {
+	to := "up"
+	if !m.Up() {
+		to = "down"
+	}
+	c.m.HealthTransitions.WithLabelValues(service, backend, to).Inc()
+	c.m.BackendUp.WithLabelValues(service, backend).Set(boolGauge(m.Up()))
+	if m.Up() {
+		log("health check passes again: weight restored", "service", service, "backend", backend)
+	} else {
+		log("health check failing: weight 0, connections drain", "service", service, "backend", backend, "reason", m.Reason())
+	}
+}
+
+func boolGauge(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// observeNode applies a node's answer: its machine says whether it answers at all (synced,
+// not draining), and each Kubernetes service with ready pods on it must be in its view with
+// its rules programmed.
+func (c *Checks) observeNode(nc *nodeCheck, r health.Result, now time.Time, log func(string, ...any)) Transition {
+	h := &c.cfg.Health
+	ok, reason := r.OK, r.Reason
+	v := r.View
+	switch {
+	case ok && v == nil:
+		ok, reason = false, "no node view"
+	case ok && v.Draining:
+		ok, reason = false, "draining"
+	case ok && !v.Synced:
+		ok, reason = false, "not synced yet"
+	case ok && v.Node != nc.name:
+		ok, reason = false, fmt.Sprintf("answered as node %q", v.Node)
+	}
+	var tr Transition
+	if nc.m.Observe(ok, reason, h.Rise, h.Fall, now) {
+		c.transition("nodes", nc.name, &nc.m, log)
+		tr.Nodes = true
+	}
+	if !ok {
+		return tr // the per-service view of a node that does not answer means nothing
+	}
+	idx := v.Index()
+	expect := c.expected()[nc.name]
+	check := func(sid svcID, serving bool) {
+		mm := nc.missing[sid]
+		if mm == nil {
+			if serving {
+				return
+			}
+			mm = &reconcile.Machine{}
+			if nc.missing == nil {
+				nc.missing = map[svcID]*reconcile.Machine{}
+			}
+			nc.missing[sid] = mm
+		}
+		why := "not served by the node: no rules or no local endpoint"
+		if mm.Observe(serving, why, h.Rise, h.Fall, now) {
+			c.transition(sid.String(), nc.name, mm, log)
+			tr.Nodes = true
+		}
+		if mm.Settled() {
+			delete(nc.missing, sid)
+		}
+	}
+	for sid := range expect {
+		check(sid, serves(idx, sid, c.protocols(sid)))
+	}
+	for sid := range nc.missing {
+		if !expect[sid] {
+			check(sid, true) // no pods there any more: the pod count gates it now
+		}
+	}
+	return tr
+}
+
+// serves reports whether a node's view has every protocol of a service programmed with local
+// endpoints.
+func serves(idx map[health.ServiceID]health.ServiceView, sid svcID, protos []string) bool {
+	for _, p := range protos {
+		sv, ok := idx[health.ServiceID{VIP: sid.vip, Port: sid.port, Protocol: p}]
+		if !ok || !sv.RulesProgrammed || sv.LocalEndpoints == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// protocols are the protocols of the configured service sid.
+func (c *Checks) protocols(sid svcID) []string {
+	for i := range c.cfg.Services {
+		if s := &c.cfg.Services[i]; s.VIP == sid.vip && uint16(s.Port) == sid.port {
+			return s.Protocols
+		}
+	}
+	return []string{"tcp"}
+}
+
+// expected builds, once per snapshot, which Kubernetes services have ready pods on each node.
+func (c *Checks) expected() map[string]map[svcID]bool {
+	if c.expect != nil || c.snap == nil {
+		return c.expect
+	}
+	c.expect = map[string]map[svcID]bool{}
+	for i := range c.cfg.Services {
+		s := &c.cfg.Services[i]
+		if s.Kubernetes == nil {
+			continue
+		}
+		ref := kube.ServiceRef{Namespace: s.Kubernetes.Namespace, Service: s.Kubernetes.Service, PortName: s.Kubernetes.PortName}
+		for _, e := range c.snap.Services[ref].Endpoints {
+			if !e.Ready {
+				continue
+			}
+			m := c.expect[e.NodeName]
+			if m == nil {
+				m = map[svcID]bool{}
+				c.expect[e.NodeName] = m
+			}
+			m[svcID{s.VIP, uint16(s.Port)}] = true
+		}
+	}
+	return c.expect
+}
+
+// Check implements reconcile.Health.
+func (c *Checks) Check(vip netip.Addr, port uint16, d netops.DestKey, kube bool) reconcile.Check {
+	if kube {
+		nc := c.nodes[d.Addr]
+		if nc == nil {
+			return reconcile.Check{}
+		}
+		h := &c.cfg.Health
+		hold := time.Duration(h.Fall)*h.Interval.D() + h.Timeout.D()
+		if !nc.m.Up() {
+			return reconcile.Check{Checked: true, DownSince: nc.m.Since(), Hold: hold}
+		}
+		if mm := nc.missing[svcID{vip, port}]; mm != nil && !mm.Up() {
+			return reconcile.Check{Checked: true, DownSince: mm.Since(), Hold: hold}
+		}
+		return reconcile.Check{Checked: true, Up: true}
+	}
+	bc := c.backends[backendID{svcID{vip, port}, d}]
+	if bc == nil {
+		return reconcile.Check{}
+	}
+	return reconcile.Check{Checked: true, Up: bc.m.Up(), DownSince: bc.m.Since(), Hold: bc.hold}
+}
+
+// Unhealthy lists what fails its checks now, for the status.
+func (c *Checks) Unhealthy() []UnhealthyBackend {
+	var out []UnhealthyBackend
+	for a, nc := range c.nodes {
+		if !nc.m.Up() {
+			out = append(out, UnhealthyBackend{Service: "*", Backend: nc.name + " (" + a.String() + ")", Reason: nc.m.Reason(), Since: nc.m.Since()})
+		}
+		for sid, mm := range nc.missing {
+			if !mm.Up() {
+				out = append(out, UnhealthyBackend{Service: sid.String(), Backend: nc.name, Reason: mm.Reason(), Since: mm.Since()})
+			}
+		}
+	}
+	for bid, bc := range c.backends {
+		if !bc.m.Up() {
+			out = append(out, UnhealthyBackend{Service: bc.service, Backend: netip.AddrPortFrom(bid.dest.Addr, bid.dest.Port).String(), Reason: bc.m.Reason(), Since: bc.m.Since()})
+		}
+	}
+	return out
+}
+
+// UnhealthyBackend is one entry of the status's unhealthy list.
+type UnhealthyBackend struct {
+	Service string    `json:"service"`
+	Backend string    `json:"backend"`
+	Reason  string    `json:"reason"`
+	Since   time.Time `json:"since"`
+}
+
+// healthListenPort splits health.listen into its host (may be invalid: node.interface's
+// address) and port.
+func healthListenPort(cfg *config.Config) (netip.Addr, uint16) {
+	ap, err := netip.ParseAddrPort(cfg.Health.Listen)
+	if err == nil {
+		return ap.Addr(), ap.Port()
+	}
+	var port uint16
+	if _, p, ok := cutLast(cfg.Health.Listen, ':'); ok {
+		fmt.Sscan(p, &port)
+	}
+	return netip.Addr{}, port
+}
+
+func cutLast(s string, sep byte) (string, string, bool) {
+	for i := len(s) - 1; i >= 0; i-- {
+		if s[i] == sep {
+			return s[:i], s[i+1:], true
+		}
+	}
+	return s, "", false
+}
+
+// serviceLabel is a service's name, or vip:port without one.
+func serviceLabel(s *schema.Service) string {
+	if s.Name != "" {
+		return s.Name
+	}
+	return fmt.Sprintf("%s:%d", s.VIP, s.Port)
+}

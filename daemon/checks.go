@@ -109,8 +109,16 @@ func (c *Checks) Run(ctx context.Context) {
 // Results delivers probe results for Observe.
 func (c *Checks) Results() <-chan checkResult { return c.results }
 
-func nodeJob(a netip.Addr) string     { return "node " + a.String() }
-func backendJob(b backendID) string { return "backend " + b.svc.String() + " " + netip.AddrPortFrom(b.dest.Addr, b.dest.Port).String() }
+// nodeService is the service label of a realserver node's own series (its answer as a
+// whole, for every service).
+const nodeService = "*"
+
+func backendLabel(b backendID) string { return netip.AddrPortFrom(b.dest.Addr, b.dest.Port).String() }
+
+func nodeJob(a netip.Addr) string { return "node " + a.String() }
+func backendJob(b backendID) string {
+	return "backend " + b.svc.String() + " " + netip.AddrPortFrom(b.dest.Addr, b.dest.Port).String()
+}
 
 // Sync makes the set of checks follow cfg and snap: every eligible node (Kubernetes mode, with
 // health.checkRealservers) and every static backend whose service checks it. State of checks
@@ -130,6 +138,7 @@ func (c *Checks) Sync(cfg *config.Config, snap *kube.Snapshot, self reconcile.No
 			seenNodes[n.Address] = true
 			if nc := c.nodes[n.Address]; nc == nil || nc.name != name {
 				c.nodes[n.Address] = &nodeCheck{name: name}
+				c.m.BackendUp.WithLabelValues(nodeService, name).Set(1)
 			}
 			id := nodeJob(n.Address)
 			ids[id] = n.Address
@@ -140,7 +149,10 @@ func (c *Checks) Sync(cfg *config.Config, snap *kube.Snapshot, self reconcile.No
 	for a, nc := range c.nodes {
 		if !seenNodes[a] {
 			delete(c.nodes, a)
-			c.m.BackendUp.DeleteLabelValues("nodes", nc.name)
+			c.m.BackendUp.DeleteLabelValues(nodeService, nc.name)
+			for sid := range nc.missing {
+				c.m.BackendUp.DeleteLabelValues(sid.String(), nc.name)
+			}
 		}
 	}
 	seenBackends := map[backendID]bool{}
@@ -155,11 +167,15 @@ func (c *Checks) Sync(cfg *config.Config, snap *kube.Snapshot, self reconcile.No
 			bid := backendID{sid, netops.DestKey{Addr: b.Address, Port: uint16(b.Port)}}
 			seenBackends[bid] = true
 			bc := c.backends[bid]
-			if bc == nil {
-				bc = &backendCheck{}
+			if bc == nil || bc.service != serviceLabel(s) {
+				if bc != nil {
+					c.m.BackendUp.DeleteLabelValues(bc.service, backendLabel(bid))
+				}
+				bc = &backendCheck{service: serviceLabel(s)}
 				c.backends[bid] = bc
+				c.m.BackendUp.WithLabelValues(bc.service, backendLabel(bid)).Set(boolGauge(bc.m.Up()))
 			}
-			bc.rise, bc.fall, bc.service = hc.Rise, hc.Fall, serviceLabel(s)
+			bc.rise, bc.fall = hc.Rise, hc.Fall
 			bc.hold = time.Duration(hc.Fall)*hc.Interval.D() + hc.Timeout.D()
 			port := uint16(b.Port)
 			if hc.Port != 0 {
@@ -177,7 +193,7 @@ func (c *Checks) Sync(cfg *config.Config, snap *kube.Snapshot, self reconcile.No
 	for bid, bc := range c.backends {
 		if !seenBackends[bid] {
 			delete(c.backends, bid)
-			c.m.BackendUp.DeleteLabelValues(bc.service, netip.AddrPortFrom(bid.dest.Addr, bid.dest.Port).String())
+			c.m.BackendUp.DeleteLabelValues(bc.service, backendLabel(bid))
 		}
 	}
 	c.jobs = ids
@@ -261,7 +277,7 @@ func (c *Checks) observeNode(nc *nodeCheck, r health.Result, now time.Time, log 
 	}
 	var tr Transition
 	if nc.m.Observe(ok, reason, h.Rise, h.Fall, now) {
-		c.transition("nodes", nc.name, &nc.m, log)
+		c.transition(nodeService, nc.name, &nc.m, log)
 		tr.Nodes = true
 	}
 	if !ok {
@@ -288,6 +304,7 @@ func (c *Checks) observeNode(nc *nodeCheck, r health.Result, now time.Time, log 
 		}
 		if mm.Settled() {
 			delete(nc.missing, sid)
+			c.m.BackendUp.DeleteLabelValues(sid.String(), nc.name)
 		}
 	}
 	for sid := range expect {

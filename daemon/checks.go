@@ -1,9 +1,14 @@
 package daemon
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"net"
 	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/ravel-lb/ravel/config"
@@ -409,6 +414,9 @@ func (c *Checks) Unhealthy() []UnhealthyBackend {
 			out = append(out, UnhealthyBackend{Service: bc.service, Backend: netip.AddrPortFrom(bid.dest.Addr, bid.dest.Port).String(), Reason: bc.m.Reason(), Since: bc.m.Since()})
 		}
 	}
+	slices.SortFunc(out, func(a, b UnhealthyBackend) int {
+		return cmp.Or(strings.Compare(a.Service, b.Service), strings.Compare(a.Backend, b.Backend))
+	})
 	return out
 }
 
@@ -420,27 +428,13 @@ type UnhealthyBackend struct {
 	Since   time.Time `json:"since"`
 }
 
-// healthListenPort splits health.listen into its host (may be invalid: node.interface's
-// address) and port.
+// healthListenPort splits health.listen (validated host:port) into its host (invalid when
+// empty: node.interface's address) and port.
 func healthListenPort(cfg *config.Config) (netip.Addr, uint16) {
-	ap, err := netip.ParseAddrPort(cfg.Health.Listen)
-	if err == nil {
-		return ap.Addr(), ap.Port()
-	}
-	var port uint16
-	if _, p, ok := cutLast(cfg.Health.Listen, ':'); ok {
-		fmt.Sscan(p, &port)
-	}
-	return netip.Addr{}, port
-}
-
-func cutLast(s string, sep byte) (string, string, bool) {
-	for i := len(s) - 1; i >= 0; i-- {
-		if s[i] == sep {
-			return s[:i], s[i+1:], true
-		}
-	}
-	return s, "", false
+	host, p, _ := net.SplitHostPort(cfg.Health.Listen)
+	port, _ := strconv.ParseUint(p, 10, 16)
+	a, _ := netip.ParseAddr(host)
+	return a, uint16(port)
 }
 
 // serviceLabel is a service's name, or vip:port without one.

@@ -140,7 +140,25 @@ func printStatus(w io.Writer, r daemon.Report) {
 	if r.DirectorPresent != nil {
 		fmt.Fprintf(tw, "coordinator\tdirector present: %t, realserver role active: %t\n", *r.DirectorPresent, r.RealserverActive)
 	}
+	if r.Draining {
+		fmt.Fprintf(tw, "health\tDRAINING: health checks answer 503 until the rules are removed\n")
+	}
+	if r.Role == "director" {
+		fmt.Fprintf(tw, "health\t%d unhealthy, %d services held\n", len(r.Unhealthy), len(r.HealthHold))
+	}
+	for _, h := range r.HealthHold {
+		fmt.Fprintf(tw, "held\t%s: every realserver fails its check; the last healthy ones keep their weights\n", h)
+	}
 	_ = tw.Flush()
+	if len(r.Unhealthy) > 0 {
+		fmt.Fprintln(w, "\nunhealthy (weight 0):")
+		uw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(uw, "  SERVICE\tBACKEND\tSINCE\tREASON")
+		for _, u := range r.Unhealthy {
+			fmt.Fprintf(uw, "  %s\t%s\t%s\t%s\n", u.Service, u.Backend, ago(u.Since), u.Reason)
+		}
+		_ = uw.Flush()
+	}
 	if lr := r.LastReload; lr != nil && len(lr.Findings) > 0 {
 		fmt.Fprintln(w, "\nfindings of the last reload:")
 		for _, f := range lr.Findings {

@@ -63,6 +63,16 @@ func TestStatusCommand(t *testing.T) {
 		}
 	}
 
+	sick := good
+	sick.Unhealthy = []daemon.UnhealthyBackend{{Service: "web", Backend: "10.0.1.5:80", Reason: "status 503, want 200", Since: now.Add(-time.Minute)}}
+	sick.HealthHold = []string{"api"}
+	_, out = runStatus(t, "--addr", statusServer(t, sick))
+	for _, want := range []string{"1 unhealthy, 1 services held", "api: every realserver fails", "web      10.0.1.5:80", "status 503, want 200"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("unhealthy status lacks %q:\n%s", want, out)
+		}
+	}
+
 	bad := good
 	bad.LastReload = &daemon.ReloadReport{Time: now, Trigger: "file", Result: "invalid", Error: "1 error(s)",
 		Findings: []config.Finding{{Severity: config.SeverityError, File: "/etc/ravel/ravel.yaml", Line: 9, Column: 44, Path: "services[0].backends[0].weight", Message: "must be a weight in 0..65535, not 70000"}}}

@@ -2,6 +2,7 @@ package netops
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -59,6 +60,15 @@ func delDst(k, d string, want string) ipvsStep {
 func listDst(k string, want string, wantDests ...string) ipvsStep {
 	return ipvsStep{"Destinations " + k, func(v IPVS) error {
 		ds, err := v.Destinations(makeKey(k))
+		// ListedDestinations reads the same in one dump, counters included; for a service
+		// that is gone (deleted since Services listed it) the kernel's dump is empty, no error.
+		lds, lstats, lerr := v.ListedDestinations(makeKey(k))
+		if lerr != nil {
+			return fmt.Errorf("ListedDestinations: %w", lerr)
+		}
+		if err == nil && !slices.Equal(ds, lds) || err != nil && len(lds) != 0 || len(lstats) != len(lds) {
+			return fmt.Errorf("ListedDestinations = %v (%d stats), Destinations = %v, %v", lds, len(lstats), ds, err)
+		}
 		if err != nil {
 			return err
 		}

@@ -41,7 +41,7 @@ func NewFakeIPVS() *FakeIPVS {
 		schedulers: map[string]bool{},
 		services:   map[ServiceKey]*fakeService{},
 		book: newCallBook(
-			[]string{"Services", "Destinations", "DestStats"},
+			[]string{"Services", "Destinations", "DestStats", "ListedDestinations"},
 			[]string{"AddService", "UpdateService", "DelService", "AddDestination", "UpdateDestination", "DelDestination"}),
 	}
 	for _, s := range KernelSchedulers {
@@ -141,6 +141,27 @@ func (f *FakeIPVS) Destinations(k ServiceKey) ([]Destination, error) {
 		out = append(out, fs.dests[dk].dest)
 	}
 	return out, nil
+}
+
+// ListedDestinations is Destinations with the counters, as one call; a missing service has
+// none (the kernel's dump of a deleted service ends without an error).
+func (f *FakeIPVS) ListedDestinations(k ServiceKey) ([]Destination, []DestStats, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.book.call("ListedDestinations", k.String()); err != nil {
+		return nil, nil, err
+	}
+	fs := f.services[k]
+	if fs == nil {
+		return nil, nil, nil
+	}
+	var out []Destination
+	var stats []DestStats
+	for _, dk := range slices.SortedFunc(maps.Keys(fs.dests), DestKey.Compare) {
+		out = append(out, fs.dests[dk].dest)
+		stats = append(stats, fs.dests[dk].stats)
+	}
+	return out, stats, nil
 }
 
 // DestStats returns the counters set with SetStats (zero until then).

@@ -37,8 +37,9 @@ var _ IPVS = (*KernelIPVS)(nil)
 //     refused before the kernel is asked (checkDest).
 //   - moby never sends the destination's address family: the kernel takes the service's.
 type KernelIPVS struct {
-	mu sync.Mutex // serializes every request on h
-	h  *ipvs.Handle
+	mu       sync.Mutex // serializes every request on h
+	h        *ipvs.Handle
+	requests int64 // netlink requests sent (Services, Destinations, DestStats, ListedDestinations)
 }
 
 // NewIPVS returns an IPVS for the current network namespace (of the calling thread).
@@ -88,6 +89,7 @@ func (k *KernelIPVS) Services() ([]Service, error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	svcs, err := k.h.GetServices()
+	k.requests++
 	if err != nil {
 		return nil, kernelError(err, "list IPVS services")
 	}
@@ -177,6 +179,40 @@ func (k *KernelIPVS) DestStats(key ServiceKey, dk DestKey) (DestStats, error) {
 	return DestStats{}, refuse(ErrNotExist, "destination %s of %s", dk, key)
 }
 
+// ListedDestinations returns the destinations of key and their counters from one dump. key
+// comes from Services: no GetService first (see Destinations), and a service deleted since
+// it was listed reads as having no destinations, which the next full read sees as missing.
+func (k *KernelIPVS) ListedDestinations(key ServiceKey) ([]Destination, []DestStats, error) {
+	if err := checkServiceKey(key); err != nil {
+		return nil, nil, err
+	}
+	k.mu.Lock()
+	ds, err := k.h.GetDestinations(toIPVSService(Service{ServiceKey: key}))
+	k.requests++
+	k.mu.Unlock()
+	if err != nil {
+		return nil, nil, kernelError(err, "list destinations of service %s", key)
+	}
+	out := make([]Destination, 0, len(ds))
+	stats := make([]DestStats, 0, len(ds))
+	for _, d := range ds {
+		nd, err := fromIPVSDest(d)
+		if err != nil {
+			return nil, nil, fmt.Errorf("list destinations of %s: %w", key, err)
+		}
+		out = append(out, nd)
+		stats = append(stats, DestStats{ActiveConns: d.ActiveConnections, InactiveConns: d.InactiveConnections})
+	}
+	return out, stats, nil
+}
+
+// Requests is the number of netlink requests sent so far (for benchmarks).
+func (k *KernelIPVS) Requests() int64 {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.requests
+}
+
 func (k *KernelIPVS) destinations(key ServiceKey) ([]*ipvs.Destination, error) {
 	if err := checkServiceKey(key); err != nil {
 		return nil, err
@@ -185,6 +221,7 @@ func (k *KernelIPVS) destinations(key ServiceKey) ([]*ipvs.Destination, error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	// A dump of the destinations of a missing service ends without an error: ask first.
+	k.requests += 2
 	if _, err := k.h.GetService(svc); err != nil {
 		return nil, kernelError(err, "list destinations of service %s", key)
 	}

@@ -35,7 +35,7 @@ type testNetns struct {
 // newTestNetns creates a network namespace on a throwaway thread: the goroutine locks its
 // thread, unshares, and ends locked, so the Go runtime discards that thread instead of
 // reusing it in the wrong namespace. The namespace lives while ns is open.
-func newTestNetns(t *testing.T, loUp bool) *testNetns {
+func newTestNetns(t testing.TB, loUp bool) *testNetns {
 	t.Helper()
 	var (
 		ns  netns.NsHandle

@@ -172,6 +172,10 @@ type IPVS interface {
 	DelService(ServiceKey) error
 	Destinations(ServiceKey) ([]Destination, error)
 	DestStats(ServiceKey, DestKey) (DestStats, error)
+	// ListedDestinations returns the destinations of a service that Services just listed,
+	// each with its counters, in one request: a full read needs nothing else per service.
+	// A service deleted since it was listed has none.
+	ListedDestinations(ServiceKey) ([]Destination, []DestStats, error)
 	AddDestination(ServiceKey, Destination) error
 	UpdateDestination(ServiceKey, Destination) error
 	DelDestination(ServiceKey, DestKey) error

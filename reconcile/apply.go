@@ -109,21 +109,17 @@ func ReadActual(k Kernel, device string, owned map[netip.Addr]bool, sysctlKeys [
 			continue
 		}
 		vs := &VirtualService{Service: s, Dests: map[netops.DestKey]netops.Destination{}}
-		dests, err := k.IPVS.Destinations(s.ServiceKey)
+		// One dump per service, counters included: the services dump says it exists (no
+		// GetService first), and a weight-0 destination's counters (Diff deletes a drained one
+		// once it has no connections) come with it instead of a dump of the service each.
+		dests, stats, err := k.IPVS.ListedDestinations(s.ServiceKey)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("list destinations of %s: %w", s.ServiceKey, err))
 		}
-		for _, d := range dests {
+		for i, d := range dests {
 			vs.Dests[d.DestKey] = d
-			// Counters only matter for a destination at weight 0 (Diff deletes a drained one
-			// as soon as it has no connections). Reading them costs a netlink dump of the whole
-			// service per destination, so a resync of 1,000 services x 19 destinations
-			// spent minutes under emulation reading counters nobody used.
-			if d.Weight != 0 {
-				continue
-			}
-			if stats, err := k.IPVS.DestStats(s.ServiceKey, d.DestKey); err == nil {
-				st.Stats[DestRef{s.ServiceKey, d.DestKey}] = stats
+			if d.Weight == 0 {
+				st.Stats[DestRef{s.ServiceKey, d.DestKey}] = stats[i]
 			}
 		}
 		st.Services[s.ServiceKey] = vs

@@ -351,9 +351,11 @@ func TestReadActualFiltersForeign(t *testing.T) {
 	if d := cmp.Diff(want, got, cmpOpts); d != "" {
 		t.Errorf("ReadActual (-want +got):\n%s", d)
 	}
-	for _, call := range []string{"Destinations", "DestStats"} {
-		if n := f.ipvs.Calls(call); n != map[string]int{"Destinations": 1, "DestStats": 1}[call] {
-			t.Errorf("%s called %d times: foreign services were read", call, n)
+	// One request per owned service, counters included (issue 11 item 10): no per-service
+	// check and no dump per weight-0 destination; foreign services are never read.
+	for call, want := range map[string]int{"ListedDestinations": 1, "Destinations": 0, "DestStats": 0} {
+		if n := f.ipvs.Calls(call); n != want {
+			t.Errorf("%s called %d times, want %d", call, n, want)
 		}
 	}
 }

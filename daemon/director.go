@@ -54,6 +54,8 @@ type Director struct {
 	checks     *Checks             // nil: no health checks
 	held       map[string]bool     // services under the all-failing hold, by label
 	mgmt       *ManagementListener // nil: the director never answers the management port
+	record     *SysctlRecord       // what a realserver role on this node overwrote; may be nil
+	arpProblem string              // the ARP conflict last reported, "" when none
 }
 
 // SetManagement gives the director the listeners it answers management.port with (static
@@ -457,6 +459,7 @@ func (d *Director) FullSync() {
 	}
 	d.gauges(desired)
 	d.reportHealth()
+	d.checkARP()
 	d.applyChains()
 	if d.fullResync {
 		d.retry.Failed(d.now())

@@ -37,6 +37,7 @@ type Metrics struct {
 	HealthInFlight      prometheus.Gauge
 	HealthHold          prometheus.Gauge
 	RealserverDraining  prometheus.Gauge // realserver: 1 while answering "draining"
+	ARPConflict         prometheus.Gauge
 
 	// Config reloads.
 	ReloadOK       prometheus.Gauge
@@ -105,6 +106,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Services whose every realserver fails its check, kept at their last healthy weights instead of emptied."}),
 		RealserverDraining: prometheus.NewGauge(prometheus.GaugeOpts{Name: "ravel_realserver_draining",
 			Help: "1 while this realserver answers its health checks with draining (stopping, or standing down)."}),
+		ARPConflict: prometheus.NewGauge(prometheus.GaugeOpts{Name: "ravel_arp_ignore_conflict",
+			Help: "Director: arp_ignore keys (conf/all, node.interface) above 0 that ravel did not set; while above 0 the director does not answer ARP for its VIPs."}),
 		ReloadOK: prometheus.NewGauge(prometheus.GaugeOpts{Name: "ravel_config_last_reload_successful",
 			Help: "1 if the last config load or reload was applied, 0 if it was refused (the previous config keeps running)."}),
 		ReloadOKTime: prometheus.NewGauge(prometheus.GaugeOpts{Name: "ravel_config_last_reload_success_timestamp_seconds",
@@ -121,7 +124,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			m.VirtualServices, m.Destinations, m.VIPs, m.Draining, m.GARPSent, m.GARPErrors, m.LastSync,
 			m.RoleActive, m.Failovers, m.ChainWrites, m.IPTablesDuration, m.IPTablesErrors, m.DirectorPresent,
 			m.VIPServices, m.VIPDests, m.ReloadOK, m.ReloadOKTime, m.Reloads, m.ConfigInfo, m.Normalizations,
-			m.BackendUp, m.HealthCheckDuration, m.HealthTransitions, m.HealthInFlight, m.HealthHold, m.RealserverDraining)
+			m.BackendUp, m.HealthCheckDuration, m.HealthTransitions, m.HealthInFlight, m.HealthHold, m.RealserverDraining, m.ARPConflict)
 	}
 	return m
 }

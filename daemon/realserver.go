@@ -40,8 +40,13 @@ type Realserver struct {
 
 	// nodeMissing is whether the last snapshot lacked this node (owned by Sync's caller, Run).
 	nodeMissing bool
-	health      *NodeHealth // may be nil
+	health      *NodeHealth   // may be nil
+	record      *SysctlRecord // the sysctls this role overwrote, to set back; may be nil
 }
+
+// SetSysctlRecord makes the role remember the sysctl values it overwrites (before it does) and
+// set them back when it stands down or stops. Call before Run.
+func (r *Realserver) SetSysctlRecord(rec *SysctlRecord) { r.record = rec }
 
 // SetNodeHealth gives the role the view it reports its rules to. Call before Run.
 func (r *Realserver) SetNodeHealth(h *NodeHealth) { r.health = h }
@@ -190,11 +195,17 @@ func (r *Realserver) converge(cfg *config.Config, owned map[netip.Addr]bool, des
 	}
 	r.log.Info("applying realserver plan", "ops", len(plan.Ops), "summary", plan.Summary())
 	r.log.Debug("realserver plan", "plan", plan.String())
+	if r.record != nil {
+		// Written before the kernel changes: a kill between the two still knows the originals.
+		if err := r.record.Remember(plan); err != nil {
+			return plan.Summary(), errors.Join(readErr, fmt.Errorf("recording the sysctls to set back later: %w", err))
+		}
+	}
 	return plan.Summary(), errors.Join(readErr, reconcile.Apply(k, plan))
 }
 
-// Cleanup removes the chains and unbinds the VIPs. Sysctls are left as they are: they are
-// harmless, and another program may rely on them. Every error is reported.
+// Cleanup removes the chains, unbinds the VIPs and sets back the sysctls it overwrote (with a
+// record: ARP settings a director on this node needs, rp_filter). Every error is reported.
 func (r *Realserver) Cleanup(ctx context.Context) error {
 	var errs []error
 	if r.health != nil {
@@ -206,6 +217,15 @@ func (r *Realserver) Cleanup(ctx context.Context) error {
 	cfg, owned := r.current()
 	if _, err := r.converge(cfg, owned, reconcile.NewState(cfg.Node.VIPInterface)); err != nil {
 		errs = append(errs, fmt.Errorf("unbinding VIPs: %w", err))
+	}
+	if r.record != nil {
+		restored, err := r.record.Restore(r.sysctl)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("setting sysctls back: %w", err))
+		}
+		if len(restored) > 0 {
+			r.log.Info("sysctls set back to their values before the realserver role", "restored", restored)
+		}
 	}
 	r.log.Info("realserver role cleaned up", "errors", len(errs))
 	return errors.Join(errs...)

@@ -15,6 +15,13 @@ func (s *Status) SetDraining(d bool) {
 	s.mu.Unlock()
 }
 
+// SetARPProblem records why the director does not answer ARP for its VIPs ("" when it does).
+func (s *Status) SetARPProblem(p string) {
+	s.mu.Lock()
+	s.r.ARPProblem = p
+	s.mu.Unlock()
+}
+
 // SetHealth records the director's unhealthy backends and held services.
 func (s *Status) SetHealth(unhealthy []UnhealthyBackend, held []string) {
 	s.mu.Lock()
@@ -51,6 +58,9 @@ type Report struct {
 	Draining bool `json:"draining,omitempty"`
 	// Unhealthy lists what fails its health checks on a director: the reason and since when.
 	Unhealthy []UnhealthyBackend `json:"unhealthy,omitempty"`
+	// ARPProblem says why a director does not answer ARP for its VIPs (arp_ignore set by
+	// someone else). It does not make /readyz fail: the VIPs still forward.
+	ARPProblem string `json:"arpProblem,omitempty"`
 	// HealthHold lists the services under the all-failing hold.
 	HealthHold []string `json:"healthHold,omitempty"`
 }

@@ -76,6 +76,8 @@ func runRealserver(ctx context.Context, env *runEnv) error {
 	}
 	rs := daemon.NewRealserver(cfg, env.node, links, newSysctl(), tables, latest, log, env.m)
 	rs.SetStatus(env.status)
+	rec := daemon.NewSysctlRecord(daemon.DefaultStateDir)
+	rs.SetSysctlRecord(&rec)
 	var nh *daemon.NodeHealth
 	if cfg.Kubernetes != nil {
 		// The health endpoint outlives ctx: after SIGTERM it answers "draining" for the drain

@@ -208,6 +208,8 @@ func runDirector(ctx context.Context, env *runEnv) error {
 	d.SetChecks(checks)
 	go checks.Run(ctx)
 	d.SetManagement(daemon.NewManagementListener(env.node.Name, log))
+	rec := daemon.NewSysctlRecord(daemon.DefaultStateDir)
+	d.SetSysctlRecord(&rec)
 	tables, err := openTables(cfg.IPTables.Chain)
 	switch {
 	case err == nil:

@@ -41,6 +41,9 @@ type Realserver struct {
 	// nodeMissing is whether the last snapshot lacked this node (owned by Sync's caller, Run).
 	nodeMissing bool
 	health      *NodeHealth   // may be nil
+	// lastLocal are the local services of the last successful apply (owned by Sync's
+	// caller): kept for a target a reload switched to until its watch has synced.
+	lastLocal map[netops.ServiceKey]chains.Service
 	record      *SysctlRecord // the sysctls this role overwrote, to set back; may be nil
 }
 
@@ -159,12 +162,23 @@ func (r *Realserver) Sync(ctx context.Context) (err error) {
 	var snap = r.snaps.getOrNil()
 	r.checkNode(snap)
 	local := reconcile.LocalServices(cfg, snap, r.node)
+	for key := range reconcile.UnknownTargets(cfg, snap) {
+		if prev, ok := r.lastLocal[key]; ok {
+			local = append(local, prev) // a reload never removes rules before the new target is known
+		}
+	}
 	rs := chains.Render(chains.Options{Chain: cfg.IPTables.Chain, Masquerade: cfg.IPTables.Masquerade}, local)
 	tstart := time.Now()
 	patch, err := r.tables.Apply(ctx, rs)
 	r.m.IPTablesDuration.Observe(time.Since(tstart).Seconds())
 	if r.health != nil && snap != nil {
 		r.health.Programmed(cfg, local, err == nil)
+	}
+	if err == nil {
+		r.lastLocal = make(map[netops.ServiceKey]chains.Service, len(local))
+		for _, s := range local {
+			r.lastLocal[s.Key] = s
+		}
 	}
 	if err != nil {
 		r.m.IPTablesErrors.Inc()

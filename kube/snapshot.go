@@ -103,6 +103,13 @@ type Snapshot struct {
 }
 
 // EligibleNodes returns the names of the nodes that may receive traffic, sorted.
+// Knows reports whether the snapshot's watches follow ref: false for a target a reload just
+// added, until the watches that follow it have synced and publish.
+func (s *Snapshot) Knows(ref ServiceRef) bool {
+	_, ok := s.Services[ref]
+	return ok
+}
+
 func (s *Snapshot) EligibleNodes(includeCordoned bool) []string {
 	var out []string
 	for name, n := range s.Nodes {

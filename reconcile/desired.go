@@ -171,13 +171,16 @@ func (in *inputs) service(s *schema.Service, notes *[]Note, scratch []wdest) ([]
 		for _, a := range elig.addrs {
 			dests = append(dests, wdest{key: netops.DestKey{Addr: a, Port: uint16(s.Port)}, weight: 1})
 		}
+	case s.Kubernetes != nil && snap != nil && !snap.Knows(kubeRef(s.Kubernetes)):
+		// The snapshot comes from watches that do not follow this target (a reload pointed
+		// the service at it and its watch has not synced): keep what the kernel has.
+		return in.keep(s, label), dests
 	case s.Kubernetes != nil && snap != nil:
 		// Each eligible node weighted by its ready endpoints of the service (0 for none).
 		for _, a := range elig.addrs {
 			dests = append(dests, wdest{key: netops.DestKey{Addr: a, Port: uint16(s.Port)}})
 		}
-		ref := kube.ServiceRef{Namespace: s.Kubernetes.Namespace, Service: s.Kubernetes.Service, PortName: s.Kubernetes.PortName}
-		for _, e := range snap.Services[ref].Endpoints {
+		for _, e := range snap.Services[kubeRef(s.Kubernetes)].Endpoints {
 			if j, ok := elig.index[e.NodeName]; ok && e.Ready {
 				dests[j].weight = min(dests[j].weight+1, netops.MaxWeight)
 			}
@@ -225,6 +228,31 @@ func (in *inputs) service(s *schema.Service, notes *[]Note, scratch []wdest) ([]
 		*notes = append(*notes, Note{Service: label, Kind: "threshold-clamped", Message: fmt.Sprintf("a realserver's share of the thresholds (upper %d, lower %d) exceeds the kernel's per-realserver maximum %d: clamped", x, y, netops.MaxWeight)})
 	}
 	return out, dests
+}
+
+// keep is the virtual services of s while its target is unknown (see VirtualService.Keep).
+func (in *inputs) keep(s *schema.Service, label string) []*VirtualService {
+	o := s.IPVS
+	var flags netops.SchedFlags
+	for _, f := range o.Flags {
+		b, _ := netops.ParseSchedFlag(f)
+		flags |= b
+	}
+	flags = serviceFlags(o.Scheduler, flags)
+	out := make([]*VirtualService, 0, len(s.Protocols))
+	for _, p := range s.Protocols {
+		proto, _ := netops.ParseProto(p)
+		out = append(out, &VirtualService{
+			Service: netops.Service{ServiceKey: netops.ServiceKey{VIP: s.VIP, Port: uint16(s.Port), Proto: proto}, Scheduler: o.Scheduler, Flags: flags},
+			Name:    label, Dests: map[netops.DestKey]netops.Destination{}, Keep: true,
+		})
+	}
+	return out
+}
+
+// kubeRef is the snapshot's key of a Kubernetes target.
+func kubeRef(t *schema.KubeTarget) kube.ServiceRef {
+	return kube.ServiceRef{Namespace: t.Namespace, Service: t.Service, PortName: t.PortName}
 }
 
 // split gives a destination its share of a service-wide threshold, in proportion to its

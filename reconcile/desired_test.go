@@ -193,12 +193,12 @@ func TestDesiredKubernetes(t *testing.T) {
 				Message: "no destination has a non-zero weight: the VIP stays bound but the service has no realservers"}},
 		},
 		{
-			name: "service missing from the snapshot: every eligible node at weight 0",
+			// A snapshot lists every target its watches follow (with a status, endpoints or
+			// not): a missing one is a target a reload just added, not synced yet.
+			name: "target unknown to the snapshot: kept, so Diff leaves its destinations",
 			cfg:  []cfgOpt{withKubernetes(false), kubeSvc},
 			snap: makeSnapshot(withNode("n1", "10.1.0.1"), withNode("n2", "10.1.0.2")),
-			want: makeState(withVS("tcp 10.0.0.1:80", named("web"), dests(dest("10.1.0.1:80", 0), dest("10.1.0.2:80", 0)))),
-			wantNotes: []Note{{Service: "web", Kind: "no-realservers",
-				Message: "no destination has a non-zero weight: the VIP stays bound but the service has no realservers"}},
+			want: makeState(withVS("tcp 10.0.0.1:80", named("web"), func(v *VirtualService) { v.Keep = true })),
 		},
 		{
 			name: "no snapshot: service without destinations, VIP bound",

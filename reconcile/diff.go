@@ -135,6 +135,9 @@ func (b *builder) service(d, a *VirtualService, actual *State, opts DiffOptions)
 	if d.Scheduler != a.Scheduler || d.Flags != a.Flags {
 		b.add(Op{Kind: OpUpdateService, Name: d.Name, Service: d.Service, OldSvc: a.Service})
 	}
+	if d.Keep {
+		return // its target's endpoints are not known yet: what forwards now stays
+	}
 	// Find the destinations that differ first and sort only those: most Diffs find none (the
 	// periodic resync) or one (a snapshot that changed one node's endpoints).
 	var changed, added []netops.DestKey

@@ -461,3 +461,18 @@ func TestDiffServicesAllKeysEqualsDiff(t *testing.T) {
 		t.Errorf("DiffServices vs Diff (-Diff +DiffServices):\n%s", d)
 	}
 }
+
+// TestDiffKeep: a service whose target is not known yet keeps the destinations it has (a
+// reload never empties it); a missing one is created without any, and its scheduler follows
+// the config.
+func TestDiffKeep(t *testing.T) {
+	keep := func(v *VirtualService) { v.Keep = true }
+	desired := makeState(withVS("tcp 10.0.0.1:80", named("web"), sched("mh"), keep), withVS("tcp 10.0.0.2:80", named("new"), keep))
+	actual := makeState(withVS("tcp 10.0.0.1:80", named("web"), dests(dest("10.1.0.1:80", 2), dest("10.1.0.2:80", 1))))
+	keys := []netops.ServiceKey{skey("tcp 10.0.0.1:80"), skey("tcp 10.0.0.2:80")}
+	got := DiffServices(desired, actual, keys, DiffOptions{Owned: owned("10.0.0.1", "10.0.0.2")}).String()
+	want := "~ update service tcp 10.0.0.1:80 (web): scheduler wrr -> mh\n+ add service tcp 10.0.0.2:80 (new): scheduler wrr\n"
+	if got != want {
+		t.Errorf("plan:\n%s\nwant:\n%s", got, want)
+	}
+}

@@ -88,6 +88,30 @@ func LocalServices(cfg *config.Config, snap *kube.Snapshot, node Node) []chains.
 	return out
 }
 
+// UnknownTargets are the virtual services of cfg whose Kubernetes target snap does not know
+// (see kube.Snapshot.Knows): a reload pointed them at a target whose watch has not synced.
+// A realserver keeps the rules it has for them until it does.
+func UnknownTargets(cfg *config.Config, snap *kube.Snapshot) map[netops.ServiceKey]bool {
+	if snap == nil {
+		return nil
+	}
+	var out map[netops.ServiceKey]bool
+	for i := range cfg.Services {
+		s := &cfg.Services[i]
+		if s.Kubernetes == nil || snap.Knows(kubeRef(s.Kubernetes)) {
+			continue
+		}
+		if out == nil {
+			out = map[netops.ServiceKey]bool{}
+		}
+		for _, p := range s.Protocols {
+			proto, _ := netops.ParseProto(p)
+			out[netops.ServiceKey{VIP: s.VIP, Port: uint16(s.Port), Proto: proto}] = true
+		}
+	}
+	return out
+}
+
 // localName labels a local service in its chain's comment.
 func localName(s *schema.Service) string {
 	if s.Name != "" || s.Kubernetes == nil {

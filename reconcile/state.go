@@ -13,6 +13,10 @@ type VirtualService struct {
 	// Name is the config service's label, for logs and plans.
 	Name  string
 	Dests map[netops.DestKey]netops.Destination
+	// Keep says the endpoints of its Kubernetes target are not known yet (a reload pointed
+	// it at a target whose watch has not synced): Diff leaves the destinations it has, so a
+	// reload never empties a service, and Dests is empty.
+	Keep bool
 }
 
 // State is a complete picture of what ravel owns in the kernel: as it should be (from Desired)

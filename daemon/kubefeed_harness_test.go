@@ -41,6 +41,7 @@ type feedConfig struct {
 	scheduler       string   // ipvs.scheduler of every service; empty keeps the default
 	static          bool     // adds a static service
 	includeCordoned bool
+	targets         map[string]string // service name → the Kubernetes service it follows (default: its name)
 }
 
 // feedVIPs gives each service its own VIP, whatever the order.
@@ -184,8 +185,12 @@ func (e *feedEnv) config(c feedConfig) *config.Config {
 		ipvs = fmt.Sprintf(", ipvs: {scheduler: %s}", c.scheduler)
 	}
 	for _, s := range c.services {
+		target := s
+		if t, ok := c.targets[s]; ok {
+			target = t
+		}
 		fmt.Fprintf(&svcs, "  - {name: %s, vip: %s, port: 80, kubernetes: {namespace: %s, service: %s, portName: http}%s}\n",
-			s, feedVIPs[s], e.ns, s, ipvs)
+			s, feedVIPs[s], e.ns, target, ipvs)
 	}
 	if c.static {
 		fmt.Fprintf(&svcs, "  - {name: static, vip: %s, port: 53, backends: [{address: 10.0.1.7}]}\n", feedVIPs["static"])

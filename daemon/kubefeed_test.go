@@ -2,14 +2,19 @@ package daemon
 
 import (
 	"context"
+	"fmt"
+	"net/netip"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/client-go/rest"
 
 	"github.com/ravel-lb/ravel/kube"
+	"github.com/ravel-lb/ravel/netops"
+	"github.com/ravel-lb/ravel/reconcile"
 )
 
 // KubeFeed on a real kube-apiserver (run in TestKapiHelperProcess, a child process, because
@@ -28,6 +33,68 @@ func TestKubeFeed(t *testing.T) {
 	t.Run("TwoReloadsInARow", func(t *testing.T) { testFeedTwoReloads(t, base) })
 	t.Run("SharedServiceStatusSeries", func(t *testing.T) { testFeedSharedStatus(t, base) })
 	t.Run("ReloadDuringBackoffDoesNotStall", func(t *testing.T) { testFeedBackoffNoStall(t, base) })
+	t.Run("RetargetDeniedKeepsDestinations", func(t *testing.T) { testFeedRetargetDenied(t, base) })
+}
+
+// 8. A reload that points web-a's VIP at another Kubernetes service whose watch RBAC denies
+// (it never syncs): a director following the feed keeps the service's destinations, not
+// emptied, for as long as that lasts; a later reload that can sync brings the new target's
+// (issue 11, item 4).
+func testFeedRetargetDenied(t *testing.T, base *rest.Config) {
+	e := newFeedEnv(t, base)
+	e.service("web-a", "10.1.0.1", "10.1.0.2") // on n1 and n2
+	e.service("web-b", "10.2.0.1")             // on n1
+	e.service("web-c", "10.3.0.1")
+	e.start(feedConfig{services: []string{"web-a"}})
+	f := newFakes()
+	cfg := e.config(feedConfig{services: []string{"web-a"}})
+	d := NewDirector(cfg, reconcile.Node{Name: "director-1", Role: "director"}, f.kernel(), nil, e.log, NewMetrics(prometheus.NewRegistry()))
+	ctx, cancel := context.WithCancel(e.ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = d.Run(ctx, e.feed.Snapshots()) }()
+	t.Cleanup(func() { cancel(); <-done })
+	weights := func() string {
+		k := netops.ServiceKey{VIP: netip.MustParseAddr(feedVIPs["web-a"]), Port: 80, Proto: netops.TCP}
+		ds, err := f.ipvs.Destinations(k)
+		if err != nil {
+			return "missing"
+		}
+		var out []string
+		for _, x := range ds {
+			out = append(out, fmt.Sprintf("%s=%d", x.Addr, x.Weight))
+		}
+		return strings.Join(out, " ")
+	}
+	const both = "192.0.2.1=1 192.0.2.2=1"
+	waitFor(t, "web-a's destinations", func() bool { return weights() == both })
+
+	reload := func(c feedConfig) {
+		next := e.config(c)
+		commit, err := e.feed.Prepare(next)
+		if err != nil {
+			t.Fatalf("Prepare: %v", err)
+		}
+		if err := d.Reload(e.ctx, next); err != nil {
+			t.Fatal(err)
+		}
+		commit(e.ctx)
+	}
+	denied := rest.CopyConfig(e.rc)
+	denied.Impersonate = rest.ImpersonationConfig{UserName: "ravel-e2e-nobody"} // no RBAC binding
+	e.setTarget(denied)
+	reload(feedConfig{services: []string{"web-a"}, targets: map[string]string{"web-a": "web-b"}})
+	for end := time.Now().Add(3 * time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+		if got := weights(); got != both {
+			t.Fatalf("while web-b's watch is denied, web-a's VIP has %q, want %q kept", got, both)
+		}
+	}
+	if p := e.feed.PendingFor(); p < time.Second {
+		t.Errorf("PendingFor = %s, want the denied watches still pending", p)
+	}
+
+	e.setTarget(nil)
+	reload(feedConfig{services: []string{"web-a", "web-c"}, targets: map[string]string{"web-a": "web-b"}})
+	waitFor(t, "web-b's endpoints on web-a's VIP", func() bool { return weights() == "192.0.2.1=1 192.0.2.2=0" })
 }
 
 // feedSettle bounds how long a change or a swap may take to show on the stream (they take

@@ -65,7 +65,7 @@ if [[ -n ${E2E_OUT_DIR:-} ]]; then
 else
 	mkdir -p "$E2E_DIR/.out"
 	# Keep the ten newest results of standalone runs.
-	ls -dt "$E2E_DIR"/.out/run.* 2>/dev/null | tail -n +10 | xargs -r rm -rf
+	ls -dt "$E2E_DIR"/.out/run.* 2>/dev/null | tail -n +10 | xargs -r rm -rf || true # none yet: ls fails
 	OUT=$(mktemp -d "$E2E_DIR/.out/run.XXXXXX")
 fi
 OUT=$(realpath "$OUT")

@@ -40,11 +40,11 @@ type Realserver struct {
 
 	// nodeMissing is whether the last snapshot lacked this node (owned by Sync's caller, Run).
 	nodeMissing bool
-	health      *NodeHealth   // may be nil
+	health      *NodeHealth // may be nil
 	// lastLocal are the local services of the last successful apply (owned by Sync's
 	// caller): kept for a target a reload switched to until its watch has synced.
 	lastLocal map[netops.ServiceKey]chains.Service
-	record      *SysctlRecord // the sysctls this role overwrote, to set back; may be nil
+	record    *SysctlRecord // the sysctls this role overwrote, to set back; may be nil
 }
 
 // SetSysctlRecord makes the role remember the sysctl values it overwrites (before it does) and

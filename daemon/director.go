@@ -56,6 +56,7 @@ type Director struct {
 	mgmt       *ManagementListener // nil: the director never answers the management port
 	record     *SysctlRecord       // what a realserver role on this node overwrote; may be nil
 	arpProblem string              // the ARP conflict last reported, "" when none
+	backends   tablesBackendCheck  // colocated: kube-proxy's chains in the other backend
 }
 
 // SetManagement gives the director the listeners it answers management.port with (static
@@ -196,6 +197,7 @@ func (d *Director) Run(ctx context.Context, snapshots <-chan *kube.Snapshot) err
 		defer d.mgmt.Close()
 	}
 	d.FullSync()
+	d.checkBackends()
 
 	resync := time.NewTicker(max(d.cfg.Resync.D(), time.Second))
 	defer resync.Stop()
@@ -232,6 +234,7 @@ func (d *Director) Run(ctx context.Context, snapshots <-chan *kube.Snapshot) err
 			close(req.done)
 		case <-resync.C:
 			d.FullSync()
+			d.checkBackends()
 		case <-drainTick.C:
 			if d.drains.Pending() > 0 || d.retryDue() {
 				d.FullSync()
@@ -466,6 +469,14 @@ func (d *Director) FullSync() {
 	} else {
 		d.retry.Succeeded()
 		clear(d.failure)
+	}
+}
+
+// checkBackends reports kube-proxy's chains in the other iptables backend (colocated only:
+// an isolated director writes no rules in front of kube-proxy's).
+func (d *Director) checkBackends() {
+	if d.tables != nil && d.cfg.Colocation == schema.ColocationColocated {
+		d.backends.run(context.Background(), d.tables, d.log, d.m, d.status)
 	}
 }
 

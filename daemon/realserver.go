@@ -44,7 +44,8 @@ type Realserver struct {
 	// lastLocal are the local services of the last successful apply (owned by Sync's
 	// caller): kept for a target a reload switched to until its watch has synced.
 	lastLocal map[netops.ServiceKey]chains.Service
-	record    *SysctlRecord // the sysctls this role overwrote, to set back; may be nil
+	backends  tablesBackendCheck // owned by Run
+	record    *SysctlRecord      // the sysctls this role overwrote, to set back; may be nil
 }
 
 // SetSysctlRecord makes the role remember the sysctl values it overwrites (before it does) and
@@ -110,6 +111,7 @@ func (r *Realserver) Run(ctx context.Context) error {
 	period := max(cfg.Resync.D(), time.Second)
 	t := time.NewTicker(period)
 	defer t.Stop()
+	r.backends.run(ctx, r.tables, r.log, r.m, r.status)
 	for {
 		if err := r.Sync(ctx); err != nil {
 			if ctx.Err() != nil {
@@ -124,6 +126,7 @@ func (r *Realserver) Run(ctx context.Context) error {
 			return nil
 		case <-changed:
 		case <-t.C:
+			r.backends.run(ctx, r.tables, r.log, r.m, r.status)
 		case <-r.poke:
 			if cfg, _ := r.current(); max(cfg.Resync.D(), time.Second) != period {
 				period = max(cfg.Resync.D(), time.Second)

@@ -199,6 +199,9 @@ func RestartRequired(old, cfg *config.Config) []config.Finding {
 	if old.IPTables.Chain != cfg.IPTables.Chain {
 		add("iptables.chain", "the chain prefix ravel owns")
 	}
+	if old.IPTables.Backend != cfg.IPTables.Backend {
+		add("iptables.backend", "the iptables backend")
+	}
 	if old.Coordinator.Listen != cfg.Coordinator.Listen || !slices.Equal(old.Coordinator.Ports, cfg.Coordinator.Ports) ||
 		old.Coordinator.FailoverTimeout != cfg.Coordinator.FailoverTimeout {
 		add("coordinator", "the coordinator address, ports and failover timeout")

@@ -22,6 +22,13 @@ func (s *Status) SetARPProblem(p string) {
 	s.mu.Unlock()
 }
 
+// SetIPTablesProblem records an iptables backend mismatch ("" when none).
+func (s *Status) SetIPTablesProblem(p string) {
+	s.mu.Lock()
+	s.r.IPTablesProblem = p
+	s.mu.Unlock()
+}
+
 // SetHealth records the director's unhealthy backends and held services.
 func (s *Status) SetHealth(unhealthy []UnhealthyBackend, held []string) {
 	s.mu.Lock()
@@ -61,6 +68,8 @@ type Report struct {
 	// ARPProblem says why a director does not answer ARP for its VIPs (arp_ignore set by
 	// someone else). It does not make /readyz fail: the VIPs still forward.
 	ARPProblem string `json:"arpProblem,omitempty"`
+	// IPTablesProblem says kube-proxy's chains are in the other iptables backend.
+	IPTablesProblem string `json:"iptablesProblem,omitempty"`
 	// HealthHold lists the services under the all-failing hold.
 	HealthHold []string `json:"healthHold,omitempty"`
 }

@@ -83,3 +83,28 @@ func TestDirectorSetsBackWhatAKilledRealserverLeft(t *testing.T) {
 		t.Errorf("the conflict was logged %d times over 2 syncs, want once", n)
 	}
 }
+
+// TestBackendMismatchReported (issue 11, item 7): kube-proxy's chains in the other iptables
+// backend only are reported once (log, status, metric) and cleared when that ends.
+func TestBackendMismatchReported(t *testing.T) {
+	f := newFakes() // an empty nat table: no KUBE-SERVICES in ravel's backend
+	f.tables.SetOtherBackend(true)
+	m := NewMetrics(prometheus.NewRegistry())
+	var logs syncBuffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	st := NewStatus("test", loadConfig(t, "realserver.yaml"))
+	var c tablesBackendCheck
+	c.run(context.Background(), f.tables, log, m, st)
+	c.run(context.Background(), f.tables, log, m, st)
+	if value(t, m.IPTablesBackendMismatch) != 1 || !strings.Contains(st.Report().IPTablesProblem, "the other backend only") {
+		t.Errorf("mismatch: metric %v, status %q", value(t, m.IPTablesBackendMismatch), st.Report().IPTablesProblem)
+	}
+	if n := strings.Count(logs.String(), "other iptables backend"); n != 1 {
+		t.Errorf("logged %d times over 2 checks, want once:\n%s", n, logs.String())
+	}
+	f.tables.SetOtherBackend(false)
+	c.run(context.Background(), f.tables, log, m, st)
+	if value(t, m.IPTablesBackendMismatch) != 0 || st.Report().IPTablesProblem != "" {
+		t.Error("the mismatch is still reported after it ended")
+	}
+}

@@ -288,6 +288,11 @@ type IPTables struct {
 	Chain string `yaml:"chain" json:"chain" validate:"chain"`
 	// Masquerade makes pods see the node's address instead of the client's.
 	Masquerade bool `yaml:"masquerade" json:"masquerade"`
+	// Backend is the iptables backend ravel writes: nft, legacy, or auto (the one holding
+	// kube-proxy's KUBE-SERVICES when only one does, else the one `iptables` on PATH uses).
+	// ravel's jump must sit in front of KUBE-SERVICES in kube-proxy's backend; a mismatch is
+	// reported at start and on every resync. A reload cannot change it.
+	Backend string `yaml:"backend" json:"backend" validate:"oneof=auto nft legacy"`
 }
 
 // Health configures the realserver's health endpoint (Kubernetes mode) and the director's

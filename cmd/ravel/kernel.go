@@ -1,8 +1,10 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/sirupsen/logrus"
 
@@ -23,8 +25,20 @@ func init() {
 	logrus.SetOutput(io.Discard)
 }
 
-// openTables opens ravel's iptables chains; a variable so that tests of the command run on fakes.
-var openTables = func(chain string) (iptables.Tables, error) { return iptables.New(chain) }
+// openTables opens ravel's iptables chains in the backend iptables.backend names (auto: the
+// one kube-proxy's KUBE-SERVICES is in, see iptables.DetectMode); a variable so that tests of
+// the command run on fakes.
+var openTables = func(chain, backend string) (iptables.Tables, error) {
+	if backend == "auto" {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		backend = iptables.DetectMode(ctx, "")
+	}
+	if backend == "" {
+		return iptables.New(chain)
+	}
+	return iptables.New(chain, iptables.WithMode(backend))
+}
 
 // openKernel opens the real netops implementations for this network namespace (a variable so
 // that tests of the command run on fakes).

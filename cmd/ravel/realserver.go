@@ -51,7 +51,7 @@ func runRealserver(ctx context.Context, env *runEnv) error {
 		return &exitError{exitInvalid, fmt.Errorf("opening netlink: %w", err)}
 	}
 	defer closeLinks()
-	tables, err := openTables(cfg.IPTables.Chain)
+	tables, err := openTables(cfg.IPTables.Chain, cfg.IPTables.Backend)
 	if err != nil {
 		return &exitError{exitInvalid, err}
 	}

@@ -210,7 +210,7 @@ func runDirector(ctx context.Context, env *runEnv) error {
 	d.SetManagement(daemon.NewManagementListener(env.node.Name, log))
 	rec := daemon.NewSysctlRecord(daemon.DefaultStateDir)
 	d.SetSysctlRecord(&rec)
-	tables, err := openTables(cfg.IPTables.Chain)
+	tables, err := openTables(cfg.IPTables.Chain, cfg.IPTables.Backend)
 	switch {
 	case err == nil:
 		// Isolated directors get the tables too: they remove chains a colocated run left.

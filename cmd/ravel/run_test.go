@@ -95,7 +95,7 @@ func TestRunReloadLifecycle(t *testing.T) {
 	openKernel = func() (reconcile.Kernel, func(), error) {
 		return reconcile.Kernel{IPVS: f.ipvs, Links: f.links, Sysctl: netops.NewFakeSysctl()}, func() {}, nil
 	}
-	openTables = func(string) (iptables.Tables, error) { return f.tables, nil }
+	openTables = func(string, string) (iptables.Tables, error) { return f.tables, nil }
 	coordinatorSettle = 0
 	notes := notifySocket(t)
 

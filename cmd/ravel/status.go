@@ -140,6 +140,9 @@ func printStatus(w io.Writer, r daemon.Report) {
 	if r.DirectorPresent != nil {
 		fmt.Fprintf(tw, "coordinator\tdirector present: %t, realserver role active: %t\n", *r.DirectorPresent, r.RealserverActive)
 	}
+	if r.IPTablesProblem != "" {
+		fmt.Fprintf(tw, "iptables\t%s\n", r.IPTablesProblem)
+	}
 	if r.ARPProblem != "" {
 		fmt.Fprintf(tw, "arp\t%s\n", r.ARPProblem)
 	}

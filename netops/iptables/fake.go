@@ -28,6 +28,29 @@ type Fake struct {
 	calls   map[string]int
 	fail    map[string][]error
 	batches []string
+	// otherKube is whether the "other backend" holds kube-proxy's KUBE-SERVICES (see
+	// SetOtherBackend); the fake's own table is the backend ravel uses, "nf_tables".
+	otherKube bool
+}
+
+var _ BackendChecker = (*Fake)(nil)
+
+// SetOtherBackend says whether the other iptables backend holds KUBE-SERVICES.
+func (f *Fake) SetOtherBackend(kube bool) {
+	f.mu.Lock()
+	f.otherKube = kube
+	f.mu.Unlock()
+}
+
+// CheckBackends implements BackendChecker: the fake's table is ravel's backend.
+func (f *Fake) CheckBackends(ctx context.Context) (Backends, error) {
+	save, err := f.e.b.save(ctx)
+	if err != nil {
+		return Backends{}, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return Backends{Mode: "nf_tables", KubeHere: hasKubeServices(save), KubeOther: f.otherKube, OtherAvailable: true}, nil
 }
 
 // Operations of the fake, for Calls and FailNext.

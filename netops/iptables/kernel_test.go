@@ -189,3 +189,41 @@ func TestNewRefusesBadPrefix(t *testing.T) {
 		t.Error("New accepted prefix KUBE-SVC, which would own kube-proxy's chains")
 	}
 }
+
+// TestKernelBackendMismatch (issue 11, item 7), both ways round: kube-proxy's KUBE-SERVICES in
+// the other backend only is a mismatch, in ravel's is not, and DetectMode (iptables.backend
+// auto) picks the backend that holds it.
+func TestKernelBackendMismatch(t *testing.T) {
+	needRoot(t)
+	for _, mode := range []string{"nft", "legacy"} {
+		if _, err := exec.LookPath("iptables-" + mode); err != nil {
+			t.Skipf("skipped: needs iptables-nft and iptables-legacy; iptables-%s is not installed", mode)
+		}
+	}
+	for _, tc := range []struct{ ravel, kube string }{{"nft", "legacy"}, {"legacy", "nft"}, {"nft", "nft"}} {
+		t.Run("ravel "+tc.ravel+", kube-proxy "+tc.kube, func(t *testing.T) {
+			ns := newNetns(t)
+			ctx := context.Background()
+			if got := DetectMode(ctx, ns); got != "" {
+				t.Errorf("no kube-proxy: DetectMode = %q, want \"\" (the iptables on PATH)", got)
+			}
+			if _, err := inNs(ns, "", "iptables-"+tc.kube, "-t", "nat", "-N", "KUBE-SERVICES"); err != nil {
+				t.Fatal(err)
+			}
+			r, err := New(prefix, WithNetns(ns), WithMode(tc.ravel))
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := r.CheckBackends(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := tc.ravel != tc.kube; b.Mismatch() != want || !b.OtherAvailable {
+				t.Errorf("CheckBackends = %+v (%s): mismatch %v, want %v", b, b, b.Mismatch(), want)
+			}
+			if got := DetectMode(ctx, ns); got != tc.kube {
+				t.Errorf("DetectMode = %q, want %q (where KUBE-SERVICES is)", got, tc.kube)
+			}
+		})
+	}
+}

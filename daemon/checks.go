@@ -79,6 +79,7 @@ type Checks struct {
 	// node: the ones whose absence from the node's view counts. Rebuilt when the snapshot
 	// changes (nil: to be rebuilt).
 	expect map[string]map[svcID]bool
+	protos map[svcID][]string // the protocols of each configured service, by vip:port
 }
 
 // NewChecks returns the director's checks; Run starts probing.
@@ -130,6 +131,11 @@ func backendJob(b backendID) string {
 // that stay is kept, so a reload or a new snapshot never resets rise and fall counts.
 func (c *Checks) Sync(cfg *config.Config, snap *kube.Snapshot, self reconcile.Node) {
 	c.cfg, c.snap, c.expect = cfg, snap, nil
+	c.protos = make(map[svcID][]string, len(cfg.Services))
+	for i := range cfg.Services {
+		s := &cfg.Services[i]
+		c.protos[svcID{s.VIP, uint16(s.Port)}] = s.Protocols
+	}
 	jobs := map[string]health.Job{}
 	ids := map[string]any{}
 	seenNodes := map[netip.Addr]bool{}
@@ -208,13 +214,24 @@ func (c *Checks) Sync(cfg *config.Config, snap *kube.Snapshot, self reconcile.No
 // SetSnapshot records a new snapshot whose node set did not change (Sync handles those).
 func (c *Checks) SetSnapshot(snap *kube.Snapshot) { c.snap, c.expect = snap, nil }
 
-// Transition is a check that changed state: the services to recompute.
+// Transition is what a check that changed state makes the director recompute.
 type Transition struct {
-	// Services are the static services whose backend changed.
-	Services []svcID
-	// Nodes is set when a realserver node changed: every Kubernetes service may have it as a
-	// destination (one weight edit each, not a resync).
-	Nodes bool
+	// Services are the services whose destinations' health changed: a static service whose
+	// backend changed, or, for a node, every service it has ready pods for (the ones where
+	// its weight is above 0: health gates nothing else).
+	Services map[svcID]bool
+	// Management is set when a whole node changed: the management services have every node.
+	Management bool
+}
+
+// Empty reports whether nothing is to be recomputed.
+func (t Transition) Empty() bool { return len(t.Services) == 0 && !t.Management }
+
+func (t *Transition) add(sid svcID) {
+	if t.Services == nil {
+		t.Services = map[svcID]bool{}
+	}
+	t.Services[sid] = true
 }
 
 // Observe records a probe result and returns what it changed; logged once per transition.
@@ -237,7 +254,7 @@ func (c *Checks) Observe(r checkResult, log func(msg string, args ...any)) Trans
 		}
 		backend := netip.AddrPortFrom(id.dest.Addr, id.dest.Port).String()
 		c.transition(bc.service, backend, &bc.m, log)
-		return Transition{Services: []svcID{id.svc}}
+		return Transition{Services: map[svcID]bool{id.svc: true}}
 	}
 	return Transition{}
 }
@@ -281,15 +298,18 @@ func (c *Checks) observeNode(nc *nodeCheck, r health.Result, now time.Time, log 
 		ok, reason = false, fmt.Sprintf("answered as node %q", v.Node)
 	}
 	var tr Transition
+	expect := c.expected()[nc.name]
 	if nc.m.Observe(ok, reason, h.Rise, h.Fall, now) {
 		c.transition(nodeService, nc.name, &nc.m, log)
-		tr.Nodes = true
+		tr.Management = true
+		for sid := range expect {
+			tr.add(sid)
+		}
 	}
 	if !ok {
 		return tr // the per-service view of a node that does not answer means nothing
 	}
 	idx := v.Index()
-	expect := c.expected()[nc.name]
 	check := func(sid svcID, serving bool) {
 		mm := nc.missing[sid]
 		if mm == nil {
@@ -305,7 +325,7 @@ func (c *Checks) observeNode(nc *nodeCheck, r health.Result, now time.Time, log 
 		why := "not served by the node: no rules or no local endpoint"
 		if mm.Observe(serving, why, h.Rise, h.Fall, now) {
 			c.transition(sid.String(), nc.name, mm, log)
-			tr.Nodes = true
+			tr.add(sid)
 		}
 		if mm.Settled() {
 			delete(nc.missing, sid)
@@ -313,7 +333,7 @@ func (c *Checks) observeNode(nc *nodeCheck, r health.Result, now time.Time, log 
 		}
 	}
 	for sid := range expect {
-		check(sid, serves(idx, sid, c.protocols(sid)))
+		check(sid, serves(idx, sid, c.protos[sid]))
 	}
 	for sid := range nc.missing {
 		if !expect[sid] {
@@ -333,16 +353,6 @@ func serves(idx map[health.ServiceID]health.ServiceView, sid svcID, protos []str
 		}
 	}
 	return true
-}
-
-// protocols are the protocols of the configured service sid.
-func (c *Checks) protocols(sid svcID) []string {
-	for i := range c.cfg.Services {
-		if s := &c.cfg.Services[i]; s.VIP == sid.vip && uint16(s.Port) == sid.port {
-			return s.Protocols
-		}
-	}
-	return []string{"tcp"}
 }
 
 // expected builds, once per snapshot, which Kubernetes services have ready pods on each node.

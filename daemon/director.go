@@ -306,25 +306,21 @@ func (d *Director) OnSnapshot(s *kube.Snapshot) {
 // touches and applies their difference (a weight edit per destination): never a resync.
 func (d *Director) OnCheck(r checkResult) {
 	tr := d.checks.Observe(r, func(msg string, args ...any) { d.log.Info(msg, args...) })
-	if tr.Nodes || len(tr.Services) > 0 {
-		defer d.reportHealth()
+	if tr.Empty() {
+		return
 	}
-	if d.desired == nil || d.fullResync || !tr.Nodes && len(tr.Services) == 0 {
+	defer d.reportHealth()
+	if d.desired == nil || d.fullResync {
 		return // the next full sync reads the new state
 	}
 	var keys []netops.ServiceKey
 	var notes []reconcile.Note
 	for i := range d.cfg.Services {
-		s := &d.cfg.Services[i]
-		hit := tr.Nodes && s.Kubernetes != nil
-		for _, sid := range tr.Services {
-			hit = hit || sid.vip == s.VIP && sid.port == uint16(s.Port)
-		}
-		if hit {
+		if s := &d.cfg.Services[i]; tr.Services[svcID{s.VIP, uint16(s.Port)}] {
 			keys = d.recompute(i, keys, &notes)
 		}
 	}
-	if tr.Nodes {
+	if tr.Management {
 		keys = d.recomputeManagement(keys, &notes)
 	}
 	d.partial(keys, notes)

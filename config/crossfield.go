@@ -72,6 +72,7 @@ func (d *decoder) checkCrossField(c *schema.ClusterConfig) {
 	d.checkHealthCheck("defaults.healthCheck", &c.Defaults.HealthCheck, false)
 	d.checkCheckTiming("defaults.healthCheck", c.Defaults.HealthCheck.Interval.D(), c.Defaults.HealthCheck.Timeout.D(), true, true)
 	d.checkManagement(c, seen)
+	d.checkBGP(c)
 	if reChain.MatchString(c.IPTables.Chain) {
 		// The pattern covers length and characters; the chains package also refuses
 		// prefixes that would own another program's chains (KUBE-*, DOCKER*, cali-*, ...),

@@ -159,7 +159,7 @@ func (d *decoder) value(n *yaml.Node, v reflect.Value) {
 		case !null:
 			v.SetString(n.Value)
 		}
-	case reflect.Int:
+	case reflect.Int, reflect.Int64:
 		if !null {
 			d.integer(n, v)
 		}

@@ -151,6 +151,20 @@ var badFiles = []struct {
 		`testdata/bad-management-port.bad.yaml:8:13: management.protocol: protocol udp needs management.kubernetes: without it the port is answered over HTTP (tcp)`,
 		`testdata/bad-management-port.bad.yaml:11:5: services[1]: udp 10.0.0.2:8080 is the management service's (management.port on every vipPool address)`,
 	}},
+	{"bad-bgp.bad.yaml", []string{
+		`testdata/bad-bgp.bad.yaml:8:8: bgp.asn: must be at most 4294967294, not 4294967295`,
+		`testdata/bad-bgp.bad.yaml:9:15: bgp.listenPort: 0 is not a port: -1 accepts no session, 1..65535 listens there`,
+		`testdata/bad-bgp.bad.yaml:10:17: bgp.communities[0]: "65010:70000" is not a community ASN:VALUE (each 0..65535)`,
+		`testdata/bad-bgp.bad.yaml:10:32: bgp.communities[1]: "nope" is not a community ASN:VALUE (each 0..65535)`,
+		`testdata/bad-bgp.bad.yaml:11:22: bgp.largeCommunities[0]: "1:2" is not a large community GLOBAL:LOCAL1:LOCAL2 (each 0..4294967295)`,
+		`testdata/bad-bgp.bad.yaml:13:49: bgp.peers[0].holdTime: must be 0 (no keepalives) or 3s..65535s, not 2s`,
+		`testdata/bad-bgp.bad.yaml:14:17: bgp.peers[1].address: peer 10.0.0.1 is already bgp.peers[0]`,
+		`testdata/bad-bgp.bad.yaml:14:68: bgp.peers[1].keepaliveTime: keepaliveTime 9s must be above 0 and below holdTime 9s`,
+		`testdata/bad-bgp.bad.yaml:15:32: bgp.peers[2].asn: must be at least 1, not 0`,
+		`testdata/bad-bgp.bad.yaml:15:45: bgp.peers[2].password: is 91 characters; TCP MD5 keys are at most 80`,
+		`testdata/bad-bgp.bad.yaml:16:85: bgp.peers[3].gracefulRestart.restartTime: must be 1s..4095s (12 bits of seconds in the capability), not 1h23m20s`,
+		`testdata/bad-bgp.bad.yaml:16:126: bgp.peers[3].bfd.multiplier: must be at least 1, not 0`,
+	}},
 	{"bad-health-check.bad.yaml", []string{
 		`testdata/bad-health-check.bad.yaml:5:33: health.timeout: timeout 1s must be shorter than interval 1s`,
 		`testdata/bad-health-check.bad.yaml:5:43: health.rise: must be at least 1, not 0`,
@@ -662,5 +676,12 @@ func everyKey() schema.ClusterConfig {
 		ARP:     schema.ARP{Interval: schema.Duration(10 * time.Second)},
 		Resync:  schema.Duration(2 * time.Minute),
 		Metrics: schema.Metrics{Listen: ":10234"},
+		BGP: &schema.BGP{ASN: 65010, RouterID: ptr(addr("10.0.0.10")), ListenPort: 1179,
+			Peers: []schema.BGPPeer{{Address: addr("10.0.0.1"), ASN: 65000, Port: 1790, Password: "s3cret",
+				HoldTime: schema.Duration(9 * time.Second), KeepaliveTime: schema.Duration(3 * time.Second), ConnectRetry: schema.Duration(2 * time.Second),
+				Multihop: 2, BFD: schema.BFD{Enabled: true, MinInterval: schema.Duration(100 * time.Millisecond), Multiplier: 5},
+				GracefulRestart: schema.GracefulRestart{Enabled: true, RestartTime: schema.Duration(60 * time.Second)}}},
+			Communities: []string{"65010:100"}, LargeCommunities: []string{"65010:1:2"}, LocalPreference: 200, MED: 10,
+			NextHop: ptr(addr("10.0.0.10"))},
 	}
 }

@@ -28,7 +28,9 @@ func (d *decoder) integer(n *yaml.Node, v reflect.Value) {
 		return
 	}
 	i, err := strconv.ParseInt(strings.ReplaceAll(n.Value, "_", ""), 0, 64)
-	if err != nil || i > math.MaxInt32 || i < math.MinInt32 {
+	// int keys take 32 bits (ports, weights, thresholds: a larger value is a typo); int64 keys
+	// (4-byte ASNs, BGP attributes) take 64, and their validate rules bound them.
+	if err != nil || v.Kind() != reflect.Int64 && (i > math.MaxInt32 || i < math.MinInt32) {
 		d.fail(n, "integer %s is out of range", n.Value)
 		return
 	}

@@ -46,6 +46,18 @@ func DefaultKubernetes() Kubernetes {
 	}
 }
 
+// DefaultBGP is what a `bgp:` section starts from.
+func DefaultBGP() BGP {
+	return BGP{ListenPort: -1, Communities: []string{}, LargeCommunities: []string{}}
+}
+
+// DefaultBGPPeer is what each BGP peer starts from.
+func DefaultBGPPeer() BGPPeer {
+	return BGPPeer{HoldTime: Duration(90 * time.Second), KeepaliveTime: Duration(30 * time.Second), ConnectRetry: Duration(5 * time.Second),
+		BFD:             BFD{MinInterval: Duration(300 * time.Millisecond), Multiplier: 3},
+		GracefulRestart: GracefulRestart{RestartTime: Duration(120 * time.Second)}}
+}
+
 // DefaultBackend is what each static backend starts from.
 func DefaultBackend() Backend { return Backend{Weight: ptr(1)} }
 
@@ -58,6 +70,10 @@ func DefaultFor(t reflect.Type) (reflect.Value, bool) {
 		return reflect.ValueOf(DefaultKubernetes()), true
 	case reflect.TypeFor[Backend]():
 		return reflect.ValueOf(DefaultBackend()), true
+	case reflect.TypeFor[BGP]():
+		return reflect.ValueOf(DefaultBGP()), true
+	case reflect.TypeFor[BGPPeer]():
+		return reflect.ValueOf(DefaultBGPPeer()), true
 	}
 	return reflect.Value{}, false
 }

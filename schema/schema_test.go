@@ -94,7 +94,7 @@ func walkType(t *testing.T, typ reflect.Type, sch map[string]any, path string) {
 		if !hasType(sch, "string") {
 			t.Errorf("%s: schema type %v, want string", path, sch["type"])
 		}
-	case typ.Kind() == reflect.Int:
+	case typ.Kind() == reflect.Int || typ.Kind() == reflect.Int64:
 		if !hasType(sch, "integer") {
 			t.Errorf("%s: schema type %v, want integer", path, sch["type"])
 		}

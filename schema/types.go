@@ -59,6 +59,76 @@ type ClusterConfig struct {
 	Resync Duration `yaml:"resync" json:"resync"`
 	// Metrics configures the Prometheus endpoint.
 	Metrics Metrics `yaml:"metrics" json:"metrics"`
+	// BGP configures the speaker of node.role bgp. Validated; the bgp role itself is not
+	// implemented yet (node.role bgp is refused), so nothing here is used.
+	BGP *BGP `yaml:"bgp,omitempty" json:"bgp,omitempty"`
+}
+
+// BGP is the embedded speaker's configuration: the VIPs are announced as /32 routes to peers.
+type BGP struct {
+	// ASN is this speaker's autonomous system number, 1..4294967294 (0 and 4294967295 are
+	// reserved).
+	ASN int64 `yaml:"asn" json:"asn" validate:"min=1,max=4294967294" schema:"required"`
+	// RouterID is the BGP identifier, an IPv4 address; empty means node.interface's address.
+	RouterID *netip.Addr `yaml:"routerId,omitempty" json:"routerId,omitempty"`
+	// ListenPort is the port the speaker accepts sessions on; -1 (the default) accepts none
+	// (ravel connects to its peers).
+	ListenPort int `yaml:"listenPort" json:"listenPort" validate:"min=-1,max=65535"`
+	// Peers are the routers to announce to.
+	Peers []BGPPeer `yaml:"peers" json:"peers" validate:"min=1,dive"`
+	// Communities are added to every announcement, as ASN:VALUE (each 0..65535).
+	Communities []string `yaml:"communities" json:"communities" schema:"unique"`
+	// LargeCommunities are added to every announcement, as GLOBAL:LOCAL1:LOCAL2.
+	LargeCommunities []string `yaml:"largeCommunities" json:"largeCommunities" schema:"unique"`
+	// LocalPreference of the announcements (iBGP); 0 means not sent.
+	LocalPreference int64 `yaml:"localPreference" json:"localPreference" validate:"min=0,max=4294967295"`
+	// MED (multi-exit discriminator) of the announcements; 0 means not sent.
+	MED int64 `yaml:"med" json:"med" validate:"min=0,max=4294967295"`
+	// NextHop of the announcements; empty means the session's local address.
+	NextHop *netip.Addr `yaml:"nextHop,omitempty" json:"nextHop,omitempty"`
+}
+
+// BGPPeer is one BGP neighbour.
+type BGPPeer struct {
+	// Address of the peer (IPv4).
+	Address netip.Addr `yaml:"address" json:"address" schema:"required"`
+	// ASN of the peer; the session is iBGP when it equals bgp.asn.
+	ASN int64 `yaml:"asn" json:"asn" validate:"min=1,max=4294967294" schema:"required"`
+	// Port of the peer; 0 means 179.
+	Port int `yaml:"port,omitempty" json:"port,omitempty" validate:"port0"`
+	// Password for TCP MD5 signatures (RFC 2385), at most 80 characters; empty means none.
+	Password string `yaml:"password,omitempty" json:"password,omitempty"`
+	// HoldTime is the hold timer: 0 (no keepalives) or at least 3s. Default 90s.
+	HoldTime Duration `yaml:"holdTime" json:"holdTime"`
+	// KeepaliveTime must be below holdTime. Default 30s.
+	KeepaliveTime Duration `yaml:"keepaliveTime" json:"keepaliveTime"`
+	// ConnectRetry is the wait between connection attempts. Default 5s.
+	ConnectRetry Duration `yaml:"connectRetry" json:"connectRetry"`
+	// Multihop is the TTL for a peer that is not directly connected; 0 means directly connected.
+	Multihop int `yaml:"multihop,omitempty" json:"multihop,omitempty" validate:"min=0,max=255"`
+	// BFD detects a dead path in BFD's interval × multiplier instead of the hold time.
+	BFD BFD `yaml:"bfd" json:"bfd"`
+	// GracefulRestart keeps the routes on the peer through a restart of ravel.
+	GracefulRestart GracefulRestart `yaml:"gracefulRestart" json:"gracefulRestart"`
+}
+
+// BFD configures bidirectional forwarding detection with a peer.
+type BFD struct {
+	// Enabled turns BFD on for this peer.
+	Enabled bool `yaml:"enabled" json:"enabled"`
+	// MinInterval between BFD packets. Default 300ms.
+	MinInterval Duration `yaml:"minInterval" json:"minInterval"`
+	// Multiplier: packets missed before the path is down, 1..255. Default 3.
+	Multiplier int `yaml:"multiplier" json:"multiplier" validate:"min=1,max=255"`
+}
+
+// GracefulRestart configures BGP graceful restart (RFC 4724) with a peer.
+type GracefulRestart struct {
+	// Enabled turns graceful restart on for this peer.
+	Enabled bool `yaml:"enabled" json:"enabled"`
+	// RestartTime is how long the peer keeps ravel's routes while it restarts, 1s..4095s.
+	// Default 120s.
+	RestartTime Duration `yaml:"restartTime" json:"restartTime"`
 }
 
 // Roles of a node.

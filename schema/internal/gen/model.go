@@ -250,7 +250,7 @@ func (b *builder) typed(k *key, t reflect.Type, def reflect.Value, self, items [
 		k.Values = v
 	case t.Kind() == reflect.String:
 		k.Kind = "string"
-	case t.Kind() == reflect.Int:
+	case t.Kind() == reflect.Int || t.Kind() == reflect.Int64:
 		k.Kind = "integer"
 	case t.Kind() == reflect.Bool:
 		k.Kind = "boolean"
@@ -356,7 +356,7 @@ func jsonValue(v reflect.Value) any {
 		return out
 	case reflect.String:
 		return v.String()
-	case reflect.Int:
+	case reflect.Int, reflect.Int64:
 		return v.Int()
 	case reflect.Bool:
 		return v.Bool()

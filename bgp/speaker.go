@@ -1,0 +1,248 @@
+package bgp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/osrg/gobgp/v4/api"
+	"github.com/osrg/gobgp/v4/pkg/apiutil"
+	"github.com/osrg/gobgp/v4/pkg/packet/bgp"
+	"github.com/osrg/gobgp/v4/pkg/server"
+)
+
+// Peer is one neighbour's session settings.
+type Peer struct {
+	Address      netip.Addr
+	ASN          uint32
+	Port         uint16 // 0: 179
+	LocalAddress netip.Addr // the source of the session; zero: the kernel's choice
+	Password     string
+	HoldTime     time.Duration
+	Keepalive    time.Duration
+	ConnectRetry time.Duration
+	Multihop     uint8 // 0: directly connected
+}
+
+// Config is the speaker's identity and what it attaches to every announcement.
+type Config struct {
+	ASN         uint32
+	RouterID    netip.Addr
+	ListenPort  int32 // -1: accept no sessions
+	Communities []uint32
+	LocalPref   uint32     // 0: not sent
+	MED         uint32     // 0: not sent
+	NextHop     netip.Addr // zero: the session's local address (GoBGP rewrites 0.0.0.0)
+}
+
+// Speaker is a running BGP speaker. Its methods are safe for concurrent use.
+type Speaker struct {
+	s   *server.BgpServer
+	cfg Config
+	log *slog.Logger
+
+	mu        sync.Mutex
+	peers     map[netip.Addr]Peer
+	announced map[netip.Addr]bool
+}
+
+// Start runs a speaker with cfg and no peers.
+func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Speaker, error) {
+	lvl := &slog.LevelVar{}
+	lvl.Set(slog.LevelWarn) // GoBGP logs every state change at info; ravel logs its own
+	s := server.NewBgpServer(server.LoggerOption(log.With("component", "gobgp"), lvl))
+	go s.Serve()
+	err := s.StartBgp(ctx, &api.StartBgpRequest{Global: &api.Global{
+		Asn: cfg.ASN, RouterId: cfg.RouterID.String(), ListenPort: cfg.ListenPort,
+	}})
+	if err != nil {
+		s.Stop()
+		return nil, fmt.Errorf("start BGP (asn %d, router id %s): %w", cfg.ASN, cfg.RouterID, err)
+	}
+	return &Speaker{s: s, cfg: cfg, log: log, peers: map[netip.Addr]Peer{}, announced: map[netip.Addr]bool{}}, nil
+}
+
+func apiPeer(p Peer) *api.Peer {
+	ap := &api.Peer{
+		Conf: &api.PeerConf{NeighborAddress: p.Address.String(), PeerAsn: p.ASN, AuthPassword: p.Password},
+		Timers: &api.Timers{Config: &api.TimersConfig{
+			HoldTime: uint64(p.HoldTime.Seconds()), KeepaliveInterval: uint64(p.Keepalive.Seconds()),
+			ConnectRetry: uint64(max(p.ConnectRetry, time.Second).Seconds()),
+		}},
+		Transport: &api.Transport{RemotePort: uint32(p.Port)},
+		AfiSafis: []*api.AfiSafi{{Config: &api.AfiSafiConfig{
+			Family: &api.Family{Afi: api.Family_AFI_IP, Safi: api.Family_SAFI_UNICAST}, Enabled: true}}},
+	}
+	if p.Port == 0 {
+		ap.Transport.RemotePort = 179
+	}
+	if p.LocalAddress.IsValid() {
+		ap.Transport.LocalAddress = p.LocalAddress.String()
+	}
+	if p.Multihop > 0 {
+		ap.EbgpMultihop = &api.EbgpMultihop{Enabled: true, MultihopTtl: uint32(p.Multihop)}
+	}
+	return ap
+}
+
+// SetPeers makes the sessions those of peers, by diff: a peer whose settings are unchanged
+// keeps its session; a changed one is replaced; a removed one is closed. Every error is
+// returned, joined; the peers that worked are in place.
+func (sp *Speaker) SetPeers(ctx context.Context, peers []Peer) error {
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	want := make(map[netip.Addr]Peer, len(peers))
+	for _, p := range peers {
+		want[p.Address] = p
+	}
+	var errs []error
+	for _, a := range slices.SortedFunc(maps.Keys(sp.peers), netip.Addr.Compare) {
+		if p, ok := want[a]; ok && p == sp.peers[a] {
+			continue
+		}
+		if err := sp.s.DeletePeer(ctx, &api.DeletePeerRequest{Address: a.String()}); err != nil {
+			errs = append(errs, fmt.Errorf("remove peer %s: %w", a, err))
+			continue
+		}
+		delete(sp.peers, a)
+		sp.log.Info("BGP peer removed", "peer", a)
+	}
+	for _, a := range slices.SortedFunc(maps.Keys(want), netip.Addr.Compare) {
+		if _, ok := sp.peers[a]; ok {
+			continue
+		}
+		if err := sp.s.AddPeer(ctx, &api.AddPeerRequest{Peer: apiPeer(want[a])}); err != nil {
+			errs = append(errs, fmt.Errorf("add peer %s: %w", a, err))
+			continue
+		}
+		sp.peers[a] = want[a]
+		sp.log.Info("BGP peer added", "peer", a, "asn", want[a].ASN)
+	}
+	return errors.Join(errs...)
+}
+
+func (sp *Speaker) path(vip netip.Addr, withdraw bool) (*apiutil.Path, error) {
+	nlri, err := bgp.NewIPAddrPrefix(netip.PrefixFrom(vip, 32))
+	if err != nil {
+		return nil, err
+	}
+	nh := sp.cfg.NextHop
+	if !nh.IsValid() {
+		nh = netip.IPv4Unspecified() // GoBGP puts the session's local address there
+	}
+	nhAttr, err := bgp.NewPathAttributeNextHop(nh)
+	if err != nil {
+		return nil, err
+	}
+	attrs := []bgp.PathAttributeInterface{bgp.NewPathAttributeOrigin(0), nhAttr}
+	if len(sp.cfg.Communities) > 0 {
+		attrs = append(attrs, bgp.NewPathAttributeCommunities(sp.cfg.Communities))
+	}
+	if sp.cfg.LocalPref > 0 {
+		attrs = append(attrs, bgp.NewPathAttributeLocalPref(sp.cfg.LocalPref))
+	}
+	if sp.cfg.MED > 0 {
+		attrs = append(attrs, bgp.NewPathAttributeMultiExitDisc(sp.cfg.MED))
+	}
+	return &apiutil.Path{Family: bgp.RF_IPv4_UC, Nlri: nlri, Attrs: attrs, Withdrawal: withdraw}, nil
+}
+
+// Set announces exactly vips: the ones not announced yet are added, the ones no longer in
+// the set are withdrawn at once. It returns what it could not do.
+func (sp *Speaker) Set(vips map[netip.Addr]bool) error {
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	var errs []error
+	for _, v := range slices.SortedFunc(maps.Keys(sp.announced), netip.Addr.Compare) {
+		if vips[v] {
+			continue
+		}
+		p, err := sp.path(v, true)
+		if err == nil {
+			err = sp.s.DeletePath(apiutil.DeletePathRequest{Paths: []*apiutil.Path{p}})
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("withdraw %s/32: %w", v, err))
+			continue
+		}
+		delete(sp.announced, v)
+		sp.log.Info("BGP route withdrawn", "vip", v)
+	}
+	for _, v := range slices.SortedFunc(maps.Keys(vips), netip.Addr.Compare) {
+		if !vips[v] || sp.announced[v] {
+			continue
+		}
+		p, err := sp.path(v, false)
+		if err == nil {
+			_, err = sp.s.AddPath(apiutil.AddPathRequest{Paths: []*apiutil.Path{p}})
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("announce %s/32: %w", v, err))
+			continue
+		}
+		sp.announced[v] = true
+		sp.log.Info("BGP route announced", "vip", v)
+	}
+	return errors.Join(errs...)
+}
+
+// PeerStatus is one session as the speaker sees it.
+type PeerStatus struct {
+	Address netip.Addr
+	State   string // idle, connect, active, opensent, openconfirm, established
+	Uptime  time.Time
+}
+
+// Peers lists the sessions.
+func (sp *Speaker) Peers(ctx context.Context) ([]PeerStatus, error) {
+	var out []PeerStatus
+	err := sp.s.ListPeer(ctx, &api.ListPeerRequest{}, func(p *api.Peer) {
+		st := PeerStatus{State: "unknown"}
+		if p.Conf != nil {
+			st.Address, _ = netip.ParseAddr(p.Conf.NeighborAddress)
+		}
+		if p.State != nil {
+			st.State = sessionState(p.State.SessionState)
+		}
+		if p.Timers != nil && p.Timers.State != nil && p.Timers.State.Uptime != nil {
+			st.Uptime = p.Timers.State.Uptime.AsTime()
+		}
+		out = append(out, st)
+	})
+	slices.SortFunc(out, func(a, b PeerStatus) int { return a.Address.Compare(b.Address) })
+	return out, err
+}
+
+func sessionState(s api.PeerState_SessionState) string {
+	switch s {
+	case api.PeerState_SESSION_STATE_IDLE:
+		return "idle"
+	case api.PeerState_SESSION_STATE_CONNECT:
+		return "connect"
+	case api.PeerState_SESSION_STATE_ACTIVE:
+		return "active"
+	case api.PeerState_SESSION_STATE_OPENSENT:
+		return "opensent"
+	case api.PeerState_SESSION_STATE_OPENCONFIRM:
+		return "openconfirm"
+	case api.PeerState_SESSION_STATE_ESTABLISHED:
+		return "established"
+	}
+	return "unknown"
+}
+
+// Stop withdraws every route, closes the sessions and stops the speaker.
+func (sp *Speaker) Stop(ctx context.Context) error {
+	err := sp.Set(nil)
+	if serr := sp.s.StopBgp(ctx, &api.StopBgpRequest{}); serr != nil {
+		err = errors.Join(err, serr)
+	}
+	sp.s.Stop()
+	return err
+}

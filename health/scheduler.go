@@ -39,6 +39,7 @@ type Scheduler struct {
 	o        Options
 	wake     chan struct{}
 	inFlight atomic.Int64
+	hookMu   sync.Mutex // orders OnInFlight calls
 
 	mu   sync.Mutex // guards jobs and due
 	jobs map[string]*entry
@@ -159,6 +160,12 @@ func (s *Scheduler) Run(ctx context.Context) {
 }
 
 func (s *Scheduler) run(ctx context.Context, e *entry) {
+	s.mu.Lock()
+	removed := e.removed
+	s.mu.Unlock()
+	if removed {
+		return // removed or changed by Set while it waited for a worker
+	}
 	s.inFlightAdd(1)
 	start := time.Now()
 	r := Run(ctx, e.job.Probe, s.o.Client)
@@ -167,7 +174,7 @@ func (s *Scheduler) run(ctx context.Context, e *entry) {
 		return // stopping: a probe cut short says nothing about the backend
 	}
 	s.mu.Lock()
-	removed := e.removed
+	removed = e.removed
 	s.mu.Unlock()
 	if !removed && s.o.OnResult != nil {
 		s.o.OnResult(e.id, r)
@@ -191,7 +198,11 @@ func (s *Scheduler) run(ctx context.Context, e *entry) {
 	s.poke()
 }
 
+// inFlightAdd counts a probe in or out. The hook is called under a lock so that its values
+// arrive in order: a gauge fed from it never stays at a stale count.
 func (s *Scheduler) inFlightAdd(d int64) {
+	s.hookMu.Lock()
+	defer s.hookMu.Unlock()
 	n := s.inFlight.Add(d)
 	if s.o.OnInFlight != nil {
 		s.o.OnInFlight(int(n))

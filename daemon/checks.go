@@ -222,6 +222,9 @@ type Transition struct {
 	Services map[svcID]bool
 	// Management is set when a whole node changed: the management services have every node.
 	Management bool
+	// Soft says no state changed, only whether a failure is pending (see reconcile.Check's
+	// Failing): it matters only to a service under the hold, which the director recomputes.
+	Soft bool
 }
 
 // Empty reports whether nothing is to be recomputed.
@@ -249,7 +252,11 @@ func (c *Checks) Observe(r checkResult, log func(msg string, args ...any)) Trans
 		if bc == nil {
 			return Transition{}
 		}
+		wasFailing := bc.m.Failing()
 		if !bc.m.Observe(r.res.OK, r.res.Reason, bc.rise, bc.fall, now) {
+			if bc.m.Failing() != wasFailing {
+				return Transition{Services: map[svcID]bool{id.svc: true}, Soft: true}
+			}
 			return Transition{}
 		}
 		backend := netip.AddrPortFrom(id.dest.Addr, id.dest.Port).String()
@@ -299,9 +306,15 @@ func (c *Checks) observeNode(nc *nodeCheck, r health.Result, now time.Time, log 
 	}
 	var tr Transition
 	expect := c.expected()[nc.name]
+	wasFailing := nc.m.Failing()
 	if nc.m.Observe(ok, reason, h.Rise, h.Fall, now) {
 		c.transition(nodeService, nc.name, &nc.m, log)
 		tr.Management = true
+		for sid := range expect {
+			tr.add(sid)
+		}
+	} else if nc.m.Failing() != wasFailing {
+		tr.Soft = true
 		for sid := range expect {
 			tr.add(sid)
 		}
@@ -394,16 +407,17 @@ func (c *Checks) Check(vip netip.Addr, port uint16, d netops.DestKey, kube bool)
 		if !nc.m.Up() {
 			return reconcile.Check{Checked: true, DownSince: nc.m.Since(), Hold: hold}
 		}
-		if mm := nc.missing[svcID{vip, port}]; mm != nil && !mm.Up() {
+		mm := nc.missing[svcID{vip, port}]
+		if mm != nil && !mm.Up() {
 			return reconcile.Check{Checked: true, DownSince: mm.Since(), Hold: hold}
 		}
-		return reconcile.Check{Checked: true, Up: true}
+		return reconcile.Check{Checked: true, Up: true, Failing: nc.m.Failing() || mm != nil && mm.Failing()}
 	}
 	bc := c.backends[backendID{svcID{vip, port}, d}]
 	if bc == nil {
 		return reconcile.Check{}
 	}
-	return reconcile.Check{Checked: true, Up: bc.m.Up(), DownSince: bc.m.Since(), Hold: bc.hold}
+	return reconcile.Check{Checked: true, Up: bc.m.Up(), Failing: bc.m.Failing(), DownSince: bc.m.Since(), Hold: bc.hold}
 }
 
 // Unhealthy lists what fails its checks now, for the status.

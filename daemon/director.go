@@ -57,6 +57,9 @@ type Director struct {
 	record     *SysctlRecord       // what a realserver role on this node overwrote; may be nil
 	arpProblem string              // the ARP conflict last reported, "" when none
 	backends   tablesBackendCheck  // colocated: kube-proxy's chains in the other backend
+	bgp        VIPAnnouncer        // node.role bgp; nil otherwise
+	bgpDrain   chan bool           // DrainBGP to Run
+	bgpDrained bool
 }
 
 // SetManagement gives the director the listeners it answers management.port with (static
@@ -219,6 +222,12 @@ func (d *Director) Run(ctx context.Context, snapshots <-chan *kube.Snapshot) err
 			return nil
 		case r := <-checkC:
 			d.OnCheck(r)
+		case drained := <-d.bgpDrain:
+			if drained != d.bgpDrained {
+				d.bgpDrained = drained
+				d.log.Warn("BGP drain", "drained", drained)
+				d.announceBGP()
+			}
 		case s, ok := <-snapshots:
 			if !ok {
 				// The source stopped (only when ctx ends): keep the last state programmed.
@@ -306,8 +315,8 @@ func (d *Director) OnSnapshot(s *kube.Snapshot) {
 // touches and applies their difference (a weight edit per destination): never a resync.
 func (d *Director) OnCheck(r checkResult) {
 	tr := d.checks.Observe(r, func(msg string, args ...any) { d.log.Info(msg, args...) })
-	if tr.Empty() {
-		return
+	if tr.Empty() || tr.Soft && len(d.held) == 0 {
+		return // a pending failure changes nothing unless a service is held
 	}
 	defer d.reportHealth()
 	if d.desired == nil || d.fullResync {
@@ -554,6 +563,7 @@ func (d *Director) apply(plan *reconcile.Plan, kind string, start time.Time) {
 	d.m.SyncDuration.Observe(d.now().Sub(start).Seconds())
 	d.m.Draining.Set(float64(d.drains.Pending()))
 	d.announceNew()
+	d.announceBGP()
 }
 
 func (d *Director) gauges(desired *reconcile.State) {

@@ -55,6 +55,9 @@ func (m *Machine) Since() time.Time { return m.since }
 // Reason is why the machine is down ("" when up): the last failure seen.
 func (m *Machine) Reason() string { return m.reason }
 
+// Failing reports a failure pending: up, but the last result failed (fewer than fall in a row).
+func (m *Machine) Failing() bool { return !m.down && m.streak > 0 }
+
 // Settled reports whether the machine is up with no failure pending: a table of machines need
 // not keep it (a new zero Machine is the same).
 func (m *Machine) Settled() bool { return !m.down && m.streak == 0 }
@@ -64,6 +67,8 @@ type Check struct {
 	// Checked is false for a destination nothing checks: it passes.
 	Checked bool
 	Up      bool
+	// Failing is an up destination whose last check failed: not down yet (fall not reached).
+	Failing bool
 	// DownSince is when it went down (Up false).
 	DownSince time.Time
 	// Hold is how long detecting a failure takes (fall × interval + timeout): destinations that
@@ -88,20 +93,26 @@ type Health interface {
 // every backend (a director cut off from its health network sees exactly that), and emptying
 // the service would drop all of its traffic. Unless the service has a sorry server to fall
 // back to, the destinations that fell together with the last healthy one keep their weights:
-// the hold. It returns whether the hold applies and whether every weighted destination is
-// down (for the sorry server).
+// the hold. "Every destination fails" counts an up destination whose last check failed too:
+// checks are spread over the interval, so when a cut-off director's first destination reaches
+// fall failures the others have each failed once already; waiting for all of them to be down
+// would drain them one by one first. It returns whether the hold applies and whether every
+// weighted destination is down (for the sorry server).
 func gateHealth(h Health, vip netip.Addr, port uint16, dests []wdest, kube, sorry bool) (held, allDown bool) {
 	if h == nil {
 		return false, false
 	}
 	var checks []Check // of the weighted destinations, in order; allocated only on a failure
-	weighted, down := 0, 0
+	weighted, down, failing := 0, 0, 0
 	for i, d := range dests {
 		if d.weight == 0 {
 			continue
 		}
 		weighted++
 		c := h.Check(vip, port, d.key, kube)
+		if c.Failing {
+			failing++
+		}
 		if !c.Checked || c.Up {
 			if checks != nil {
 				checks[i] = c
@@ -122,14 +133,14 @@ func gateHealth(h Health, vip netip.Addr, port uint16, dests []wdest, kube, sorr
 	if down == 0 {
 		return false, false
 	}
-	if down == weighted && !sorry {
+	if down+failing == weighted && !sorry {
 		keep := holdSet(dests, checks)
 		for i := range dests {
-			if dests[i].weight > 0 && !keep[i] {
+			if dests[i].weight > 0 && checks[i].Checked && !checks[i].Up && !keep[i] {
 				dests[i].weight = 0
 			}
 		}
-		return true, true
+		return true, down == weighted
 	}
 	for i := range dests {
 		if dests[i].weight > 0 && checks[i].Checked && !checks[i].Up {
@@ -145,13 +156,13 @@ func gateHealth(h Health, vip netip.Addr, port uint16, dests []wdest, kube, sorr
 func holdSet(dests []wdest, checks []Check) []bool {
 	var last time.Time
 	for i := range dests {
-		if dests[i].weight > 0 && checks[i].DownSince.After(last) {
+		if dests[i].weight > 0 && !checks[i].Up && checks[i].DownSince.After(last) {
 			last = checks[i].DownSince
 		}
 	}
 	keep := make([]bool, len(dests))
 	for i := range dests {
-		if dests[i].weight > 0 && !checks[i].DownSince.Before(last.Add(-checks[i].Hold)) {
+		if dests[i].weight > 0 && !checks[i].Up && !checks[i].DownSince.Before(last.Add(-checks[i].Hold)) {
 			keep[i] = true
 		}
 	}

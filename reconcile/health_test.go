@@ -85,6 +85,9 @@ func down(since time.Time) Check {
 
 var upCheck = Check{Checked: true, Up: true}
 
+// pending is an up destination whose last check failed (fall not reached yet).
+var pending = Check{Checked: true, Up: true, Failing: true}
+
 func parseCfg(t *testing.T, y string) *config.Config {
 	t.Helper()
 	cfg, err := config.Parse("test.yaml", []byte("apiVersion: ravel/v1\nkind: ClusterConfig\n"+y))
@@ -133,6 +136,12 @@ func TestDesiredHealthGates(t *testing.T) {
 		{"all failing together: the hold keeps every weight", threeBackends,
 			fakeHealth{a1: down(t0), a2: down(t0.Add(time.Second)), a3: down(t0.Add(3 * time.Second))},
 			map[string]int{"10.0.1.1:80": 3, "10.0.1.2:80": 2, "10.0.1.3:80": 1}, []string{"health-hold"}},
+		{"one down, the others' last checks failed too: a cut-off director, held at once", threeBackends,
+			fakeHealth{a1: down(t0), a2: pending, a3: pending},
+			map[string]int{"10.0.1.1:80": 3, "10.0.1.2:80": 2, "10.0.1.3:80": 1}, []string{"health-hold"}},
+		{"one down, one pending, one passing: no hold", threeBackends,
+			fakeHealth{a1: down(t0), a2: pending, a3: upCheck},
+			map[string]int{"10.0.1.1:80": 0, "10.0.1.2:80": 2, "10.0.1.3:80": 1}, nil},
 		{"all failing: one that failed long before the others stays drained", threeBackends,
 			fakeHealth{a1: down(t0.Add(-time.Hour)), a2: down(t0), a3: down(t0.Add(time.Second))},
 			map[string]int{"10.0.1.1:80": 0, "10.0.1.2:80": 2, "10.0.1.3:80": 1}, []string{"health-hold"}},
@@ -155,6 +164,9 @@ func TestDesiredHealthGates(t *testing.T) {
 			}
 			if d := cmp.Diff(tc.wantNotes, kinds); d != "" {
 				t.Errorf("notes (-want +got):\n%s", d)
+			}
+			if held := st.Services[skey("tcp 10.0.0.1:80")].Held; held != (len(tc.wantNotes) > 0) {
+				t.Errorf("Held = %v, want it set exactly under the hold", held)
 			}
 		})
 	}

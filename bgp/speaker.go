@@ -21,7 +21,7 @@ import (
 type Peer struct {
 	Address      netip.Addr
 	ASN          uint32
-	Port         uint16 // 0: 179
+	Port         uint16     // 0: 179
 	LocalAddress netip.Addr // the source of the session; zero: the kernel's choice
 	Password     string
 	HoldTime     time.Duration
@@ -189,6 +189,30 @@ func (sp *Speaker) Set(vips map[netip.Addr]bool) error {
 		sp.announced[v] = true
 		sp.log.Info("BGP route announced", "vip", v)
 	}
+	return errors.Join(errs...)
+}
+
+// SetAttributes changes what every announcement carries (communities, local preference, MED,
+// next hop) and re-announces what is announced with them: the peers see an update, never a
+// reset session. ASN, router id and listen port are fixed for the speaker's life.
+func (sp *Speaker) SetAttributes(cfg Config) error {
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	if slices.Equal(cfg.Communities, sp.cfg.Communities) && cfg.LocalPref == sp.cfg.LocalPref && cfg.MED == sp.cfg.MED && cfg.NextHop == sp.cfg.NextHop {
+		return nil
+	}
+	sp.cfg.Communities, sp.cfg.LocalPref, sp.cfg.MED, sp.cfg.NextHop = slices.Clone(cfg.Communities), cfg.LocalPref, cfg.MED, cfg.NextHop
+	var errs []error
+	for _, v := range slices.SortedFunc(maps.Keys(sp.announced), netip.Addr.Compare) {
+		p, err := sp.path(v, false)
+		if err == nil {
+			_, err = sp.s.AddPath(apiutil.AddPathRequest{Paths: []*apiutil.Path{p}}) // replaces the path
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("re-announce %s/32: %w", v, err))
+		}
+	}
+	sp.log.Info("BGP attributes changed: announcements updated", "routes", len(sp.announced))
 	return errors.Join(errs...)
 }
 

@@ -65,8 +65,8 @@ func (d *decoder) checkCrossField(c *schema.ClusterConfig) {
 	if c.Node.VIPInterface == c.Node.Interface && c.Node.Interface != "" {
 		d.errAt("node.vipInterface", "must differ from node.interface (%s): ravel creates and owns the vipInterface", c.Node.Interface)
 	}
-	if c.Node.Role == schema.RoleBGP {
-		d.errAt("node.role", "role bgp is not implemented yet by this ravel")
+	if c.Node.Role == schema.RoleBGP && c.BGP == nil {
+		d.errAt("node.role", "role bgp needs a bgp section (asn and peers)")
 	}
 	d.checkHealth(&c.Health)
 	d.checkHealthCheck("defaults.healthCheck", &c.Defaults.HealthCheck, false)

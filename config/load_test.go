@@ -242,7 +242,7 @@ var badFiles = []struct {
 		`testdata/null-address.bad.yaml:10:19: services[0].backends[0].address: must be an IPv4 address, not null`,
 	}},
 	{"role-bgp.bad.yaml", []string{
-		`testdata/role-bgp.bad.yaml:6:9: node.role: role bgp is not implemented yet by this ravel`,
+		`testdata/role-bgp.bad.yaml:6:9: node.role: role bgp needs a bgp section (asn and peers)`,
 	}},
 	{"second-document.bad.yaml", []string{
 		`testdata/second-document.bad.yaml:5:1: a second YAML document; a ClusterConfig file holds exactly one`,

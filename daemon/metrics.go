@@ -38,6 +38,7 @@ type Metrics struct {
 	HealthHold          prometheus.Gauge
 	RealserverDraining  prometheus.Gauge // realserver: 1 while answering "draining"
 	ARPConflict         prometheus.Gauge
+	BGPAnnounced        prometheus.Gauge
 	// IPTablesBackendMismatch is 1 while kube-proxy's chains are in the other backend only.
 	IPTablesBackendMismatch prometheus.Gauge
 
@@ -112,6 +113,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Director: arp_ignore keys (conf/all, node.interface) above 0 that ravel did not set; while above 0 the director does not answer ARP for its VIPs."}),
 		IPTablesBackendMismatch: prometheus.NewGauge(prometheus.GaugeOpts{Name: "ravel_iptables_backend_mismatch",
 			Help: "1 while kube-proxy's KUBE-SERVICES is in the other iptables backend (legacy vs nf_tables) only: ravel's rules never come first."}),
+		BGPAnnounced: prometheus.NewGauge(prometheus.GaugeOpts{Name: "ravel_bgp_announced_prefixes",
+			Help: "VIPs (/32) the bgp role announces now: those with a healthy destination of weight above 0, none while drained."}),
 		ReloadOK: prometheus.NewGauge(prometheus.GaugeOpts{Name: "ravel_config_last_reload_successful",
 			Help: "1 if the last config load or reload was applied, 0 if it was refused (the previous config keeps running)."}),
 		ReloadOKTime: prometheus.NewGauge(prometheus.GaugeOpts{Name: "ravel_config_last_reload_success_timestamp_seconds",
@@ -128,7 +131,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			m.VirtualServices, m.Destinations, m.VIPs, m.Draining, m.GARPSent, m.GARPErrors, m.LastSync,
 			m.RoleActive, m.Failovers, m.ChainWrites, m.IPTablesDuration, m.IPTablesErrors, m.DirectorPresent,
 			m.VIPServices, m.VIPDests, m.ReloadOK, m.ReloadOKTime, m.Reloads, m.ConfigInfo, m.Normalizations,
-			m.BackendUp, m.HealthCheckDuration, m.HealthTransitions, m.HealthInFlight, m.HealthHold, m.RealserverDraining, m.ARPConflict, m.IPTablesBackendMismatch)
+			m.BackendUp, m.HealthCheckDuration, m.HealthTransitions, m.HealthInFlight, m.HealthHold, m.RealserverDraining, m.ARPConflict, m.IPTablesBackendMismatch, m.BGPAnnounced)
 	}
 	return m
 }

@@ -209,6 +209,10 @@ func RestartRequired(old, cfg *config.Config) []config.Finding {
 	if old.Metrics.Listen != cfg.Metrics.Listen {
 		add("metrics.listen", "the metrics listener")
 	}
+	if (old.BGP == nil) != (cfg.BGP == nil) || old.BGP != nil &&
+		(old.BGP.ASN != cfg.BGP.ASN || !reflect.DeepEqual(old.BGP.RouterID, cfg.BGP.RouterID) || old.BGP.ListenPort != cfg.BGP.ListenPort) {
+		add("bgp", "the BGP speaker's asn, routerId and listenPort (and adding or removing the section)")
+	}
 	if old.Health.Listen != cfg.Health.Listen {
 		add("health.listen", "the health endpoint's listener")
 	}

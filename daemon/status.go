@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"encoding/hex"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -26,6 +27,13 @@ func (s *Status) SetARPProblem(p string) {
 func (s *Status) SetIPTablesProblem(p string) {
 	s.mu.Lock()
 	s.r.IPTablesProblem = p
+	s.mu.Unlock()
+}
+
+// SetAnnounced records the VIPs the bgp role announces.
+func (s *Status) SetAnnounced(vips []netip.Addr, drained bool) {
+	s.mu.Lock()
+	s.r.Announced, s.r.BGPDrained = vips, drained
 	s.mu.Unlock()
 }
 
@@ -70,6 +78,9 @@ type Report struct {
 	ARPProblem string `json:"arpProblem,omitempty"`
 	// IPTablesProblem says kube-proxy's chains are in the other iptables backend.
 	IPTablesProblem string `json:"iptablesProblem,omitempty"`
+	// Announced are the VIPs the bgp role announces; BGPDrained says an operator withdrew all.
+	Announced  []netip.Addr `json:"announced,omitempty"`
+	BGPDrained bool         `json:"bgpDrained,omitempty"`
 	// HealthHold lists the services under the all-failing hold.
 	HealthHold []string `json:"healthHold,omitempty"`
 }

@@ -44,7 +44,7 @@ func DesiredChecked(cfg *config.Config, snap *kube.Snapshot, node Node, h Health
 	for k, v := range cfg.IPVSSysctls {
 		st.Sysctls["net/ipv4/vs/"+k] = strconv.Itoa(v)
 	}
-	if node.Role != schema.RoleDirector {
+	if !schema.Directs(node.Role) {
 		return st, notes
 	}
 	if cfg.Colocation == schema.ColocationColocated {
@@ -215,6 +215,7 @@ func (in *inputs) service(s *schema.Service, notes *[]Note, scratch []wdest) ([]
 			Service: netops.Service{ServiceKey: key, Scheduler: o.Scheduler, Flags: flags},
 			Name:    label,
 			Dests:   make(map[netops.DestKey]netops.Destination, len(dests)),
+			Held:    held,
 		}
 		for _, d := range dests {
 			up, c1 := split(x, d.weight, total)

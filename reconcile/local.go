@@ -24,7 +24,7 @@ func LocalServices(cfg *config.Config, snap *kube.Snapshot, node Node) []chains.
 	if snap == nil {
 		return nil
 	}
-	colocated := node.Role == schema.RoleDirector && cfg.Colocation == schema.ColocationColocated
+	colocated := schema.Directs(node.Role) && cfg.Colocation == schema.ColocationColocated
 	if node.Role != schema.RoleRealserver && !colocated {
 		return nil
 	}

@@ -59,8 +59,8 @@ type ClusterConfig struct {
 	Resync Duration `yaml:"resync" json:"resync"`
 	// Metrics configures the Prometheus endpoint.
 	Metrics Metrics `yaml:"metrics" json:"metrics"`
-	// BGP configures the speaker of node.role bgp. Validated; the bgp role itself is not
-	// implemented yet (node.role bgp is refused), so nothing here is used.
+	// BGP configures the speaker of node.role bgp; other roles ignore it. A reload changes its
+	// peers and attributes by diff; asn, routerId and listenPort need a restart.
 	BGP *BGP `yaml:"bgp,omitempty" json:"bgp,omitempty"`
 }
 
@@ -138,13 +138,18 @@ const (
 	RoleBGP        = "bgp"
 )
 
+// Directs reports whether role programs IPVS: director, and bgp (a director that announces
+// its VIPs by BGP instead of ARP).
+func Directs(role string) bool { return role == RoleDirector || role == RoleBGP }
+
 // Node describes the machine ravel runs on.
 type Node struct {
 	// Name is the Kubernetes node name of this machine; empty means the hostname, lowercased
 	// as kubelet does.
 	Name string `yaml:"name" json:"name"`
-	// Role is director (program IPVS and bind the VIPs), realserver (accept traffic for the
-	// VIPs) or bgp (reserved: not implemented yet, refused).
+	// Role is director (program IPVS and bind the VIPs, announce them by gratuitous ARP),
+	// realserver (accept traffic for the VIPs) or bgp (a director that announces its serving
+	// VIPs to the bgp peers instead of by ARP; needs the bgp section).
 	Role string `yaml:"role" json:"role" validate:"oneof=director realserver bgp"`
 	// Interface is the primary interface: ARP announcements and tunnel source. At most 15
 	// letters, digits, '.', '_', ':' or '-'.

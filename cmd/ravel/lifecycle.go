@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"log/slog"
+	"net/netip"
 	"runtime"
 	"sync/atomic"
 
@@ -93,6 +94,7 @@ func startEnv(ctx context.Context, cfg *configT, node nodeT, file string, watch 
 type runEnv struct {
 	cfg      *configT
 	node     nodeT
+	ifAddr   netip.Addr // node.interface's first IPv4 address (invalid when it has none)
 	reg      *prometheus.Registry
 	m        *daemon.Metrics
 	status   *daemon.Status

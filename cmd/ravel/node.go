@@ -24,7 +24,7 @@ type nodeFlags struct {
 
 func (n *nodeFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&n.name, "node-name", "", "override node.name (default: the config's, else the hostname lowercased, as kubelet does)")
-	fs.StringVar(&n.role, "role", "", "override node.role: director or realserver")
+	fs.StringVar(&n.role, "role", "", "override node.role: director, realserver or bgp")
 	fs.StringVar(&n.iface, "interface", "", "override node.interface (ARP announcements, tunnel source)")
 	fs.StringVar(&n.vipIface, "vip-interface", "", "override node.vipInterface (ravel's dummy device, or lo)")
 	fs.StringVar(&n.gateway, "gateway", "", "override node.gateway (target of gratuitous ARP)")
@@ -36,8 +36,11 @@ func (n *nodeFlags) apply(cfg *config.Config) (reconcile.Node, error) {
 		cfg.Node.Name = n.name
 	}
 	if n.role != "" {
-		if n.role != "director" && n.role != "realserver" {
-			return reconcile.Node{}, &exitError{exitUsage, fmt.Errorf("--role must be director or realserver, not %q", n.role)}
+		if n.role != "director" && n.role != "realserver" && n.role != "bgp" {
+			return reconcile.Node{}, &exitError{exitUsage, fmt.Errorf("--role must be director, realserver or bgp, not %q", n.role)}
+		}
+		if n.role == "bgp" && cfg.BGP == nil {
+			return reconcile.Node{}, &exitError{exitInvalid, fmt.Errorf("--role bgp needs a bgp section (asn and peers) in %s", cfg.File)}
 		}
 		cfg.Node.Role = n.role
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -61,8 +62,14 @@ and SIGHUP reloads it too. A file that fails to load, or that changes what needs
 nothing: the last good config keeps running, every finding is logged with its position, and
 ravel_config_last_reload_successful drops to 0 until a good file is applied.
 
+As bgp it is a director that announces, instead of ARP, each VIP with a healthy destination
+as a /32 route to the bgp peers (embedded GoBGP), and withdraws it when none is left; on
+SIGTERM it withdraws every route, then closes the sessions. SIGUSR1 withdraws every route
+(before maintenance) and SIGUSR2 announces again.
+
 HTTP on metrics.listen: /metrics, /healthz, /readyz, /status (see "ravel status").
-Signals: SIGTERM/SIGINT stop; SIGHUP reloads; SIGCONT is logged and ignored.
+Signals: SIGTERM/SIGINT stop; SIGHUP reloads; SIGCONT is logged and ignored; bgp role:
+SIGUSR1/SIGUSR2 drain and undrain.
 Under systemd (Type=notify) it reports READY=1 after its first successful sync,
 RELOADING=1/READY=1 around each reload and STOPPING=1 on stop.`,
 		Example: "  ravel run --config /etc/ravel/ravel.yaml\n  ravel run --config director.yaml --node-name node-a --log-format json",
@@ -101,8 +108,9 @@ RELOADING=1/READY=1 around each reload and STOPPING=1 on stop.`,
 			log.Info("ravel starting", "version", version, "config", cfg.File, "node", node.Name, "role", node.Role,
 				"services", len(cfg.Services), "kubernetes", cfg.Kubernetes != nil, "watch_config", watch)
 
+			env.ifAddr = firstIPv4(addrs)
 			switch node.Role {
-			case schema.RoleDirector:
+			case schema.RoleDirector, schema.RoleBGP:
 				return runDirector(ctx, env)
 			case schema.RoleRealserver:
 				return runRealserver(ctx, env)
@@ -175,7 +183,7 @@ func runDirector(ctx context.Context, env *runEnv) error {
 	}
 	defer closeKernel()
 	var garp daemon.Announcer
-	if cfg.Node.Interface != "" {
+	if cfg.Node.Interface != "" && env.node.Role == schema.RoleDirector { // bgp announces by BGP
 		gw := netip.Addr{}
 		if cfg.Node.Gateway != nil {
 			gw = *cfg.Node.Gateway
@@ -220,7 +228,24 @@ func runDirector(ctx context.Context, env *runEnv) error {
 	default:
 		log.Warn("iptables unavailable: chains of an earlier colocated run cannot be removed", "err", err)
 	}
-	env.reloader.Apply = applyWith(feed, d.Reload)
+	reload := d.Reload
+	if env.node.Role == schema.RoleBGP {
+		sp, stopBGP, err := startBGP(ctx, cfg, env.ifAddr, d, log)
+		if err != nil {
+			return &exitError{exitInvalid, err}
+		}
+		defer stopBGP()
+		d.SetBGP(sp)
+		reload = func(ctx context.Context, c *configT) error {
+			if err := d.Reload(ctx, c); err != nil {
+				return err
+			}
+			// Peers by diff: an unchanged peer keeps its session; new attributes re-announce.
+			bc, peers := bgpConfig(c, env.ifAddr)
+			return errors.Join(sp.SetPeers(ctx, peers), sp.SetAttributes(bc))
+		}
+	}
+	env.reloader.Apply = applyWith(feed, reload)
 	env.startReloads(ctx)
 	// A realserver role running on this node (the director was gone) must stand down before
 	// the director programs the node again: it probes the coordinator port once a second and,

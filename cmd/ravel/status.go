@@ -14,6 +14,7 @@ import (
 
 	"github.com/ravel-lb/ravel/config"
 	"github.com/ravel-lb/ravel/daemon"
+	"github.com/ravel-lb/ravel/schema"
 )
 
 func init() { extraCommands = append(extraCommands, newStatusCmd) }
@@ -130,7 +131,7 @@ func printStatus(w io.Writer, r daemon.Report) {
 		}
 	}
 	fmt.Fprintf(tw, "last good sync\t%s\n", ago(r.LastSuccessfulSync))
-	if c := r.Counts; r.Role == "director" {
+	if c := r.Counts; schema.Directs(r.Role) {
 		fmt.Fprintf(tw, "kernel\t%d virtual services, %d destinations (%d draining), %d VIPs, %d services without realservers\n",
 			c.VirtualServices, c.Destinations, c.Draining, c.VIPs, c.ServicesWithoutRealservers)
 	}
@@ -149,7 +150,10 @@ func printStatus(w io.Writer, r daemon.Report) {
 	if r.Draining {
 		fmt.Fprintf(tw, "health\tDRAINING: health checks answer 503 until the rules are removed\n")
 	}
-	if r.Role == "director" {
+	if len(r.Announced) > 0 || r.BGPDrained || r.Role == schema.RoleBGP {
+		fmt.Fprintf(tw, "bgp\tannounced %d VIPs %v, drained %t\n", len(r.Announced), r.Announced, r.BGPDrained)
+	}
+	if schema.Directs(r.Role) {
 		fmt.Fprintf(tw, "health\t%d unhealthy, %d services held\n", len(r.Unhealthy), len(r.HealthHold))
 	}
 	for _, h := range r.HealthHold {

@@ -1,0 +1,84 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/ravel-lb/ravel/bgp"
+	"github.com/ravel-lb/ravel/daemon"
+)
+
+// bgpConfig turns the config's bgp section into the speaker's; ifAddr is node.interface's
+// address, the router id when bgp.routerId is left out.
+func bgpConfig(cfg *configT, ifAddr netip.Addr) (bgp.Config, []bgp.Peer) {
+	b := cfg.BGP
+	c := bgp.Config{ASN: uint32(b.ASN), RouterID: ifAddr, ListenPort: int32(b.ListenPort),
+		LocalPref: uint32(b.LocalPreference), MED: uint32(b.MED)}
+	if b.RouterID != nil {
+		c.RouterID = *b.RouterID
+	}
+	if b.NextHop != nil {
+		c.NextHop = *b.NextHop
+	}
+	for _, cm := range b.Communities {
+		hi, lo, _ := strings.Cut(cm, ":") // validated ASN:VALUE
+		h, _ := strconv.ParseUint(hi, 10, 16)
+		l, _ := strconv.ParseUint(lo, 10, 16)
+		c.Communities = append(c.Communities, uint32(h)<<16|uint32(l))
+	}
+	var peers []bgp.Peer
+	for _, p := range b.Peers {
+		peers = append(peers, bgp.Peer{Address: p.Address, ASN: uint32(p.ASN), Port: uint16(p.Port), Password: p.Password,
+			HoldTime: p.HoldTime.D(), Keepalive: p.KeepaliveTime.D(), ConnectRetry: p.ConnectRetry.D(), Multihop: uint8(p.Multihop)})
+	}
+	return c, peers
+}
+
+// startBGP runs the bgp role's speaker with its peers. It withdraws every route and closes the
+// sessions when ctx ends (graceful restart is not implemented yet: a restart withdraws).
+// SIGUSR1 withdraws every route before maintenance and SIGUSR2 announces again.
+func startBGP(ctx context.Context, cfg *configT, ifAddr netip.Addr, d *daemon.Director, log *slog.Logger) (*bgp.Speaker, func(), error) {
+	bc, peers := bgpConfig(cfg, ifAddr)
+	if !bc.RouterID.IsValid() {
+		return nil, nil, fmt.Errorf("bgp.routerId: not set and node.interface %s has no IPv4 address", cfg.Node.Interface)
+	}
+	sp, err := bgp.Start(ctx, bc, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := sp.SetPeers(ctx, peers); err != nil {
+		log.Error("BGP peers", "err", err)
+	}
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGUSR1, syscall.SIGUSR2)
+	go func() {
+		defer signal.Stop(sigs)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case s := <-sigs:
+				log.Info("BGP drain signal", "signal", s.String())
+				d.DrainBGP(s == syscall.SIGUSR1)
+			}
+		}
+	}()
+	stop := func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := sp.Stop(sctx); err != nil {
+			log.Error("stopping BGP", "err", err)
+		} else {
+			log.Info("BGP routes withdrawn and sessions closed")
+		}
+	}
+	return sp, stop, nil
+}

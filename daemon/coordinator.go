@@ -109,10 +109,11 @@ func (w *Watcher) Run(ctx context.Context) error {
 		switch {
 		case alive && running:
 			w.Log.Info("director is back: stopping the realserver role", "coordinator", w.Addr)
-			w.drain(ctx)
+			w.startDrain(ctx)
 			if err := w.Role.Stop(ctx); err != nil {
 				w.Log.Error("stopping the realserver role", "err", err)
 			}
+			w.endDrain() // the rules are gone: "draining" is over
 			w.Metrics.RoleActive.Set(0)
 		case !alive && !running && time.Since(lastSeen) >= w.FailoverTimeout:
 			w.Log.Warn("director gone: starting the realserver role", "coordinator", w.Addr, "gone_for", time.Since(lastSeen).Round(time.Millisecond))
@@ -129,7 +130,8 @@ func (w *Watcher) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			if w.Role.Running() {
-				w.drain(context.WithoutCancel(ctx))
+				// No endDrain: the endpoint answers "draining" until it closes as ravel exits.
+				w.startDrain(context.WithoutCancel(ctx))
 				start := time.Now()
 				sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ShutdownTimeout)
 				err := w.Role.Stop(sctx)
@@ -146,10 +148,19 @@ func (w *Watcher) Run(ctx context.Context) error {
 	}
 }
 
-// drain answers "draining" on the health endpoint for DrainDelay while the rules stay, so the
-// directors' checks (every health.interval, fall in a row) take this node out before its
-// rules go. On a shutdown ctx has no cancel: a stopping realserver always drains.
+// drain is a whole drain: startDrain, then endDrain.
 func (w *Watcher) drain(ctx context.Context) {
+	w.startDrain(ctx)
+	w.endDrain()
+}
+
+// startDrain answers "draining" on the health endpoint for DrainDelay while the rules stay, so
+// the directors' checks (every health.interval, fall in a row) take this node out before its
+// rules go, and returns with the endpoint still answering "draining": the caller removes the
+// rules, then calls endDrain. (A view that said "not draining" while the rules were being
+// removed would count as a good answer, and rise of them would give the node its weight back.)
+// On a shutdown ctx has no cancel: a stopping realserver always drains.
+func (w *Watcher) startDrain(ctx context.Context) {
 	if w.Health == nil || w.DrainDelay <= 0 {
 		return
 	}
@@ -166,13 +177,18 @@ func (w *Watcher) drain(ctx context.Context) {
 		t.Stop()
 	}
 	w.Log.Info("drain delay over: removing the realserver rules")
-	defer func() {
-		w.Health.SetDraining(false)
-		if w.Status != nil {
-			w.Status.SetDraining(false)
-		}
-		w.Metrics.RealserverDraining.Set(0)
-	}()
+}
+
+// endDrain stops answering "draining", once the rules are gone.
+func (w *Watcher) endDrain() {
+	if w.Health == nil || w.DrainDelay <= 0 {
+		return
+	}
+	w.Health.SetDraining(false)
+	if w.Status != nil {
+		w.Status.SetDraining(false)
+	}
+	w.Metrics.RealserverDraining.Set(0)
 }
 
 func (w *Watcher) probe(ctx context.Context) bool {

@@ -17,6 +17,9 @@ type VirtualService struct {
 	// it at a target whose watch has not synced): Diff leaves the destinations it has, so a
 	// reload never empties a service, and Dests is empty.
 	Keep bool
+	// Held says every destination fails its health check and the hold keeps their weights
+	// (see gateHealth): the service forwards, but it is not healthy to announce.
+	Held bool
 }
 
 // State is a complete picture of what ravel owns in the kernel: as it should be (from Desired)

@@ -53,6 +53,23 @@ func weightsOf(t *testing.T, f *fakes, key string) string {
 	return strings.Join(out, " ")
 }
 
+// newCheckedDirector is a director over fakes with its checks (not running: tests feed
+// results to OnCheck), a fake clock for both, its logs, and a first full sync done.
+func newCheckedDirector(t *testing.T, cfg *config.Config) (*Director, *fakes, *Metrics, *Checks, *fakeClock, *syncBuffer) {
+	t.Helper()
+	f := newFakes()
+	m := NewMetrics(prometheus.NewRegistry())
+	logs := &syncBuffer{}
+	d := NewDirector(cfg, nodeOf(cfg), f.kernel(), nil, slog.New(slog.NewTextHandler(logs, nil)), m)
+	clock := newClock()
+	d.now = clock.now
+	checks := NewChecks(m, 4)
+	checks.now = clock.now
+	d.SetChecks(checks)
+	d.FullSync()
+	return d, f, m, checks, clock, logs
+}
+
 const staticChecked = `node: {name: director-1}
 vipPool: [10.0.0.1]
 defaults:
@@ -71,16 +88,7 @@ services:
 // it; each transition is logged once.
 func TestDirectorStaticChecks(t *testing.T) {
 	cfg := parseYAML(t, staticChecked)
-	f := newFakes()
-	m := NewMetrics(prometheus.NewRegistry())
-	var logs syncBuffer
-	d := NewDirector(cfg, nodeOf(cfg), f.kernel(), nil, slog.New(slog.NewTextHandler(&logs, nil)), m)
-	clock := newClock()
-	d.now = clock.now
-	checks := NewChecks(m, 4)
-	checks.now = clock.now
-	d.SetChecks(checks)
-	d.FullSync()
+	d, f, m, checks, clock, logs := newCheckedDirector(t, cfg)
 	if got := weightsOf(t, f, "tcp 10.0.0.1:80"); got != "10.0.1.1:80=3 10.0.1.2:80=1" {
 		t.Fatalf("after the first sync: %s", got)
 	}
@@ -146,16 +154,7 @@ func TestDirectorStaticChecks(t *testing.T) {
 // (the checks are more likely wrong than every backend), and says so once.
 func TestDirectorStaticHold(t *testing.T) {
 	cfg := parseYAML(t, strings.Replace(staticChecked, "    sorryServer: {address: 10.0.2.9}\n", "", 1))
-	f := newFakes()
-	m := NewMetrics(prometheus.NewRegistry())
-	var logs syncBuffer
-	d := NewDirector(cfg, nodeOf(cfg), f.kernel(), nil, slog.New(slog.NewTextHandler(&logs, nil)), m)
-	clock := newClock()
-	d.now = clock.now
-	checks := NewChecks(m, 4)
-	checks.now = clock.now
-	d.SetChecks(checks)
-	d.FullSync()
+	d, f, m, _, clock, logs := newCheckedDirector(t, cfg)
 	for _, b := range []string{"10.0.1.1", "10.0.1.2"} {
 		id := backendJob(backendID{svcID{netip.MustParseAddr("10.0.0.1"), 80}, netops.DestKey{Addr: netip.MustParseAddr(b), Port: 80}})
 		for range 2 {

@@ -3,6 +3,7 @@ package daemon
 import (
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -79,7 +80,7 @@ func (h *NodeHealth) Programmed(cfg *config.Config, local []chains.Service, appl
 		if a.Port != b.Port {
 			return int(a.Port) - int(b.Port)
 		}
-		return compareStrings(a.Protocol, b.Protocol)
+		return strings.Compare(a.Protocol, b.Protocol)
 	})
 	h.mu.Lock()
 	h.services, h.synced = out, true
@@ -93,16 +94,6 @@ func (h *NodeHealth) Stopped() {
 		h.services[i].RulesProgrammed = false
 	}
 	h.mu.Unlock()
-}
-
-func compareStrings(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // DrainDelay is how long a stopping realserver answers "draining" before it removes its

@@ -55,6 +55,15 @@ bgp: {asn: 65010, peers: [{address: 127.0.0.2, asn: 65000}]}
 	routes := func(want ...string) func() bool {
 		return func() bool { return slices.Equal(rt.Routes(t), want) }
 	}
+	st := NewStatus("test", cfg)
+	wctx, wcancel := context.WithCancel(ctx)
+	wdone := make(chan struct{})
+	go func() { defer close(wdone); WatchBGPPeers(wctx, sp, m, st, discard, 50*time.Millisecond) }()
+	defer func() { wcancel(); <-wdone }()
+	waitFor(t, "ravel_bgp_peer_up 1 and the peer in the status", func() bool {
+		ps := st.Report().BGPPeers
+		return value(t, m.BGPPeerUp.WithLabelValues("127.0.0.2")) == 1 && len(ps) == 1 && ps[0].State == "established" && !ps[0].Since.IsZero()
+	})
 	waitFor(t, "both VIPs announced", routes("10.0.0.1/32", "10.0.0.2/32"))
 	if value(t, m.BGPAnnounced) != 2 {
 		t.Errorf("ravel_bgp_announced_prefixes = %v, want 2", value(t, m.BGPAnnounced))

@@ -39,6 +39,8 @@ type Metrics struct {
 	RealserverDraining  prometheus.Gauge // realserver: 1 while answering "draining"
 	ARPConflict         prometheus.Gauge
 	BGPAnnounced        prometheus.Gauge
+	BGPPeerUp           *prometheus.GaugeVec // peer
+	BGPPeerState        *prometheus.GaugeVec // peer, state
 	// IPTablesBackendMismatch is 1 while kube-proxy's chains are in the other backend only.
 	IPTablesBackendMismatch prometheus.Gauge
 
@@ -115,6 +117,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "1 while kube-proxy's KUBE-SERVICES is in the other iptables backend (legacy vs nf_tables) only: ravel's rules never come first."}),
 		BGPAnnounced: prometheus.NewGauge(prometheus.GaugeOpts{Name: "ravel_bgp_announced_prefixes",
 			Help: "VIPs (/32) the bgp role announces now: those with a healthy destination of weight above 0, none while drained."}),
+		BGPPeerUp: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "ravel_bgp_peer_up",
+			Help: "1 while the BGP session with the peer is established."}, []string{"peer"}),
+		BGPPeerState: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "ravel_bgp_peer_state",
+			Help: "1 for the BGP session's current state (idle, connect, active, opensent, openconfirm, established)."}, []string{"peer", "state"}),
 		ReloadOK: prometheus.NewGauge(prometheus.GaugeOpts{Name: "ravel_config_last_reload_successful",
 			Help: "1 if the last config load or reload was applied, 0 if it was refused (the previous config keeps running)."}),
 		ReloadOKTime: prometheus.NewGauge(prometheus.GaugeOpts{Name: "ravel_config_last_reload_success_timestamp_seconds",
@@ -131,7 +137,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			m.VirtualServices, m.Destinations, m.VIPs, m.Draining, m.GARPSent, m.GARPErrors, m.LastSync,
 			m.RoleActive, m.Failovers, m.ChainWrites, m.IPTablesDuration, m.IPTablesErrors, m.DirectorPresent,
 			m.VIPServices, m.VIPDests, m.ReloadOK, m.ReloadOKTime, m.Reloads, m.ConfigInfo, m.Normalizations,
-			m.BackendUp, m.HealthCheckDuration, m.HealthTransitions, m.HealthInFlight, m.HealthHold, m.RealserverDraining, m.ARPConflict, m.IPTablesBackendMismatch, m.BGPAnnounced)
+			m.BackendUp, m.HealthCheckDuration, m.HealthTransitions, m.HealthInFlight, m.HealthHold, m.RealserverDraining, m.ARPConflict, m.IPTablesBackendMismatch, m.BGPAnnounced, m.BGPPeerUp, m.BGPPeerState)
 	}
 	return m
 }

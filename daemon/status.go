@@ -37,6 +37,13 @@ func (s *Status) SetAnnounced(vips []netip.Addr, drained bool) {
 	s.mu.Unlock()
 }
 
+// SetBGPPeers records the BGP sessions.
+func (s *Status) SetBGPPeers(p []PeerReport) {
+	s.mu.Lock()
+	s.r.BGPPeers = p
+	s.mu.Unlock()
+}
+
 // SetHealth records the director's unhealthy backends and held services.
 func (s *Status) SetHealth(unhealthy []UnhealthyBackend, held []string) {
 	s.mu.Lock()
@@ -81,6 +88,7 @@ type Report struct {
 	// Announced are the VIPs the bgp role announces; BGPDrained says an operator withdrew all.
 	Announced  []netip.Addr `json:"announced,omitempty"`
 	BGPDrained bool         `json:"bgpDrained,omitempty"`
+	BGPPeers   []PeerReport `json:"bgpPeers,omitempty"`
 	// HealthHold lists the services under the all-failing hold.
 	HealthHold []string `json:"healthHold,omitempty"`
 }

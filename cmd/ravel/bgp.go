@@ -45,7 +45,7 @@ func bgpConfig(cfg *configT, ifAddr netip.Addr) (bgp.Config, []bgp.Peer) {
 // startBGP runs the bgp role's speaker with its peers. It withdraws every route and closes the
 // sessions when ctx ends (graceful restart is not implemented yet: a restart withdraws).
 // SIGUSR1 withdraws every route before maintenance and SIGUSR2 announces again.
-func startBGP(ctx context.Context, cfg *configT, ifAddr netip.Addr, d *daemon.Director, log *slog.Logger) (*bgp.Speaker, func(), error) {
+func startBGP(ctx context.Context, cfg *configT, ifAddr netip.Addr, d *daemon.Director, m *daemon.Metrics, st *daemon.Status, log *slog.Logger) (*bgp.Speaker, func(), error) {
 	bc, peers := bgpConfig(cfg, ifAddr)
 	if !bc.RouterID.IsValid() {
 		return nil, nil, fmt.Errorf("bgp.routerId: not set and node.interface %s has no IPv4 address", cfg.Node.Interface)
@@ -57,6 +57,7 @@ func startBGP(ctx context.Context, cfg *configT, ifAddr netip.Addr, d *daemon.Di
 	if err := sp.SetPeers(ctx, peers); err != nil {
 		log.Error("BGP peers", "err", err)
 	}
+	go daemon.WatchBGPPeers(ctx, sp, m, st, log, 2*time.Second)
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGUSR1, syscall.SIGUSR2)
 	go func() {

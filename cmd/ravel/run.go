@@ -230,7 +230,7 @@ func runDirector(ctx context.Context, env *runEnv) error {
 	}
 	reload := d.Reload
 	if env.node.Role == schema.RoleBGP {
-		sp, stopBGP, err := startBGP(ctx, cfg, env.ifAddr, d, log)
+		sp, stopBGP, err := startBGP(ctx, cfg, env.ifAddr, d, env.m, env.status, log)
 		if err != nil {
 			return &exitError{exitInvalid, err}
 		}

@@ -152,6 +152,13 @@ func printStatus(w io.Writer, r daemon.Report) {
 	}
 	if len(r.Announced) > 0 || r.BGPDrained || r.Role == schema.RoleBGP {
 		fmt.Fprintf(tw, "bgp\tannounced %d VIPs %v, drained %t\n", len(r.Announced), r.Announced, r.BGPDrained)
+		for _, p := range r.BGPPeers {
+			since := ""
+			if !p.Since.IsZero() {
+				since = ", up " + ago(p.Since)
+			}
+			fmt.Fprintf(tw, "bgp peer\t%s %s%s\n", p.Address, p.State, since)
+		}
 	}
 	if schema.Directs(r.Role) {
 		fmt.Fprintf(tw, "health\t%d unhealthy, %d services held\n", len(r.Unhealthy), len(r.HealthHold))

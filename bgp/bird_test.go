@@ -1,0 +1,153 @@
+package bgp
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The bird2 tests (issue 12): Debian's bird2 is the router, in a network namespace of its
+// own; the speaker runs in another, joined by a veth pair. The speaker's side is this test
+// binary run again under `ip netns exec` (TestBirdHelper): GoBGP opens its sockets from its
+// own goroutines, on any thread, so the whole process must be in the namespace.
+
+const birdHelperEnv = "RAVEL_BIRD_HELPER_SOCK"
+
+func needBird(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("skipped: needs root (network namespaces)")
+	}
+	for _, bin := range []string{"bird", "birdc", "ip"} {
+		if _, err := exec.LookPath(bin); err != nil {
+			t.Skipf("skipped: %s is not installed (make deps installs bird2)", bin)
+		}
+	}
+}
+
+func run(t *testing.T, name string, args ...string) {
+	t.Helper()
+	if out, err := exec.Command(name, args...).CombinedOutput(); err != nil {
+		t.Fatalf("%s %s: %v: %s", name, strings.Join(args, " "), err, out)
+	}
+}
+
+func TestBird(t *testing.T) {
+	needBird(t)
+	b := make([]byte, 3)
+	rand.Read(b)
+	id := hex.EncodeToString(b)
+	sns, rns := "bgps-"+id, "bgpr-"+id
+	for _, ns := range []string{sns, rns} {
+		run(t, "ip", "netns", "add", ns)
+		t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns).Run() })
+		run(t, "ip", "-n", ns, "link", "set", "lo", "up")
+	}
+	run(t, "ip", "link", "add", "vs"+id, "netns", sns, "type", "veth", "peer", "name", "vr"+id, "netns", rns)
+	run(t, "ip", "-n", sns, "addr", "add", "10.99.0.1/30", "dev", "vs"+id)
+	run(t, "ip", "-n", rns, "addr", "add", "10.99.0.2/30", "dev", "vr"+id)
+	run(t, "ip", "-n", sns, "link", "set", "vs"+id, "up")
+	run(t, "ip", "-n", rns, "link", "set", "vr"+id, "up")
+
+	dir := t.TempDir()
+	conf, sock := filepath.Join(dir, "bird.conf"), filepath.Join(dir, "bird.ctl")
+	if err := os.WriteFile(conf, []byte(`router id 10.99.0.2;
+protocol device {}
+protocol bgp ravel {
+	local 10.99.0.2 as 65000;
+	neighbor 10.99.0.1 as 65010;
+	error wait time 1, 5;   # after the wrong-ASN attempt: retry in a second, not the default 60 s
+	connect delay time 1;
+	ipv4 { import all; export none; };
+}
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	bird := exec.Command("ip", "netns", "exec", rns, "bird", "-f", "-c", conf, "-s", sock)
+	birdLog, _ := os.Create(filepath.Join(dir, "bird.log"))
+	bird.Stdout, bird.Stderr = birdLog, birdLog
+	if err := bird.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = bird.Process.Kill(); _ = bird.Wait() })
+
+	helper := exec.Command("ip", "netns", "exec", sns, os.Args[0], "-test.run", "^TestBirdHelper$", "-test.v", "-test.count=1")
+	helper.Env = append(os.Environ(), birdHelperEnv+"="+sock)
+	out, err := helper.CombinedOutput()
+	t.Logf("speaker side:\n%s", out)
+	if err != nil || !strings.Contains(string(out), "--- PASS: TestBirdHelper") {
+		blog, _ := os.ReadFile(filepath.Join(dir, "bird.log"))
+		t.Fatalf("the speaker side failed (%v); bird's log:\n%s", err, blog)
+	}
+}
+
+// birdRoute reports whether bird has a route to prefix.
+func birdRoute(t *testing.T, sock, prefix string) bool {
+	out, err := exec.Command("birdc", "-s", sock, "show", "route", prefix).CombinedOutput()
+	if err != nil {
+		t.Logf("birdc: %v: %s", err, out)
+		return false
+	}
+	return strings.Contains(string(out), prefix)
+}
+
+// TestBirdHelper is the speaker's side of TestBird, in the speaker's namespace.
+func TestBirdHelper(t *testing.T) {
+	sock := os.Getenv(birdHelperEnv)
+	if sock == "" {
+		t.Skip("helper of TestBird")
+	}
+	ctx := context.Background()
+	sp, err := Start(ctx, Config{ASN: 65010, RouterID: netip.MustParseAddr("10.99.0.1"), ListenPort: -1}, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sp.Stop(ctx)
+	peer := Peer{Address: netip.MustParseAddr("10.99.0.2"), ASN: 65000, LocalAddress: netip.MustParseAddr("10.99.0.1"),
+		HoldTime: 9 * time.Second, Keepalive: 3 * time.Second, ConnectRetry: time.Second}
+	if err := sp.SetPeers(ctx, []Peer{peer}); err != nil {
+		t.Fatal(err)
+	}
+	established := func() bool {
+		ps, err := sp.Peers(ctx)
+		return err == nil && len(ps) == 1 && ps[0].State == "established"
+	}
+	eventually(t, "the session with bird", established)
+
+	start := time.Now()
+	if err := sp.Set(vips("10.0.0.100")); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "10.0.0.100/32 in birdc show route", func() bool { return birdRoute(t, sock, "10.0.0.100/32") })
+	t.Logf("FIGURE announce: %d ms from Set to the route in bird", time.Since(start).Milliseconds())
+
+	start = time.Now()
+	if err := sp.Set(nil); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "10.0.0.100/32 gone from bird", func() bool { return !birdRoute(t, sock, "10.0.0.100/32") })
+	t.Logf("FIGURE withdraw: %d ms from Set to the route gone from bird", time.Since(start).Milliseconds())
+
+	// A wrong ASN: bird refuses the session; the speaker says so and keeps running.
+	bad := peer
+	bad.ASN = 65999
+	if err := sp.SetPeers(ctx, []Peer{bad}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(4 * time.Second)
+	ps, err := sp.Peers(ctx)
+	if err != nil || len(ps) != 1 || ps[0].State == "established" {
+		t.Errorf("with the wrong peer ASN: peers %+v (%v), want one, not established", ps, err)
+	}
+	if err := sp.SetPeers(ctx, []Peer{peer}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the session back with the right ASN", established)
+}

@@ -8,6 +8,7 @@ import (
 	"maps"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -221,6 +222,9 @@ type PeerStatus struct {
 	Address netip.Addr
 	State   string // idle, connect, active, opensent, openconfirm, established
 	Uptime  time.Time
+	// Reason is why the session last went down, as GoBGP reports it (a NOTIFICATION from the
+	// peer, "bad peer AS", a hold timer expiry), "" when none.
+	Reason string
 }
 
 // Peers lists the sessions.
@@ -233,6 +237,10 @@ func (sp *Speaker) Peers(ctx context.Context) ([]PeerStatus, error) {
 		}
 		if p.State != nil {
 			st.State = sessionState(p.State.SessionState)
+			st.Reason = p.State.DisconnectMessage
+			if st.Reason == "" && p.State.DisconnectReason != api.PeerState_DISCONNECT_REASON_UNSPECIFIED {
+				st.Reason = strings.ToLower(strings.TrimPrefix(p.State.DisconnectReason.String(), "DISCONNECT_REASON_"))
+			}
 		}
 		if p.Timers != nil && p.Timers.State != nil && p.Timers.State.Uptime != nil {
 			st.Uptime = p.Timers.State.Uptime.AsTime()

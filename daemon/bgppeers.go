@@ -17,7 +17,8 @@ type PeerLister interface {
 type PeerReport struct {
 	Address string    `json:"address"`
 	State   string    `json:"state"`
-	Since   time.Time `json:"since,omitzero"` // when the session was established
+	Since   time.Time `json:"since,omitzero"`   // when the session was established
+	Reason  string    `json:"reason,omitempty"` // why it last went down
 }
 
 var bgpStates = []string{"idle", "connect", "active", "opensent", "openconfirm", "established", "unknown"}
@@ -37,7 +38,11 @@ func WatchBGPPeers(ctx context.Context, sp PeerLister, m *Metrics, st *Status, l
 				a := p.Address.String()
 				seen[a] = true
 				if last[a] != p.State {
-					log.Info("BGP session state", "peer", a, "state", p.State, "was", last[a])
+					if p.State != "established" && p.Reason != "" {
+						log.Warn("BGP session down", "peer", a, "state", p.State, "was", last[a], "reason", p.Reason)
+					} else {
+						log.Info("BGP session state", "peer", a, "state", p.State, "was", last[a])
+					}
 					last[a] = p.State
 				}
 				up := 0.0
@@ -52,7 +57,7 @@ func WatchBGPPeers(ctx context.Context, sp PeerLister, m *Metrics, st *Status, l
 					}
 					m.BGPPeerState.WithLabelValues(a, s).Set(v)
 				}
-				r := PeerReport{Address: a, State: p.State}
+				r := PeerReport{Address: a, State: p.State, Reason: p.Reason}
 				if up == 1 {
 					r.Since = p.Uptime
 				}

@@ -157,6 +157,9 @@ func printStatus(w io.Writer, r daemon.Report) {
 			if !p.Since.IsZero() {
 				since = ", up " + ago(p.Since)
 			}
+			if p.Reason != "" && p.State != "established" {
+				since = " (" + p.Reason + ")"
+			}
 			fmt.Fprintf(tw, "bgp peer\t%s %s%s\n", p.Address, p.State, since)
 		}
 	}

@@ -195,7 +195,8 @@ func (w *Watcher) probe(ctx context.Context) bool {
 	d := net.Dialer{Timeout: min(w.Interval, 500*time.Millisecond)}
 	conn, err := d.DialContext(ctx, "tcp", w.Addr)
 	if err != nil {
-		w.noteSquat("", nil)
+		// Nothing answers (or the connect timed out under load): says nothing about who held
+		// the port, so the squatter last logged stays remembered and is not logged again.
 		return false
 	}
 	conn.Close()

@@ -77,6 +77,9 @@ pass() {
 fail() {
 	_E2E_FAILED=$((_E2E_FAILED + 1))
 	printf '[%s]   FAIL: %s\n' "$SCENARIO" "$*"
+	# Also kept apart: test/e2e/run.sh repeats them under the totals, where a CI log's tail
+	# shows them.
+	[[ -d ${SCENARIO_DIR:-} ]] && printf '%s\n' "$*" >>"$SCENARIO_DIR/failures"
 	return 0
 }
 

@@ -280,6 +280,8 @@ for f in "${scenarios[@]}"; do
 		failed=$((failed + 1))
 		read -r _ _ secs reason <<<"$line"
 		echo "  FAIL  $name (${secs}s): $reason"
+		# The failed checks themselves (lib.sh fail), the first few.
+		head -n 5 "$E2E_OUT_DIR/scenarios/$name/failures" 2>/dev/null | sed 's/^/          /' || true
 	else
 		failed=$((failed + 1))
 		echo "  FAIL  $name: did not run to completion (guest exit $rc)"

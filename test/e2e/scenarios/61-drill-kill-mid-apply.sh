@@ -76,7 +76,9 @@ table_is() {
 # thousands of /proc lines per poll is too slow under emulation to catch a short plan). It
 # starts BEFORE ravel (a process start takes seconds here, longer than ravel needs for a plan)
 # and waits for ravel's PID in $SCENARIO_DIR/victim (killer_arm). Bash builtins only: a read
-# costs no process.
+# costs no process. It writes $SCENARIO_DIR/killed BEFORE the kill: the scenario reads that
+# file as soon as ravel is dead, and a file written after the kill raced that read (a CI run
+# failed on the missing file).
 NAPFIFO=$(mktemp -u /tmp/ravel-e2e-61.XXXXXX)
 mkfifo "$NAPFIFO"
 killer() {
@@ -92,13 +94,13 @@ killer() {
 			n=0
 			if [[ -n $logf ]]; then
 				while IFS= read -r l; do [[ $l != *"applying plan"* ]] || n=$((n + 1)); done <"$logf"
-				if ((n >= nth)); then read -r -t 0.3 -u 3 || :; kill -9 "$pid"; echo "plan $n" >"$dir/killed"; exit 0; fi
+				if ((n >= nth)); then read -r -t 0.3 -u 3 || :; echo "plan $n" >"$dir/killed"; kill -9 "$pid"; exit 0; fi
 			else
 				while read -r a _; do
 					[[ $a != TCP ]] || n=$((n + 1))
 					((n < at)) || break
 				done </proc/net/ip_vs
-				if ((n >= at)); then kill -9 "$pid"; echo "$n" >"$dir/killed"; exit 0; fi
+				if ((n >= at)); then echo "$n" >"$dir/killed"; kill -9 "$pid"; exit 0; fi
 			fi
 			read -r -t 0.01 -u 3 || :
 		done' _ "$at" "$SCENARIO_DIR" "$NAPFIFO" "$logf" "$nth"

@@ -29,17 +29,49 @@ type Peer struct {
 	Keepalive    time.Duration
 	ConnectRetry time.Duration
 	Multihop     uint8 // 0: directly connected
+	// BFD, when Enabled, runs a BFD session (RFC 5880/5881, single hop, UDP 3784) beside the
+	// BGP one: the peer learns a dead path in MinInterval × Multiplier, not the hold time.
+	BFD BFD
+	// GracefulRestart, when Enabled, offers the peer graceful restart (RFC 4724) for IPv4
+	// unicast: the peer keeps ravel's routes for RestartTime when the session ends without a
+	// NOTIFICATION (Detach, or the process gone), until ravel's next session sends End-of-RIB.
+	GracefulRestart GracefulRestart
 }
+
+// BFD is a peer's bidirectional forwarding detection.
+type BFD struct {
+	Enabled     bool
+	MinInterval time.Duration // 0: GoBGP's 1 s
+	Multiplier  uint8         // 0: 3
+}
+
+// GracefulRestart is a peer's graceful restart.
+type GracefulRestart struct {
+	Enabled     bool
+	RestartTime time.Duration // whole seconds, 1..4095
+}
+
+// LargeCommunity is an RFC 8092 community GLOBAL:LOCAL1:LOCAL2.
+type LargeCommunity struct{ Global, Local1, Local2 uint32 }
 
 // Config is the speaker's identity and what it attaches to every announcement.
 type Config struct {
-	ASN         uint32
-	RouterID    netip.Addr
-	ListenPort  int32 // -1: accept no sessions
-	Communities []uint32
-	LocalPref   uint32     // 0: not sent
-	MED         uint32     // 0: not sent
-	NextHop     netip.Addr // zero: the session's local address (GoBGP rewrites 0.0.0.0)
+	ASN              uint32
+	RouterID         netip.Addr
+	ListenPort       int32 // -1: accept no sessions
+	Communities      []uint32
+	LargeCommunities []LargeCommunity
+	LocalPref        uint32     // 0: not sent
+	MED              uint32     // 0: not sent
+	NextHop          netip.Addr // zero: the session's local address (GoBGP rewrites 0.0.0.0)
+	// Restarting says this speaker comes back from a Detach within the peers' restart time:
+	// its OPEN carries the Restart State and Forwarding State bits of graceful restart, so a
+	// peer keeps the routes it holds from the last session until this one's End-of-RIB
+	// (without the Forwarding bit RFC 4724 makes the peer drop them at once).
+	Restarting bool
+	// OnUpdate, when set, is called once per route the speaker hands GoBGP: kind "announce"
+	// or "withdraw" (ravel_bgp_updates_sent_total).
+	OnUpdate func(kind string)
 }
 
 // Speaker is a running BGP speaker. Its methods are safe for concurrent use.
@@ -49,7 +81,9 @@ type Speaker struct {
 	log *slog.Logger
 
 	mu        sync.Mutex
-	peers     map[netip.Addr]Peer
+	peers     map[netip.Addr]Peer // the sessions GoBGP has
+	pending   []Peer              // SetPeers before the first Set: added by that Set
+	primed    bool                // Set has been called
 	announced map[netip.Addr]bool
 }
 
@@ -69,7 +103,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Speaker, error) 
 	return &Speaker{s: s, cfg: cfg, log: log, peers: map[netip.Addr]Peer{}, announced: map[netip.Addr]bool{}}, nil
 }
 
-func apiPeer(p Peer) *api.Peer {
+func apiPeer(p Peer, restarting bool) *api.Peer {
 	ap := &api.Peer{
 		Conf: &api.PeerConf{NeighborAddress: p.Address.String(), PeerAsn: p.ASN, AuthPassword: p.Password},
 		Timers: &api.Timers{Config: &api.TimersConfig{
@@ -89,15 +123,38 @@ func apiPeer(p Peer) *api.Peer {
 	if p.Multihop > 0 {
 		ap.EbgpMultihop = &api.EbgpMultihop{Enabled: true, MultihopTtl: uint32(p.Multihop)}
 	}
+	if p.BFD.Enabled {
+		// GoBGP takes the intervals in microseconds, as BFD's packets carry them.
+		us := uint32(p.BFD.MinInterval.Microseconds())
+		ap.Bfd = &api.BfdPeerConfig{Enabled: true, DesiredMinimumTxInterval: us, RequiredMinimumReceive: us,
+			DetectionMultiplier: uint32(p.BFD.Multiplier)}
+	}
+	if gr := p.GracefulRestart; gr.Enabled {
+		ap.GracefulRestart = &api.GracefulRestart{Enabled: true, RestartTime: uint32(gr.RestartTime.Seconds()),
+			LocalRestarting: restarting}
+		ap.AfiSafis[0].MpGracefulRestart = &api.MpGracefulRestart{Config: &api.MpGracefulRestartConfig{Enabled: true}}
+	}
 	return ap
 }
 
 // SetPeers makes the sessions those of peers, by diff: a peer whose settings are unchanged
 // keeps its session; a changed one is replaced; a removed one is closed. Every error is
 // returned, joined; the peers that worked are in place.
+//
+// Before the first Set the peers only wait: a session opened before ravel knows what it
+// serves would send an empty table and End-of-RIB, and a peer helping a graceful restart
+// would drop every route it kept.
 func (sp *Speaker) SetPeers(ctx context.Context, peers []Peer) error {
 	sp.mu.Lock()
 	defer sp.mu.Unlock()
+	if !sp.primed {
+		sp.pending = slices.Clone(peers)
+		return nil
+	}
+	return sp.setPeers(ctx, peers)
+}
+
+func (sp *Speaker) setPeers(ctx context.Context, peers []Peer) error {
 	want := make(map[netip.Addr]Peer, len(peers))
 	for _, p := range peers {
 		want[p.Address] = p
@@ -118,7 +175,7 @@ func (sp *Speaker) SetPeers(ctx context.Context, peers []Peer) error {
 		if _, ok := sp.peers[a]; ok {
 			continue
 		}
-		if err := sp.s.AddPeer(ctx, &api.AddPeerRequest{Peer: apiPeer(want[a])}); err != nil {
+		if err := sp.s.AddPeer(ctx, &api.AddPeerRequest{Peer: apiPeer(want[a], sp.cfg.Restarting)}); err != nil {
 			errs = append(errs, fmt.Errorf("add peer %s: %w", a, err))
 			continue
 		}
@@ -145,6 +202,13 @@ func (sp *Speaker) path(vip netip.Addr, withdraw bool) (*apiutil.Path, error) {
 	if len(sp.cfg.Communities) > 0 {
 		attrs = append(attrs, bgp.NewPathAttributeCommunities(sp.cfg.Communities))
 	}
+	if len(sp.cfg.LargeCommunities) > 0 {
+		var lcs []*bgp.LargeCommunity
+		for _, c := range sp.cfg.LargeCommunities {
+			lcs = append(lcs, bgp.NewLargeCommunity(c.Global, c.Local1, c.Local2))
+		}
+		attrs = append(attrs, bgp.NewPathAttributeLargeCommunities(lcs))
+	}
 	if sp.cfg.LocalPref > 0 {
 		attrs = append(attrs, bgp.NewPathAttributeLocalPref(sp.cfg.LocalPref))
 	}
@@ -155,10 +219,29 @@ func (sp *Speaker) path(vip netip.Addr, withdraw bool) (*apiutil.Path, error) {
 }
 
 // Set announces exactly vips: the ones not announced yet are added, the ones no longer in
-// the set are withdrawn at once. It returns what it could not do.
+// the set are withdrawn at once. It returns what it could not do. The first Set also opens
+// the sessions SetPeers named, after the routes are in place.
 func (sp *Speaker) Set(vips map[netip.Addr]bool) error {
 	sp.mu.Lock()
 	defer sp.mu.Unlock()
+	errs := sp.set(vips)
+	if !sp.primed {
+		sp.primed = true
+		if err := sp.setPeers(context.Background(), sp.pending); err != nil {
+			errs = append(errs, err)
+		}
+		sp.pending = nil
+	}
+	return errors.Join(errs...)
+}
+
+func (sp *Speaker) sent(kind string) {
+	if sp.cfg.OnUpdate != nil {
+		sp.cfg.OnUpdate(kind)
+	}
+}
+
+func (sp *Speaker) set(vips map[netip.Addr]bool) []error {
 	var errs []error
 	for _, v := range slices.SortedFunc(maps.Keys(sp.announced), netip.Addr.Compare) {
 		if vips[v] {
@@ -173,6 +256,7 @@ func (sp *Speaker) Set(vips map[netip.Addr]bool) error {
 			continue
 		}
 		delete(sp.announced, v)
+		sp.sent("withdraw")
 		sp.log.Info("BGP route withdrawn", "vip", v)
 	}
 	for _, v := range slices.SortedFunc(maps.Keys(vips), netip.Addr.Compare) {
@@ -188,9 +272,10 @@ func (sp *Speaker) Set(vips map[netip.Addr]bool) error {
 			continue
 		}
 		sp.announced[v] = true
+		sp.sent("announce")
 		sp.log.Info("BGP route announced", "vip", v)
 	}
-	return errors.Join(errs...)
+	return errs
 }
 
 // SetAttributes changes what every announcement carries (communities, local preference, MED,
@@ -199,10 +284,12 @@ func (sp *Speaker) Set(vips map[netip.Addr]bool) error {
 func (sp *Speaker) SetAttributes(cfg Config) error {
 	sp.mu.Lock()
 	defer sp.mu.Unlock()
-	if slices.Equal(cfg.Communities, sp.cfg.Communities) && cfg.LocalPref == sp.cfg.LocalPref && cfg.MED == sp.cfg.MED && cfg.NextHop == sp.cfg.NextHop {
+	if slices.Equal(cfg.Communities, sp.cfg.Communities) && slices.Equal(cfg.LargeCommunities, sp.cfg.LargeCommunities) &&
+		cfg.LocalPref == sp.cfg.LocalPref && cfg.MED == sp.cfg.MED && cfg.NextHop == sp.cfg.NextHop {
 		return nil
 	}
-	sp.cfg.Communities, sp.cfg.LocalPref, sp.cfg.MED, sp.cfg.NextHop = slices.Clone(cfg.Communities), cfg.LocalPref, cfg.MED, cfg.NextHop
+	sp.cfg.Communities, sp.cfg.LargeCommunities = slices.Clone(cfg.Communities), slices.Clone(cfg.LargeCommunities)
+	sp.cfg.LocalPref, sp.cfg.MED, sp.cfg.NextHop = cfg.LocalPref, cfg.MED, cfg.NextHop
 	var errs []error
 	for _, v := range slices.SortedFunc(maps.Keys(sp.announced), netip.Addr.Compare) {
 		p, err := sp.path(v, false)
@@ -211,7 +298,9 @@ func (sp *Speaker) SetAttributes(cfg Config) error {
 		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("re-announce %s/32: %w", v, err))
+			continue
 		}
+		sp.sent("announce")
 	}
 	sp.log.Info("BGP attributes changed: announcements updated", "routes", len(sp.announced))
 	return errors.Join(errs...)
@@ -271,10 +360,28 @@ func sessionState(s api.PeerState_SessionState) string {
 
 // Stop withdraws every route, closes the sessions and stops the speaker.
 func (sp *Speaker) Stop(ctx context.Context) error {
-	err := sp.Set(nil)
+	sp.mu.Lock()
+	sp.primed = true // nothing pending opens now
+	sp.pending = nil
+	err := errors.Join(sp.set(nil)...)
+	sp.mu.Unlock()
 	if serr := sp.s.StopBgp(ctx, &api.StopBgpRequest{}); serr != nil {
 		err = errors.Join(err, serr)
 	}
 	sp.s.Stop()
 	return err
+}
+
+// GracefulRestart reports the longest restart time among the peers that have graceful restart
+// enabled, 0 when none has: what Detach leaves the routes on the peers for.
+func (sp *Speaker) GracefulRestart() time.Duration {
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	var longest time.Duration
+	for _, p := range sp.peers {
+		if p.GracefulRestart.Enabled {
+			longest = max(longest, p.GracefulRestart.RestartTime)
+		}
+	}
+	return longest
 }

@@ -5,7 +5,9 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
+	"maps"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -35,7 +37,11 @@ func TestSpeakerAnnouncesWithdrawsKeepsSessions(t *testing.T) {
 	rt := bgptest.NewRouter(t, 65010)
 	port := rt.Port
 	ctx := context.Background()
-	sp, err := Start(ctx, Config{ASN: 65010, RouterID: netip.MustParseAddr("127.0.0.1"), ListenPort: -1}, quiet)
+	var mu sync.Mutex
+	sent := map[string]int{}
+	count := func(kind string) { mu.Lock(); sent[kind]++; mu.Unlock() }
+	sentNow := func() map[string]int { mu.Lock(); defer mu.Unlock(); return maps.Clone(sent) }
+	sp, err := Start(ctx, Config{ASN: 65010, RouterID: netip.MustParseAddr("127.0.0.1"), ListenPort: -1, OnUpdate: count}, quiet)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,11 +60,17 @@ func TestSpeakerAnnouncesWithdrawsKeepsSessions(t *testing.T) {
 		ps, err := sp.Peers(ctx)
 		return err == nil && len(ps) == 1 && ps[0].State == "established"
 	}
-	eventually(t, "the session", established)
+	// Before the first Set the speaker does not know what it serves: no session yet, so no
+	// empty table and End-of-RIB reach the router.
+	time.Sleep(1500 * time.Millisecond) // longer than the peer's connect retry
+	if ps, err := sp.Peers(ctx); err != nil || len(ps) != 0 {
+		t.Fatalf("before the first Set: sessions %+v (%v), want none", ps, err)
+	}
 
 	if err := sp.Set(vips("10.0.0.100", "10.0.0.101")); err != nil {
 		t.Fatal(err)
 	}
+	eventually(t, "the session", established)
 	eventually(t, "both routes on the router", func() bool {
 		return slices.Equal(rt.Routes(t), []string{"10.0.0.100/32", "10.0.0.101/32"})
 	})
@@ -66,14 +78,24 @@ func TestSpeakerAnnouncesWithdrawsKeepsSessions(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, "10.0.0.101 withdrawn", func() bool { return slices.Equal(rt.Routes(t), []string{"10.0.0.100/32"}) })
+	if got := sentNow(); got["announce"] != 2 || got["withdraw"] != 1 {
+		t.Errorf("updates counted %v, want 2 announce and 1 withdraw", got)
+	}
+	// Setting the same set again sends nothing.
+	if err := sp.Set(vips("10.0.0.100")); err != nil {
+		t.Fatal(err)
+	}
+	if got := sentNow(); got["announce"] != 2 || got["withdraw"] != 1 {
+		t.Errorf("an unchanged Set counted updates: %v", got)
+	}
 
 	// New attributes re-announce the routes with them, without touching the session.
 	before, _ := sp.Peers(ctx)
-	if err := sp.SetAttributes(Config{Communities: []uint32{65010<<16 | 100}}); err != nil {
+	if err := sp.SetAttributes(Config{Communities: []uint32{65010<<16 | 100}, LargeCommunities: []LargeCommunity{{65010, 1, 4000000000}}}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the community on the route", func() bool {
-		return slices.Equal(rt.Communities(t, "10.0.0.100/32"), []string{"65010:100"})
+	eventually(t, "the communities on the route", func() bool {
+		return slices.Equal(rt.Communities(t, "10.0.0.100/32"), []string{"65010:100", "65010:1:4000000000"})
 	})
 
 	// A reload that keeps the peer as it is must not touch its session either.

@@ -51,7 +51,7 @@ func NewRouter(t testing.TB, speakerASN uint32) *Router {
 }
 
 // Communities lists the communities of the router's best path to prefix ("10.0.0.1/32"),
-// as ASN:VALUE.
+// as ASN:VALUE, then its large communities as GLOBAL:LOCAL1:LOCAL2.
 func (r *Router) Communities(t testing.TB, prefix string) []string {
 	t.Helper()
 	var out []string
@@ -65,6 +65,11 @@ func (r *Router) Communities(t testing.TB, prefix string) []string {
 					if c, ok := a.(*gobgp.PathAttributeCommunities); ok {
 						for _, v := range c.Value {
 							out = append(out, fmt.Sprintf("%d:%d", v>>16, v&0xffff))
+						}
+					}
+					if c, ok := a.(*gobgp.PathAttributeLargeCommunities); ok {
+						for _, v := range c.Values {
+							out = append(out, fmt.Sprintf("%d:%d:%d", v.ASN, v.LocalData1, v.LocalData2))
 						}
 					}
 				}

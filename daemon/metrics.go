@@ -39,8 +39,9 @@ type Metrics struct {
 	RealserverDraining  prometheus.Gauge // realserver: 1 while answering "draining"
 	ARPConflict         prometheus.Gauge
 	BGPAnnounced        prometheus.Gauge
-	BGPPeerUp           *prometheus.GaugeVec // peer
-	BGPPeerState        *prometheus.GaugeVec // peer, state
+	BGPPeerUp           *prometheus.GaugeVec   // peer
+	BGPPeerState        *prometheus.GaugeVec   // peer, state
+	BGPUpdates          *prometheus.CounterVec // kind: announce, withdraw
 	// IPTablesBackendMismatch is 1 while kube-proxy's chains are in the other backend only.
 	IPTablesBackendMismatch prometheus.Gauge
 
@@ -121,6 +122,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "1 while the BGP session with the peer is established."}, []string{"peer"}),
 		BGPPeerState: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "ravel_bgp_peer_state",
 			Help: "1 for the BGP session's current state (idle, connect, active, opensent, openconfirm, established)."}, []string{"peer", "state"}),
+		BGPUpdates: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ravel_bgp_updates_sent_total",
+			Help: "Routes the bgp role handed its speaker to send to every established peer, by kind (announce, withdraw); a re-announcement with new attributes counts as announce."}, []string{"kind"}),
 		ReloadOK: prometheus.NewGauge(prometheus.GaugeOpts{Name: "ravel_config_last_reload_successful",
 			Help: "1 if the last config load or reload was applied, 0 if it was refused (the previous config keeps running)."}),
 		ReloadOKTime: prometheus.NewGauge(prometheus.GaugeOpts{Name: "ravel_config_last_reload_success_timestamp_seconds",
@@ -137,7 +140,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			m.VirtualServices, m.Destinations, m.VIPs, m.Draining, m.GARPSent, m.GARPErrors, m.LastSync,
 			m.RoleActive, m.Failovers, m.ChainWrites, m.IPTablesDuration, m.IPTablesErrors, m.DirectorPresent,
 			m.VIPServices, m.VIPDests, m.ReloadOK, m.ReloadOKTime, m.Reloads, m.ConfigInfo, m.Normalizations,
-			m.BackendUp, m.HealthCheckDuration, m.HealthTransitions, m.HealthInFlight, m.HealthHold, m.RealserverDraining, m.ARPConflict, m.IPTablesBackendMismatch, m.BGPAnnounced, m.BGPPeerUp, m.BGPPeerState)
+			m.BackendUp, m.HealthCheckDuration, m.HealthTransitions, m.HealthInFlight, m.HealthHold, m.RealserverDraining, m.ARPConflict, m.IPTablesBackendMismatch, m.BGPAnnounced, m.BGPPeerUp, m.BGPPeerState, m.BGPUpdates)
 	}
 	return m
 }

@@ -34,22 +34,46 @@ func bgpConfig(cfg *configT, ifAddr netip.Addr) (bgp.Config, []bgp.Peer) {
 		l, _ := strconv.ParseUint(lo, 10, 16)
 		c.Communities = append(c.Communities, uint32(h)<<16|uint32(l))
 	}
+	for _, lc := range b.LargeCommunities {
+		var v [3]uint32
+		for i, part := range strings.SplitN(lc, ":", 3) { // validated GLOBAL:LOCAL1:LOCAL2
+			n, _ := strconv.ParseUint(part, 10, 32)
+			v[i] = uint32(n)
+		}
+		c.LargeCommunities = append(c.LargeCommunities, bgp.LargeCommunity{Global: v[0], Local1: v[1], Local2: v[2]})
+	}
 	var peers []bgp.Peer
 	for _, p := range b.Peers {
 		peers = append(peers, bgp.Peer{Address: p.Address, ASN: uint32(p.ASN), Port: uint16(p.Port), Password: p.Password,
-			HoldTime: p.HoldTime.D(), Keepalive: p.KeepaliveTime.D(), ConnectRetry: p.ConnectRetry.D(), Multihop: uint8(p.Multihop)})
+			HoldTime: p.HoldTime.D(), Keepalive: p.KeepaliveTime.D(), ConnectRetry: p.ConnectRetry.D(), Multihop: uint8(p.Multihop),
+			BFD:             bgp.BFD{Enabled: p.BFD.Enabled, MinInterval: p.BFD.MinInterval.D(), Multiplier: uint8(p.BFD.Multiplier)},
+			GracefulRestart: bgp.GracefulRestart{Enabled: p.GracefulRestart.Enabled, RestartTime: p.GracefulRestart.RestartTime.D()},
+		})
 	}
 	return c, peers
 }
 
-// startBGP runs the bgp role's speaker with its peers. It withdraws every route and closes the
-// sessions when ctx ends (graceful restart is not implemented yet: a restart withdraws).
-// SIGUSR1 withdraws every route before maintenance and SIGUSR2 announces again.
+// startBGP runs the bgp role's speaker with its peers; the sessions open after the first sync
+// (bgp.Speaker.SetPeers). SIGUSR1 withdraws every route before maintenance and SIGUSR2
+// announces again. The returned stop, called at SIGTERM: with graceful restart on any peer it
+// leaves the routes on the peers (the kernel keeps forwarding; the next start within the
+// restart time takes them back without a withdrawal), otherwise it withdraws every route and
+// then closes the sessions.
 func startBGP(ctx context.Context, cfg *configT, ifAddr netip.Addr, d *daemon.Director, m *daemon.Metrics, st *daemon.Status, log *slog.Logger) (*bgp.Speaker, func(), error) {
 	bc, peers := bgpConfig(cfg, ifAddr)
 	if !bc.RouterID.IsValid() {
 		return nil, nil, fmt.Errorf("bgp.routerId: not set and node.interface %s has no IPv4 address", cfg.Node.Interface)
 	}
+	mark := daemon.NewBGPRestartMark(daemon.DefaultStateDir)
+	restarting, err := mark.Take(time.Now())
+	if err != nil {
+		log.Warn("BGP graceful restart mark unreadable: starting as new", "err", err)
+	}
+	if restarting {
+		log.Info("BGP graceful restart: the peers keep this director's routes until its End-of-RIB")
+	}
+	bc.Restarting = restarting
+	bc.OnUpdate = func(kind string) { m.BGPUpdates.WithLabelValues(kind).Inc() }
 	sp, err := bgp.Start(ctx, bc, log)
 	if err != nil {
 		return nil, nil, err
@@ -73,6 +97,16 @@ func startBGP(ctx context.Context, cfg *configT, ifAddr netip.Addr, d *daemon.Di
 		}
 	}()
 	stop := func() {
+		if rt := sp.GracefulRestart(); rt > 0 {
+			// No Stop: it would withdraw and send a NOTIFICATION, and a peer drops the routes
+			// of a session closed by a NOTIFICATION. The process exits next and the kernel
+			// closes the sessions' sockets; the peers keep the routes as stale for rt.
+			if err := mark.Leave(time.Now().Add(rt)); err != nil {
+				log.Error("BGP graceful restart: cannot leave the restart mark; the next start will not take the routes back", "err", err)
+			}
+			log.Info("BGP graceful restart: routes left on the peers", "restartTime", rt)
+			return
+		}
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		if err := sp.Stop(sctx); err != nil {

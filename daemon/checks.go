@@ -160,9 +160,9 @@ func (c *Checks) Sync(cfg *config.Config, snap *kube.Snapshot, self reconcile.No
 	for a, nc := range c.nodes {
 		if !seenNodes[a] {
 			delete(c.nodes, a)
-			c.m.BackendUp.DeleteLabelValues(nodeService, nc.name)
+			c.forgetSeries(nodeService, nc.name)
 			for sid := range nc.missing {
-				c.m.BackendUp.DeleteLabelValues(sid.String(), nc.name)
+				c.forgetSeries(sid.String(), nc.name)
 			}
 		}
 	}
@@ -180,7 +180,7 @@ func (c *Checks) Sync(cfg *config.Config, snap *kube.Snapshot, self reconcile.No
 			bc := c.backends[bid]
 			if bc == nil || bc.service != serviceLabel(s) {
 				if bc != nil {
-					c.m.BackendUp.DeleteLabelValues(bc.service, backendLabel(bid))
+					c.forgetSeries(bc.service, backendLabel(bid))
 				}
 				bc = &backendCheck{service: serviceLabel(s)}
 				c.backends[bid] = bc
@@ -204,7 +204,7 @@ func (c *Checks) Sync(cfg *config.Config, snap *kube.Snapshot, self reconcile.No
 	for bid, bc := range c.backends {
 		if !seenBackends[bid] {
 			delete(c.backends, bid)
-			c.m.BackendUp.DeleteLabelValues(bc.service, backendLabel(bid))
+			c.forgetSeries(bc.service, backendLabel(bid))
 		}
 	}
 	c.jobs = ids
@@ -264,6 +264,15 @@ func (c *Checks) Observe(r checkResult, log func(msg string, args ...any)) Trans
 		return Transition{Services: map[svcID]bool{id.svc: true}}
 	}
 	return Transition{}
+}
+
+// forgetSeries removes a backend's health series (ravel_backend_up and both of its
+// ravel_health_transitions_total) when it is no longer checked: nodes and backends come and
+// go, and their series must not pile up.
+func (c *Checks) forgetSeries(service, backend string) {
+	c.m.BackendUp.DeleteLabelValues(service, backend)
+	c.m.HealthTransitions.DeleteLabelValues(service, backend, "up")
+	c.m.HealthTransitions.DeleteLabelValues(service, backend, "down")
 }
 
 func (c *Checks) transition(service, backend string, m *reconcile.Machine, log func(msg string, args ...any)) {
@@ -342,7 +351,7 @@ func (c *Checks) observeNode(nc *nodeCheck, r health.Result, now time.Time, log 
 		}
 		if mm.Settled() {
 			delete(nc.missing, sid)
-			c.m.BackendUp.DeleteLabelValues(sid.String(), nc.name)
+			c.forgetSeries(sid.String(), nc.name)
 		}
 	}
 	for sid := range expect {

@@ -145,6 +145,10 @@ func TestDirectorStaticChecks(t *testing.T) {
 	if n := testutil.CollectAndCount(m.BackendUp); n != 1 {
 		t.Errorf("%d ravel_backend_up series after the backend left, want 1", n)
 	}
+	// 10.0.1.2 went down and up (two series) and stays; 10.0.1.1's "down" goes with it.
+	if n := testutil.CollectAndCount(m.HealthTransitions); n != 2 {
+		t.Errorf("%d ravel_health_transitions_total series after the backend left, want 2 (the remaining backend's up and down)", n)
+	}
 	if len(checks.Unhealthy()) != 0 || len(checks.backends) != 1 {
 		t.Errorf("after the reload: unhealthy %+v, %d checked backends, want none and 1", checks.Unhealthy(), len(checks.backends))
 	}

@@ -210,6 +210,9 @@ func TestBirdBFD(t *testing.T) {
 	const a = "10.0.0.100/32"
 	for _, tc := range []struct{ name, bird, opts string }{
 		{"hold timer 3s", birdBase + "}\n", "hold3"},
+		// Graceful restart must not keep a dead speaker's routes: a hold timer expiry is no
+		// restart (bird sends a NOTIFICATION, and without RFC 8538 that ends the routes).
+		{"hold timer 3s, graceful restart", birdBase + "\tgraceful restart on;\n}\n", "hold3,gr"},
 		{"bfd 300ms x3", birdBase + "\tbfd on;\n}\nprotocol bfd { interface \"*\" { min rx interval 300 ms; min tx interval 300 ms; multiplier 3; }; }\n", "bfd"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

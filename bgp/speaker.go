@@ -314,12 +314,14 @@ type PeerStatus struct {
 	// Reason is why the session last went down, as GoBGP reports it (a NOTIFICATION from the
 	// peer, "bad peer AS", a hold timer expiry), "" when none.
 	Reason string
+	// Sent is how many routes the peer has from this speaker now (IPv4 unicast).
+	Sent uint64
 }
 
 // Peers lists the sessions.
 func (sp *Speaker) Peers(ctx context.Context) ([]PeerStatus, error) {
 	var out []PeerStatus
-	err := sp.s.ListPeer(ctx, &api.ListPeerRequest{}, func(p *api.Peer) {
+	err := sp.s.ListPeer(ctx, &api.ListPeerRequest{EnableAdvertised: true}, func(p *api.Peer) {
 		st := PeerStatus{State: "unknown"}
 		if p.Conf != nil {
 			st.Address, _ = netip.ParseAddr(p.Conf.NeighborAddress)
@@ -329,6 +331,11 @@ func (sp *Speaker) Peers(ctx context.Context) ([]PeerStatus, error) {
 			st.Reason = p.State.DisconnectMessage
 			if st.Reason == "" && p.State.DisconnectReason != api.PeerState_DISCONNECT_REASON_UNSPECIFIED {
 				st.Reason = strings.ToLower(strings.TrimPrefix(p.State.DisconnectReason.String(), "DISCONNECT_REASON_"))
+			}
+		}
+		for _, af := range p.AfiSafis {
+			if af.State != nil {
+				st.Sent += af.State.Advertised
 			}
 		}
 		if p.Timers != nil && p.Timers.State != nil && p.Timers.State.Uptime != nil {

@@ -78,6 +78,9 @@ func TestSpeakerAnnouncesWithdrawsKeepsSessions(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, "10.0.0.101 withdrawn", func() bool { return slices.Equal(rt.Routes(t), []string{"10.0.0.100/32"}) })
+	if ps, err := sp.Peers(ctx); err != nil || len(ps) != 1 || ps[0].Sent != 1 {
+		t.Errorf("Peers() = %+v (%v), want one peer with 1 route sent", ps, err)
+	}
 	if got := sentNow(); got["announce"] != 2 || got["withdraw"] != 1 {
 		t.Errorf("updates counted %v, want 2 announce and 1 withdraw", got)
 	}

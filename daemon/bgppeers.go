@@ -19,6 +19,7 @@ type PeerReport struct {
 	State   string    `json:"state"`
 	Since   time.Time `json:"since,omitzero"`   // when the session was established
 	Reason  string    `json:"reason,omitempty"` // why it last went down
+	Sent    uint64    `json:"prefixesSent"`     // routes the peer has from this director
 }
 
 var bgpStates = []string{"idle", "connect", "active", "opensent", "openconfirm", "established", "unknown"}
@@ -57,7 +58,7 @@ func WatchBGPPeers(ctx context.Context, sp PeerLister, m *Metrics, st *Status, l
 					}
 					m.BGPPeerState.WithLabelValues(a, s).Set(v)
 				}
-				r := PeerReport{Address: a, State: p.State, Reason: p.Reason}
+				r := PeerReport{Address: a, State: p.State, Reason: p.Reason, Sent: p.Sent}
 				if up == 1 {
 					r.Since = p.Uptime
 				}

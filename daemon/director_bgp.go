@@ -36,8 +36,13 @@ func (d *Director) announceBGP() {
 		return
 	}
 	vips := map[netip.Addr]bool{}
+	var withheld []WithheldVIP
 	if !d.bgpDrained {
 		vips = reconcile.ServingVIPs(d.desired)
+		why := reconcile.WithheldVIPs(d.desired)
+		for _, v := range slices.SortedFunc(maps.Keys(why), netip.Addr.Compare) {
+			withheld = append(withheld, WithheldVIP{VIP: v, Reason: why[v]})
+		}
 	}
 	err := d.bgp.Set(vips)
 	d.m.BGPAnnounced.Set(float64(len(vips)))
@@ -49,6 +54,6 @@ func (d *Director) announceBGP() {
 		delete(d.failure, "bgp")
 	}
 	if d.status != nil {
-		d.status.SetAnnounced(slices.SortedFunc(maps.Keys(vips), netip.Addr.Compare), d.bgpDrained)
+		d.status.SetAnnounced(slices.SortedFunc(maps.Keys(vips), netip.Addr.Compare), withheld, d.bgpDrained)
 	}
 }

@@ -47,6 +47,8 @@ bgp: {asn: 65010, peers: [{address: 127.0.0.2, asn: 65000}]}
 	checks := NewChecks(m, 4)
 	d.SetChecks(checks)
 	d.SetBGP(sp)
+	st := NewStatus("test", cfg)
+	d.SetStatus(st)
 	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() { defer close(done); _ = d.Run(runCtx, nil) }()
@@ -55,7 +57,6 @@ bgp: {asn: 65010, peers: [{address: 127.0.0.2, asn: 65000}]}
 	routes := func(want ...string) func() bool {
 		return func() bool { return slices.Equal(rt.Routes(t), want) }
 	}
-	st := NewStatus("test", cfg)
 	wctx, wcancel := context.WithCancel(ctx)
 	wdone := make(chan struct{})
 	go func() { defer close(wdone); WatchBGPPeers(wctx, sp, m, st, discard, 50*time.Millisecond) }()
@@ -80,6 +81,13 @@ bgp: {asn: 65010, peers: [{address: 127.0.0.2, asn: 65000}]}
 	}
 	fail("10.0.0.1/10.0.1.1") // web's only backend: held in IPVS, withdrawn from BGP
 	waitFor(t, "web's VIP withdrawn", routes("10.0.0.2/32"))
+	if w := st.Report().Withheld; len(w) != 1 || w[0].VIP != netip.MustParseAddr("10.0.0.1") || !strings.Contains(w[0].Reason, "held") {
+		t.Errorf("status withheld %+v, want 10.0.0.1 held", w)
+	}
+	waitFor(t, "the peer's prefixes sent in the status", func() bool {
+		ps := st.Report().BGPPeers
+		return len(ps) == 1 && ps[0].Sent == 1
+	})
 	d.DrainBGP(true)
 	waitFor(t, "everything withdrawn while drained", routes())
 	d.DrainBGP(false)

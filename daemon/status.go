@@ -30,11 +30,17 @@ func (s *Status) SetIPTablesProblem(p string) {
 	s.mu.Unlock()
 }
 
-// SetAnnounced records the VIPs the bgp role announces.
-func (s *Status) SetAnnounced(vips []netip.Addr, drained bool) {
+// SetAnnounced records the VIPs the bgp role announces, and those it withholds with why.
+func (s *Status) SetAnnounced(vips []netip.Addr, withheld []WithheldVIP, drained bool) {
 	s.mu.Lock()
-	s.r.Announced, s.r.BGPDrained = vips, drained
+	s.r.Announced, s.r.Withheld, s.r.BGPDrained = vips, withheld, drained
 	s.mu.Unlock()
+}
+
+// WithheldVIP is a VIP of the config that the bgp role does not announce, and why.
+type WithheldVIP struct {
+	VIP    netip.Addr `json:"vip"`
+	Reason string     `json:"reason"`
 }
 
 // SetBGPPeers records the BGP sessions.
@@ -86,9 +92,10 @@ type Report struct {
 	// IPTablesProblem says kube-proxy's chains are in the other iptables backend.
 	IPTablesProblem string `json:"iptablesProblem,omitempty"`
 	// Announced are the VIPs the bgp role announces; BGPDrained says an operator withdrew all.
-	Announced  []netip.Addr `json:"announced,omitempty"`
-	BGPDrained bool         `json:"bgpDrained,omitempty"`
-	BGPPeers   []PeerReport `json:"bgpPeers,omitempty"`
+	Announced  []netip.Addr  `json:"announced,omitempty"`
+	Withheld   []WithheldVIP `json:"withheld,omitempty"`
+	BGPDrained bool          `json:"bgpDrained,omitempty"`
+	BGPPeers   []PeerReport  `json:"bgpPeers,omitempty"`
 	// HealthHold lists the services under the all-failing hold.
 	HealthHold []string `json:"healthHold,omitempty"`
 }

@@ -27,3 +27,23 @@ func ServingVIPs(st *State) map[netip.Addr]bool {
 	}
 	return out
 }
+
+// WithheldVIPs says, for every VIP of st's services that ServingVIPs leaves out, why.
+func WithheldVIPs(st *State) map[netip.Addr]string {
+	serving := ServingVIPs(st)
+	held := map[netip.Addr]bool{}
+	out := map[netip.Addr]string{}
+	for _, vs := range st.Services {
+		if serving[vs.VIP] {
+			continue
+		}
+		if vs.Held {
+			held[vs.VIP] = true
+		}
+		out[vs.VIP] = "no destination with weight above 0"
+	}
+	for v := range held {
+		out[v] = "every realserver fails its health check (held: forwarding, not announced)"
+	}
+	return out
+}

@@ -23,3 +23,21 @@ func TestServingVIPs(t *testing.T) {
 		t.Errorf("ServingVIPs (-want +got):\n%s", d)
 	}
 }
+
+func TestWithheldVIPs(t *testing.T) {
+	held := func(v *VirtualService) { v.Held = true }
+	st := makeState(
+		withVS("tcp 10.0.0.1:80", dests(dest("10.1.0.1:80", 2))),       // serving: not listed
+		withVS("tcp 10.0.0.2:80", dests(dest("10.1.0.1:80", 0))),       // weight 0
+		withVS("tcp 10.0.0.3:80", dests(dest("10.1.0.1:80", 3)), held), // held
+		withVS("tcp 10.0.0.3:443", dests(dest("10.1.0.1:443", 0))),     // held wins the VIP's reason
+		withVS("tcp 10.0.0.1:443", dests(dest("10.1.0.1:443", 0))),     // its VIP serves by :80
+	)
+	want := map[netip.Addr]string{
+		netip.MustParseAddr("10.0.0.2"): "no destination with weight above 0",
+		netip.MustParseAddr("10.0.0.3"): "every realserver fails its health check (held: forwarding, not announced)",
+	}
+	if d := cmp.Diff(want, WithheldVIPs(st)); d != "" {
+		t.Errorf("WithheldVIPs (-want +got):\n%s", d)
+	}
+}

@@ -152,6 +152,9 @@ func printStatus(w io.Writer, r daemon.Report) {
 	}
 	if len(r.Announced) > 0 || r.BGPDrained || r.Role == schema.RoleBGP {
 		fmt.Fprintf(tw, "bgp\tannounced %d VIPs %v, drained %t\n", len(r.Announced), r.Announced, r.BGPDrained)
+		for _, w := range r.Withheld {
+			fmt.Fprintf(tw, "bgp withheld\t%s: %s\n", w.VIP, w.Reason)
+		}
 		for _, p := range r.BGPPeers {
 			since := ""
 			if !p.Since.IsZero() {
@@ -160,7 +163,7 @@ func printStatus(w io.Writer, r daemon.Report) {
 			if p.Reason != "" && p.State != "established" {
 				since = " (" + p.Reason + ")"
 			}
-			fmt.Fprintf(tw, "bgp peer\t%s %s%s\n", p.Address, p.State, since)
+			fmt.Fprintf(tw, "bgp peer\t%s %s%s, %d prefixes sent\n", p.Address, p.State, since, p.Sent)
 		}
 	}
 	if schema.Directs(r.Role) {

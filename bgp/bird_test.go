@@ -135,6 +135,9 @@ func TestBirdHelper(t *testing.T) {
 	if err := sp.SetPeers(ctx, []Peer{peer}); err != nil {
 		t.Fatal(err)
 	}
+	if err := sp.Set(nil); err != nil { // the first Set opens the sessions: nothing served yet
+		t.Fatal(err)
+	}
 	established := func() bool {
 		ps, err := sp.Peers(ctx)
 		return err == nil && len(ps) == 1 && ps[0].State == "established"

@@ -23,11 +23,7 @@ type BGPRestartMark struct {
 
 // NewBGPRestartMark returns the mark of this process's network namespace under dir.
 func NewBGPRestartMark(dir string) BGPRestartMark {
-	ns := "default"
-	if l, err := os.Readlink("/proc/self/ns/net"); err == nil { // "net:[4026531992]"
-		ns = strings.Trim(strings.TrimPrefix(l, "net:"), "[]")
-	}
-	return BGPRestartMark{Path: filepath.Join(dir, "bgp-restart-"+ns)}
+	return BGPRestartMark{Path: filepath.Join(dir, "bgp-restart-"+netnsID())}
 }
 
 // Leave records that the peers keep the routes until until.

@@ -34,11 +34,16 @@ type SysctlRecord struct {
 
 // NewSysctlRecord returns the record of this process's network namespace under dir.
 func NewSysctlRecord(dir string) SysctlRecord {
-	ns := "default"
+	return SysctlRecord{Path: filepath.Join(dir, "sysctl-restore-"+netnsID()+".json")}
+}
+
+// netnsID names this process's network namespace by its inode ("default" when /proc cannot
+// tell), for state files that belong to one namespace.
+func netnsID() string {
 	if l, err := os.Readlink("/proc/self/ns/net"); err == nil { // "net:[4026531992]"
-		ns = strings.Trim(strings.TrimPrefix(l, "net:"), "[]")
+		return strings.Trim(strings.TrimPrefix(l, "net:"), "[]")
 	}
-	return SysctlRecord{Path: filepath.Join(dir, "sysctl-restore-"+ns+".json")}
+	return "default"
 }
 
 // Load returns the recorded original values (key → value); none when there is no file.

@@ -7,7 +7,9 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 )
@@ -37,9 +39,14 @@ func main() {
 	os.Exit(run(os.Args[1:]))
 }
 
-func run(args []string) int {
+func run(args []string) int { return runTo(args, os.Stdout, os.Stderr) }
+
+// runTo runs the command line args, cobra's output (help) to stdout and errors to stderr,
+// and returns the exit code.
+func runTo(args []string, stdout, stderr io.Writer) int {
 	root := newRootCmd()
 	root.SetArgs(args)
+	root.SetOut(stdout)
 	err := root.Execute()
 	if err == nil {
 		return exitOK
@@ -47,12 +54,12 @@ func run(args []string) int {
 	var ee *exitError
 	if errors.As(err, &ee) {
 		if ee.err != nil {
-			fmt.Fprintln(os.Stderr, "ravel:", ee.err)
+			fmt.Fprintln(stderr, "ravel:", ee.err)
 		}
 		return ee.code
 	}
 	// cobra's own errors (unknown flag, wrong number of arguments) are usage errors.
-	fmt.Fprintln(os.Stderr, "ravel:", err)
+	fmt.Fprintln(stderr, "ravel:", err)
 	return exitUsage
 }
 
@@ -75,7 +82,33 @@ Start with:
 	for _, add := range extraCommands {
 		root.AddCommand(add())
 	}
+	strictGroups(root)
 	return root
+}
+
+// strictGroups makes every command group below the root refuse an unknown subcommand. cobra
+// does that for the root only: `ravel config valdate FILE` printed config's help and exited
+// 0, so a pipeline whose validate step had a typo passed. Now it exits 2 (a usage error) and
+// names the subcommand meant, as the root does; the group alone still prints its help.
+func strictGroups(c *cobra.Command) {
+	for _, sub := range c.Commands() {
+		strictGroups(sub)
+	}
+	if !c.HasParent() || !c.HasSubCommands() || c.Runnable() {
+		return
+	}
+	c.Args = cobra.ArbitraryArgs
+	c.SuggestionsMinimumDistance = 2 // cobra defaults it on the root's path only
+	c.RunE = func(c *cobra.Command, args []string) error {
+		if len(args) == 0 {
+			return c.Help()
+		}
+		msg := fmt.Sprintf("unknown command %q for %q", args[0], c.CommandPath())
+		if s := c.SuggestionsFor(args[0]); len(s) > 0 {
+			msg += "\n\nDid you mean this?\n\t" + strings.Join(s, "\n\t")
+		}
+		return &exitError{exitUsage, fmt.Errorf("%s\nRun '%s --help' for usage.", msg, c.CommandPath())}
+	}
 }
 
 // extraCommands lets the files of this package that wire the daemon (plan, run) register

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 
 	"github.com/spf13/cobra"
 	"go.yaml.in/yaml/v3"
@@ -18,7 +19,7 @@ func newConfigCmd() *cobra.Command {
 		Use:   "config",
 		Short: "Validate, print and describe ClusterConfig files",
 	}
-	c.AddCommand(newValidateCmd(), newPrintCmd(), newSchemaCmd())
+	c.AddCommand(newValidateCmd(), newPrintCmd(), newSchemaCmd(), newImportRavelCmd())
 	return c
 }
 
@@ -138,6 +139,47 @@ func newPrintCmd() *cobra.Command {
 			enc.SetIndent(2)
 			defer enc.Close()
 			return enc.Encode(&cfg.ClusterConfig)
+		},
+	}
+}
+
+func newImportRavelCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "import-ravel FILE.json",
+		Short: "Print the ravel config equivalent to a Ravel (Comcast) ClusterConfig JSON",
+		Long: `Print the ravel config equivalent to a Ravel (Comcast) ClusterConfig: the JSON held in
+Ravel's ConfigMap (vipPool, labels, config, config6, mtuConfig, ipv6), keys matched
+case-insensitively as Ravel's decoder did. The YAML goes to stdout; every part that does not
+map is a warning on stderr, with its JSON path: IPv6 (config6, ipv6Enabled, ipv6), MTUs,
+entries with neither tcpEnabled nor udpEnabled (Ravel programmed nothing for them), and
+Ravel's own normalizations (an unknown scheduler ran as wrr, an unknown forwarding method as
+g, lThreshold >= uThreshold dropped both). Ravel took the node's role and interfaces from
+flags: set node in the output, or pass --role, --interface, --node-name to ravel run.
+
+Exit status: 0 printed (warnings or not); 1 nothing printed, because the result does not pass
+ravel's loader (a VIP or backend ravel refuses, such as a loopback address: the error names
+it); 2 the file is unreadable or not Ravel's JSON.`,
+		Example: "  kubectl -n ravel get configmap ravel -o jsonpath='{.data.config}' > ravel.json\n" +
+			"  ravel config import-ravel ravel.json > /etc/ravel/ravel.yaml\n  ravel config validate /etc/ravel/ravel.yaml",
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			data, err := os.ReadFile(args[0])
+			if err != nil {
+				return &exitError{exitUsage, err}
+			}
+			out, findings, err := config.ImportRavel(args[0], data)
+			if err != nil {
+				return &exitError{exitUsage, err}
+			}
+			for _, f := range findings {
+				fmt.Fprintln(cmd.ErrOrStderr(), f.String())
+			}
+			// The daemon's own loader checks what was written, before anyone installs it.
+			if _, err := config.Parse("(imported)", out); err != nil {
+				return &exitError{exitInvalid, fmt.Errorf("the imported config does not load:\n%w", err)}
+			}
+			_, err = cmd.OutOrStdout().Write(out)
+			return err
 		},
 	}
 }

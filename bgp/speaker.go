@@ -34,7 +34,7 @@ type Peer struct {
 	BFD BFD
 	// GracefulRestart, when Enabled, offers the peer graceful restart (RFC 4724) for IPv4
 	// unicast: the peer keeps ravel's routes for RestartTime when the session ends without a
-	// NOTIFICATION (Detach, or the process gone), until ravel's next session sends End-of-RIB.
+	// NOTIFICATION (the process gone), until ravel's next session sends End-of-RIB.
 	GracefulRestart GracefulRestart
 }
 
@@ -64,10 +64,11 @@ type Config struct {
 	LocalPref        uint32     // 0: not sent
 	MED              uint32     // 0: not sent
 	NextHop          netip.Addr // zero: the session's local address (GoBGP rewrites 0.0.0.0)
-	// Restarting says this speaker comes back from a Detach within the peers' restart time:
-	// its OPEN carries the Restart State and Forwarding State bits of graceful restart, so a
-	// peer keeps the routes it holds from the last session until this one's End-of-RIB
-	// (without the Forwarding bit RFC 4724 makes the peer drop them at once).
+	// Restarting says this speaker comes back within the peers' restart time from a stop that
+	// left its routes on them: the OPENs of the first sessions carry graceful restart's Restart
+	// State and Forwarding State bits, so a peer keeps the routes it holds from the last
+	// session until this one's End-of-RIB (without the Forwarding bit RFC 4724 makes the peer
+	// drop them at once). Peers added later are ordinary.
 	Restarting bool
 	// OnUpdate, when set, is called once per route the speaker hands GoBGP: kind "announce"
 	// or "withdraw" (ravel_bgp_updates_sent_total).
@@ -130,12 +131,18 @@ func apiPeer(p Peer, restarting bool) *api.Peer {
 			DetectionMultiplier: uint32(p.BFD.Multiplier)}
 	}
 	if gr := p.GracefulRestart; gr.Enabled {
+		// DeferralTime: while restarting GoBGP holds every update until all its peers sent
+		// End-of-RIB, or this many seconds (its default, 360 s, would outlast the routes a
+		// peer keeps when another peer is down).
 		ap.GracefulRestart = &api.GracefulRestart{Enabled: true, RestartTime: uint32(gr.RestartTime.Seconds()),
-			LocalRestarting: restarting}
+			LocalRestarting: restarting, DeferralTime: grDeferral}
 		ap.AfiSafis[0].MpGracefulRestart = &api.MpGracefulRestart{Config: &api.MpGracefulRestartConfig{Enabled: true}}
 	}
 	return ap
 }
+
+// grDeferral bounds how long a restarting speaker waits for its peers' End-of-RIB, in seconds.
+const grDeferral = 5
 
 // SetPeers makes the sessions those of peers, by diff: a peer whose settings are unchanged
 // keeps its session; a changed one is replaced; a removed one is closed. Every error is
@@ -151,10 +158,10 @@ func (sp *Speaker) SetPeers(ctx context.Context, peers []Peer) error {
 		sp.pending = slices.Clone(peers)
 		return nil
 	}
-	return sp.setPeers(ctx, peers)
+	return sp.setPeers(ctx, peers, false)
 }
 
-func (sp *Speaker) setPeers(ctx context.Context, peers []Peer) error {
+func (sp *Speaker) setPeers(ctx context.Context, peers []Peer, restarting bool) error {
 	want := make(map[netip.Addr]Peer, len(peers))
 	for _, p := range peers {
 		want[p.Address] = p
@@ -175,7 +182,7 @@ func (sp *Speaker) setPeers(ctx context.Context, peers []Peer) error {
 		if _, ok := sp.peers[a]; ok {
 			continue
 		}
-		if err := sp.s.AddPeer(ctx, &api.AddPeerRequest{Peer: apiPeer(want[a], sp.cfg.Restarting)}); err != nil {
+		if err := sp.s.AddPeer(ctx, &api.AddPeerRequest{Peer: apiPeer(want[a], restarting)}); err != nil {
 			errs = append(errs, fmt.Errorf("add peer %s: %w", a, err))
 			continue
 		}
@@ -227,7 +234,7 @@ func (sp *Speaker) Set(vips map[netip.Addr]bool) error {
 	errs := sp.set(vips)
 	if !sp.primed {
 		sp.primed = true
-		if err := sp.setPeers(context.Background(), sp.pending); err != nil {
+		if err := sp.setPeers(context.Background(), sp.pending, sp.cfg.Restarting); err != nil {
 			errs = append(errs, err)
 		}
 		sp.pending = nil
@@ -380,7 +387,7 @@ func (sp *Speaker) Stop(ctx context.Context) error {
 }
 
 // GracefulRestart reports the longest restart time among the peers that have graceful restart
-// enabled, 0 when none has: what Detach leaves the routes on the peers for.
+// enabled, 0 when none has: how long a stop without Stop leaves the routes on the peers.
 func (sp *Speaker) GracefulRestart() time.Duration {
 	sp.mu.Lock()
 	defer sp.mu.Unlock()

@@ -121,19 +121,20 @@ assert_ge "connections through d2" 1 "${c2:-0}"
 assert_ge "requests answered by rs1" 1 "$(hit_count "$out" rs1)"
 assert_ge "requests answered by rs2" 1 "$(hit_count "$out" rs2)"
 
-# long_port NS: the client port of an established connection of the client to the VIP in NS's
-# IPVS (ipvsadm -Lnc: pro expire state source virtual destination); only a long-lived
-# connection is established, the request loops' are closed (FIN_WAIT, TIME_WAIT) by then.
-long_port() {
-	in_ns "$1" ipvsadm -Lnc 2>/dev/null |
-		awk -v v="$VIP:80" '$3 == "ESTABLISHED" && $4 ~ /^10\.1\.0\.10:/ && $5 == v { sub(/.*:/, "", $4); print $4; exit }'
+# client_port: the client's port of its one established connection to the VIP (the
+# long-lived one; the request loops' are closed by then), from the client's own sockets: a
+# director's table can hold a stale ESTABLISHED entry of an earlier connection whose end it
+# never saw (its route had moved away).
+client_port() {
+	in_ns client ss -Htn state established "( dport = :80 )" dst "$VIP" | awk '{ sub(/.*:/, "", $3); print $3; exit }'
 }
-# carrier: the director that holds the long-lived connection (by long_port).
+# carrier PORT: the director whose IPVS has the client's PORT established to the VIP
+# (ipvsadm -Lnc: pro expire state source virtual destination).
 carrier() {
 	local ns
 	for ns in d1 d2; do
-		LONG_PORT=$(long_port "$ns")
-		if [[ -n $LONG_PORT ]]; then
+		if in_ns "$ns" ipvsadm -Lnc 2>/dev/null |
+			awk -v v="$VIP:80" -v s="10.1.0.10:$1" '$3 == "ESTABLISHED" && $4 == s && $5 == v { n++ } END { exit n == 0 }'; then
 			echo "$ns"
 			return
 		fi
@@ -165,9 +166,10 @@ sloppy_is() {
 
 # --- 2: the director that carries a long-lived connection dies -----------------------------
 longconn_start client "$VIP" 80 long1
-victim=$(carrier)
+LONG_PORT=$(client_port)
+[[ -n $LONG_PORT ]] || die "the client has no established connection to $VIP:80"
+victim=$(carrier "$LONG_PORT")
 [[ -n $victim ]] || die "neither director holds the long-lived connection"
-LONG_PORT=$(long_port "$victim")
 log "the long-lived connection (client port $LONG_PORT) goes through $victim"
 traffic_start client "http://$VIP/" loop1
 sleep 3
@@ -226,8 +228,10 @@ config d1 0
 config d2 0
 wait_for 30 "sloppy_tcp=0 on both directors" sloppy_is 0
 longconn_start client "$VIP" 80 long2
-victim=$(carrier)
-[[ -n $victim ]] || die "neither director holds the second long-lived connection"
+LONG_PORT=$(client_port)
+victim=$(carrier "$LONG_PORT")
+[[ -n $victim ]] || die "neither director holds the second long-lived connection (client port ${LONG_PORT:-none})"
+log "the second long-lived connection (client port $LONG_PORT) goes through $victim"
 die_hard "$victim"
 wait_for 30 "the router drops $victim's next hop" has_nexthops 1
 if longconn_finish long2; then

@@ -65,9 +65,10 @@ test:
 
 # unit runs every package's tests with -race: a data race fails the run (the race detector
 # makes the test binary exit non-zero). RAVEL_REQUIRE_KAPI=1: a test that needs kube-apiserver
-# fails rather than skips when it is missing.
+# (or promtool, for deploy/'s alert rules) fails rather than skips when it is missing.
 unit:
-	RAVEL_REQUIRE_KAPI=1 KAPI_BIN=$$(hack/kapi/build.sh | tail -n1) $(GO) test -race -count=1 ./...
+	RAVEL_REQUIRE_KAPI=1 KAPI_BIN=$$(hack/kapi/build.sh | tail -n1) PROMTOOL=$$(hack/promtool/build.sh | tail -n1) \
+	  $(GO) test -race -count=1 ./...
 
 # check is the quick loop (under 2 minutes on a warm cache): gofmt, vet, staticcheck and the
 # tests with -race -short. It never builds kube-apiserver: tests that need it skip under -short

@@ -5,8 +5,10 @@ package deploy
 import (
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -145,3 +147,28 @@ func TestManifestsAgree(t *testing.T) {
 	}
 }
 
+// TestAlertRules runs Prometheus's own checker on the alert rules: `promtool check rules`
+// (hack/promtool/build.sh builds it; PROMTOOL names it). Without it the test skips, unless
+// RAVEL_REQUIRE_KAPI is set (make test), where a missing tool is a failure.
+func TestAlertRules(t *testing.T) {
+	promtool := os.Getenv("PROMTOOL")
+	if promtool == "" {
+		out, err := exec.Command("../hack/promtool/build.sh", "--cached").Output()
+		if err == nil {
+			promtool = strings.TrimSpace(string(out))
+		}
+	}
+	if promtool == "" {
+		if os.Getenv("RAVEL_REQUIRE_KAPI") != "" {
+			t.Fatal("promtool is missing: run hack/promtool/build.sh (make test does)")
+		}
+		t.Skip("promtool is missing: run hack/promtool/build.sh")
+	}
+	out, err := exec.Command(promtool, "check", "rules", "prometheus/alerts.yaml").CombinedOutput()
+	if err != nil {
+		t.Fatalf("promtool check rules: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "SUCCESS: 7 rules found") {
+		t.Errorf("promtool check rules: %s, want 7 rules", out)
+	}
+}

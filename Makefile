@@ -9,9 +9,9 @@ RAVEL := $(BIN)/ravel
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 REVISION ?= $(shell git rev-parse HEAD 2>/dev/null)
 # Debian packages the tests and the demo use.
-DEB_PACKAGES := qemu-system-x86 ipvsadm busybox-static cpio kmod iptables iproute2 curl systemd libcap2-bin procps util-linux python3-minimal bird2
+DEB_PACKAGES := qemu-system-x86 ipvsadm busybox-static cpio kmod iptables iproute2 curl systemd libcap2-bin procps util-linux python3-minimal bird2 rpm
 
-.PHONY: all build test unit e2e demo lint check bench deps kapi clean fuzz fuzz-long install uninstall soak
+.PHONY: all build test unit e2e demo lint check bench deps kapi clean fuzz fuzz-long install uninstall soak package package-test
 
 all: build
 
@@ -61,7 +61,7 @@ include hack/kapi/kapi.mk
 # against a real kube-apiserver, all under the race detector, and the real-kernel e2e scenarios
 # in the QEMU guest. Each stage's time is printed at the end (hack/stages.sh).
 test:
-	@bash hack/stages.sh deps kapi build unit e2e
+	@bash hack/stages.sh deps kapi build unit package-test e2e
 
 # unit runs every package's tests with -race: a data race fails the run (the race detector
 # makes the test binary exit non-zero). RAVEL_REQUIRE_KAPI=1: a test that needs kube-apiserver
@@ -75,6 +75,29 @@ unit:
 # (and only there; make test runs them all).
 check: lint
 	$(GO) test -race -short -count=1 ./...
+
+# package builds dist/ravel_$(PKG_VERSION)_amd64.deb and dist/ravel-$(PKG_VERSION)-1.x86_64.rpm
+# with nfpm (packaging/nfpm.yaml): the binary, the systemd unit (for /usr/bin), the starting
+# config as a config file the package manager never overwrites, sysctl.d and modules-load.d
+# snippets, bash/zsh/fish completions and man pages generated from the CLI's own help.
+# PKG_VERSION defaults to 0.0.N, N the number of commits: it grows with every commit on main.
+PKG_VERSION ?= 0.0.$(shell git rev-list --count HEAD 2>/dev/null || echo 0)
+NFPM := github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.45.2
+package: build
+	rm -rf dist && mkdir -p dist/completions dist/man
+	sed 's#/usr/local/bin/ravel#/usr/bin/ravel#g' systemd/ravel.service > dist/ravel.service
+	sed -e '/yaml-language-server/d' -e 's#examples/static.yaml#/etc/ravel/ravel.yaml#g' examples/static.yaml > dist/ravel.yaml
+	$(RAVEL) completion bash > dist/completions/ravel.bash
+	$(RAVEL) completion zsh > dist/completions/_ravel
+	$(RAVEL) completion fish > dist/completions/ravel.fish
+	$(RAVEL) man dist/man && gzip -9n dist/man/*.1
+	for p in deb rpm; do RAVEL_PKG_VERSION=$(PKG_VERSION) GOFLAGS= $(GO) run $(NFPM) package -f packaging/nfpm.yaml -p $$p -t dist/ || exit 1; done
+
+# package-test builds two packages and checks them as a user's machine would see them
+# (packaging/test.sh): contents, conffiles, an install and an upgrade with dpkg into a
+# throwaway root that keep an edited config, and the rpm's contents read by rpm itself.
+package-test: deps build
+	bash packaging/test.sh
 
 # One guest boot runs every scenario; run.sh sizes its time limit by the number of scenarios.
 e2e: deps build

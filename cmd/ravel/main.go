@@ -108,7 +108,7 @@ func strictGroups(c *cobra.Command) {
 		if s := c.SuggestionsFor(args[0]); len(s) > 0 {
 			msg += "\n\nDid you mean this?\n\t" + strings.Join(s, "\n\t")
 		}
-		return &exitError{exitUsage, fmt.Errorf("%s\nRun '%s --help' for usage.", msg, c.CommandPath())}
+		return &exitError{exitUsage, fmt.Errorf("%s\nrun '%s --help' for usage", msg, c.CommandPath())}
 	}
 }
 

@@ -3,6 +3,7 @@ package config
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"net/netip"
@@ -70,6 +71,15 @@ func ImportRavel(name string, data []byte) ([]byte, Findings, error) {
 	var rc ravelConfig
 	dec := json.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&rc); err != nil {
+		// Say where: encoding/json gives a byte offset (and the field, for a wrong type).
+		var se *json.SyntaxError
+		var te *json.UnmarshalTypeError
+		switch {
+		case errors.As(err, &se):
+			return nil, nil, fmt.Errorf("%s:%s: not a Ravel ClusterConfig (JSON): %w", name, lineCol(data, se.Offset-1), err)
+		case errors.As(err, &te):
+			return nil, nil, fmt.Errorf("%s:%s: %s: not a Ravel ClusterConfig: %s where the format has %s", name, lineCol(data, te.Offset), te.Field, te.Value, te.Type)
+		}
 		return nil, nil, fmt.Errorf("%s: not a Ravel ClusterConfig (JSON): %w", name, err)
 	}
 	var fs Findings
@@ -253,4 +263,12 @@ func serviceName(s ravelService, port int) string {
 func yamlScalar(s string) string {
 	q, _ := json.Marshal(s)
 	return string(q)
+}
+
+// lineCol is "line:col" (1-based) of byte offset off in data.
+func lineCol(data []byte, off int64) string {
+	off = min(max(off, 0), int64(len(data)))
+	before := data[:off]
+	line := bytes.Count(before, []byte("\n")) + 1
+	return fmt.Sprintf("%d:%d", line, len(before)-bytes.LastIndexByte(before, '\n'))
 }

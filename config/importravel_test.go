@@ -39,8 +39,18 @@ func TestImportRavel(t *testing.T) {
 }
 
 func TestImportRavelRefusesOtherInput(t *testing.T) {
+	// Positions: a syntax error and a wrong type, with the field.
+	for in, want := range map[string]string{
+		"{\n  \"vipPool\": [\"10.0.0.1\",]\n}": "x.json:2:26: not a Ravel ClusterConfig",
+		"{\n  \"vipPool\": \"10.0.0.1\"\n}":    "x.json:2:24: vipPool: not a Ravel ClusterConfig: string where the format has []string",
+	} {
+		if _, _, err := ImportRavel("x.json", []byte(in)); err == nil || !strings.HasPrefix(err.Error(), want) {
+			t.Errorf("ImportRavel(%q) error %v, want it to start %q", in, err, want)
+		}
+	}
+
 	for _, in := range []string{"", "apiVersion: ravel/v1\n", `{"vipPool": "10.0.0.1"}`} {
-		if _, _, err := ImportRavel("x.json", []byte(in)); err == nil || !strings.Contains(err.Error(), "x.json: not a Ravel ClusterConfig") {
+		if _, _, err := ImportRavel("x.json", []byte(in)); err == nil || !strings.HasPrefix(err.Error(), "x.json") || !strings.Contains(err.Error(), "not a Ravel ClusterConfig") {
 			t.Errorf("ImportRavel(%q) error %v, want it refused as not Ravel's format", in, err)
 		}
 	}

@@ -47,8 +47,10 @@ type Reloader struct {
 	// the role took the config is not an error here: the role retries with a full resync.
 	Apply func(ctx context.Context, old, cfg *config.Config) error
 	// Reloading and Reloaded are called around every reload that reads a changed file (for
-	// systemd's RELOADING=1 / READY=1); either may be nil.
-	Reloading, Reloaded func()
+	// systemd's RELOADING=1 / READY=1 and its status line); Reloaded gets the outcome, after
+	// the metrics and the status show it. Either may be nil.
+	Reloading func()
+	Reloaded  func(ReloadReport)
 	Log                 *slog.Logger
 	Metrics             *Metrics
 	Status              *Status
@@ -82,15 +84,16 @@ func (r *Reloader) Reload(ctx context.Context, trigger string) (result string, e
 	defer r.mu.Unlock()
 	start := time.Now()
 	var findings []config.Finding
+	notified := false // Reloading was called: Reloaded must follow
 	defer func() {
 		if result == ReloadUnchanged {
 			r.Log.Debug("config file unchanged; nothing to reload", "file", r.Path, "trigger", trigger)
 			return
 		}
-		// Every exit path below sets the metrics and the status. The gauges first: a scraper
-		// that waits for the attempt to be counted must then read its outcome.
+		// Every exit path below sets the metrics and the status. The gauges and the status
+		// first, the counter after them: a scraper that waits for the attempt to be counted
+		// must then read its outcome. systemd hears last.
 		rep := ReloadReport{Time: start, Trigger: trigger, Result: result, Findings: findings}
-		defer r.Metrics.Reloads.WithLabelValues(trigger, result).Inc()
 		if result == ReloadOK {
 			r.Metrics.ReloadOK.Set(1)
 			r.Metrics.ReloadOKTime.Set(float64(time.Now().Unix()))
@@ -106,6 +109,10 @@ func (r *Reloader) Reload(ctx context.Context, trigger string) (result string, e
 			r.Log.Warn("config finding", "finding", f.String())
 		}
 		r.Status.RecordReload(rep)
+		r.Metrics.Reloads.WithLabelValues(trigger, result).Inc()
+		if notified && r.Reloaded != nil {
+			r.Reloaded(rep)
+		}
 	}()
 
 	data, err := config.ReadFile(r.Path)
@@ -128,9 +135,7 @@ func (r *Reloader) Reload(ctx context.Context, trigger string) (result string, e
 	if r.Reloading != nil {
 		r.Reloading()
 	}
-	if r.Reloaded != nil {
-		defer r.Reloaded()
-	}
+	notified = true
 	cfg, err := r.Parse(r.Path, data)
 	if err != nil {
 		var ce *config.Errors

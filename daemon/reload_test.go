@@ -61,7 +61,7 @@ func newReloadRig(t *testing.T) *reloadRig {
 			return nil
 		},
 		Reloading: func() { rig.note("RELOADING") },
-		Reloaded:  func() { rig.note("READY") },
+		Reloaded:  func(rep ReloadReport) { rig.note("READY " + rep.Result) },
 		Log:       slog.New(slog.DiscardHandler),
 		Metrics:   m,
 		Status:    NewStatus("test", cfg),
@@ -199,11 +199,16 @@ func TestReloaderResults(t *testing.T) {
 			t.Errorf("reloads_total{%s,%s} = %v, want %v", c.trigger, c.result, v, c.want)
 		}
 	}
-	// Every attempt that read a changed file (or a signal) is wrapped in RELOADING/READY.
+	// Every attempt that read a changed file (or a signal) is wrapped in RELOADING/READY, and
+	// READY carries the outcome (systemd's status line says why a reload was refused).
 	rig.mu.Lock()
 	notes := strings.Join(rig.notes, " ")
 	rig.mu.Unlock()
-	if want := strings.TrimSpace(strings.Repeat("RELOADING READY ", 8)); notes != want {
+	var want string
+	for _, r := range []string{ReloadInvalid, ReloadInvalid, ReloadOK, ReloadOK, ReloadOK, ReloadRestartRequired, ReloadFailed, ReloadOK} {
+		want += " RELOADING READY " + r
+	}
+	if want = strings.TrimSpace(want); notes != want {
 		t.Errorf("notifications = %q, want %q", notes, want)
 	}
 }

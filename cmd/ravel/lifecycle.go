@@ -51,9 +51,9 @@ func startEnv(ctx context.Context, cfg *configT, node nodeT, file string, watch 
 			notify.Reloading()
 		}
 	}
-	env.reloader.Reloaded = func() {
+	env.reloader.Reloaded = func(rep daemon.ReloadReport) {
 		if ready.Load() {
-			notify.Ready()
+			notify.Reloaded(rep)
 		}
 	}
 	go func() {

@@ -3,9 +3,12 @@ package main
 import (
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync/atomic"
 
-	"github.com/coreos/go-systemd/v22/daemon"
+	sddaemon "github.com/coreos/go-systemd/v22/daemon"
+	"github.com/ravel-lb/ravel/config"
+	"github.com/ravel-lb/ravel/daemon"
 	"golang.org/x/sys/unix"
 )
 
@@ -30,6 +33,32 @@ func newNotifier(log *slog.Logger) *notifier {
 // Ready reports that startup, or a reload, is complete: READY=1 with STATUS=running.
 func (n *notifier) Ready() { n.send("READY=1\nSTATUS=running") }
 
+// Reloaded reports that a reload is over: READY=1, with STATUS=running when it took effect, or
+// a status line that says the previous config still runs and why, so `systemctl status ravel`
+// shows the first finding (file:line:column) of a refused file.
+func (n *notifier) Reloaded(rep daemon.ReloadReport) {
+	if rep.Result == daemon.ReloadOK {
+		n.Ready()
+		return
+	}
+	n.send("READY=1\nSTATUS=" + reloadRefusedStatus(rep))
+}
+
+// reloadRefusedStatus is the one-line status of a refused reload: its first error finding
+// (restart-required findings are errors too), else its error (a failed apply has no finding).
+func reloadRefusedStatus(rep daemon.ReloadReport) string {
+	why := rep.Error
+	for _, f := range rep.Findings {
+		if f.Severity != config.SeverityWarning {
+			why = f.String()
+			break
+		}
+	}
+	// The status is one line; a message may hold several.
+	why, _, _ = strings.Cut(why, "\n")
+	return fmt.Sprintf("running the previous config; reload %s: %s", rep.Result, why)
+}
+
 // Reloading reports that a reload has begun: RELOADING=1 and MONOTONIC_USEC=<CLOCK_MONOTONIC in
 // µs> in one datagram. sd_notify(3) requires the timestamp with RELOADING=1 from systemd 253 on
 // (it tells which reload the message answers); systemd 252 (Debian 12) ignores the field.
@@ -47,7 +76,7 @@ func (n *notifier) Stopping() { n.send("STOPPING=1") }
 // send hands state to systemd. A failure is never fatal: the daemon's work does not depend on
 // systemd hearing about it (at worst systemd times the start out and restarts the unit).
 func (n *notifier) send(state string) {
-	_, err := daemon.SdNotify(false, state)
+	_, err := sddaemon.SdNotify(false, state)
 	if err != nil && n.warned.CompareAndSwap(false, true) {
 		n.log.Warn("cannot notify systemd; further notify errors are not logged", "err", err)
 	}

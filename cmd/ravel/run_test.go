@@ -165,7 +165,8 @@ func TestRunReloadLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	expectNote("RELOADING=1\nMONOTONIC_USEC=")
-	expectNote("READY=1")
+	// systemctl status says why: the status line names the first finding with its position.
+	expectNote("READY=1\nSTATUS=running the previous config; reload invalid: " + file + ":10:")
 	waitMetric(t, base, `ravel_config_reloads_total{result="invalid",trigger="file"}`, 1)
 	if v := metric(`ravel_config_last_reload_successful`); v != 0 {
 		t.Errorf("ravel_config_last_reload_successful = %v after an invalid file, want 0", v)
@@ -191,7 +192,7 @@ func TestRunReloadLifecycle(t *testing.T) {
 	// A valid edit: only the weight changes.
 	write(directorYAML(coord, mport, 5, true))
 	expectNote("RELOADING=1")
-	expectNote("READY=1")
+	expectNote("READY=1\nSTATUS=running")
 	waitMetric(t, base, `ravel_config_reloads_total{result="ok",trigger="file"}`, 1)
 	if w := weightOf("10.0.1.5"); w != 5 {
 		t.Errorf("weight of 10.0.1.5 = %d after the reload, want 5\n%s", w, f.ipvs.Dump())
@@ -211,7 +212,7 @@ func TestRunReloadLifecycle(t *testing.T) {
 	// A change that needs a restart is refused.
 	write(strings.Replace(directorYAML(coord, mport, 5, true), "vipInterface: ravel0", "vipInterface: ravel1", 1))
 	expectNote("RELOADING=1")
-	expectNote("READY=1")
+	expectNote("READY=1\nSTATUS=running the previous config; reload restart-required: " + file + ": node")
 	waitMetric(t, base, `ravel_config_reloads_total{result="restart-required",trigger="file"}`, 1)
 	if v := metric(`ravel_config_last_reload_successful`); v != 0 {
 		t.Errorf("ravel_config_last_reload_successful = %v after a restart-only change, want 0", v)

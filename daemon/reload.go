@@ -51,9 +51,9 @@ type Reloader struct {
 	// the metrics and the status show it. Either may be nil.
 	Reloading func()
 	Reloaded  func(ReloadReport)
-	Log                 *slog.Logger
-	Metrics             *Metrics
-	Status              *Status
+	Log       *slog.Logger
+	Metrics   *Metrics
+	Status    *Status
 
 	mu          sync.Mutex // serializes reloads; guards the fields below
 	running     *config.Config

@@ -7,7 +7,9 @@
 # 2. builds the test tools (test/e2e/tools) into test/e2e/.bin,
 # 3. builds or reuses the guest kernel + initramfs (test/e2e/guest/build.sh),
 # 4. boots the guest ONCE and runs every selected test/e2e/scenarios/*.sh in
-#    it (test/e2e/suite.sh), each in fresh namespaces with its own timeout,
+#    it (test/e2e/suite.sh), each in fresh namespaces with its own timeout;
+#    scenarios marked "# e2e-boot: systemd" run after, in a second boot with
+#    systemd as PID 1 (see below),
 # 5. prints the closing line "N passed, N failed" and exits non-zero if any
 #    scenario failed or did not run, or the guest failed.
 #
@@ -212,6 +214,26 @@ if ((${#kapi_scenarios[@]})); then
 	fi
 fi
 
+# --- scenarios that need systemd as PID 1 ---------------------------------------------
+# A scenario with a line "# e2e-boot: systemd" runs in a second boot of its own, with
+# systemd as PID 1 over a writable overlay of a Debian root (packaging/debian-root.sh:
+# debootstrap minbase + systemd, cached; guest/init.sh's boot_systemd). The first boot
+# runs everything else, as before.
+systemd_runnable=()
+plain=()
+for f in "${runnable[@]}"; do
+	if grep -Eq '^# e2e-boot: *systemd *$' "$f"; then systemd_runnable+=("$f"); else plain+=("$f"); fi
+done
+runnable=(${plain[@]+"${plain[@]}"})
+if ((${#systemd_runnable[@]})) && [[ -z ${E2E_GUEST_ROOT:-} ]]; then
+	if ! E2E_GUEST_ROOT=$(bash "$E2E_REPO/packaging/debian-root.sh" | tail -n1) || [[ -z $E2E_GUEST_ROOT ]]; then
+		for f in "${systemd_runnable[@]}"; do
+			prep_failed[$(basename "${f%.sh}")]="no Debian root for the systemd boot (packaging/debian-root.sh failed)"
+		done
+		systemd_runnable=()
+	fi
+fi
+
 # --- one boot, every scenario ---------------------------------------------------------
 # E2E_TIMEOUT is only the backstop for a hung guest (each scenario has its own
 # E2E_SCENARIO_TIMEOUT in suite.sh). A fixed 1200 s no longer fits the whole
@@ -254,12 +276,26 @@ if [[ -n $KAPI_STARTED ]]; then
 	) &
 	KAPI_CTL_PID=$!
 fi
-e2e_log "running ${#runnable[@]} scenario(s) in the guest"
 rc=0
 if ((${#runnable[@]})); then
+	e2e_log "running ${#runnable[@]} scenario(s) in the guest"
 	bash "$E2E_GUEST_DIR/run.sh" "$E2E_DIR/suite.sh" "${runnable[@]}" || rc=$?
 fi
 [[ -z $KAPI_CTL_PID ]] || kill "$KAPI_CTL_PID" 2>/dev/null || true
+if ((${#systemd_runnable[@]})); then
+	e2e_log "running ${#systemd_runnable[@]} scenario(s) in a guest with systemd as PID 1 ($E2E_GUEST_ROOT)"
+	sd_out=$E2E_OUT_DIR/boot-systemd
+	mkdir -p "$sd_out"
+	src=0
+	E2E_GUEST_INIT=systemd E2E_GUEST_ROOT=$E2E_GUEST_ROOT E2E_GUEST_NET=none E2E_OUT_DIR=$sd_out \
+		E2E_TIMEOUT=$((300 + 200 * ${#systemd_runnable[@]})) \
+		bash "$E2E_GUEST_DIR/run.sh" "$E2E_DIR/suite.sh" "${systemd_runnable[@]}" || src=$?
+	((rc != 0)) || rc=$src
+	# One results file and one scenarios dir for the totals below.
+	cat "$sd_out/results" >>"$E2E_OUT_DIR/results" 2>/dev/null || true
+	mkdir -p "$E2E_OUT_DIR/scenarios"
+	cp -r "$sd_out/scenarios/." "$E2E_OUT_DIR/scenarios/" 2>/dev/null || true
+fi
 
 # --- totals ---------------------------------------------------------------------------
 # Count from the guest's results file; a scenario with no result (the guest

@@ -50,11 +50,124 @@ load() {
 	done
 }
 
+# The modules every scenario may use, loaded up front.
+load_scenario_modules() {
+	# crc32c_generic first: libcrc32c (a hard dependency of nf_conntrack, hence of
+	# ip_vs) only has a *soft* dependency on the crc32c implementation and fails
+	# to load without one; busybox modprobe ignores softdeps.
+	load crc32c_generic libcrc32c nf_conntrack nf_nat nf_tables nft_compat nft_chain_nat
+	# IPVS and every scheduler, so a scenario can use any of them without the
+	# kernel autoloading (it would, but preloading makes failures obvious here).
+	load ip_vs
+	for f in "/lib/modules/$(uname -r)"/kernel/net/netfilter/ipvs/ip_vs_*.ko*; do
+		[ -e "$f" ] || continue
+		m=${f##*/}
+		load "${m%%.ko*}"
+	done
+	load xt_ipvs xt_statistic xt_comment xt_mark xt_multiport xt_conntrack xt_MASQUERADE
+	# Links: dummy for VIPs, ipip (tunl0 in every namespace) for IPIP
+	# forwarding, veth + bridge for the namespace topologies.
+	load dummy ipip veth bridge
+}
+
 # --- 1. Reach the host's root filesystem -------------------------------------
 # virtio_pci drives the virtio devices qemu exposes; 9pnet_virtio is the 9p
 # transport over virtio; 9p is the filesystem. virtio_rng feeds the guest's
 # entropy pool from the host so that getrandom() never blocks a Go binary.
 load virtio_pci virtio_rng 9pnet_virtio 9p
+
+# Kernel command line settings from run.sh.
+E2E_IP= E2E_INIT=chroot E2E_LOWER= E2E_OUTPATH=
+for arg in $(cat /proc/cmdline); do
+	case "$arg" in
+	e2e_ip=*) E2E_IP=${arg#e2e_ip=} ;;
+	e2e_init=*) E2E_INIT=${arg#e2e_init=} ;;
+	e2e_lower=*) E2E_LOWER=${arg#e2e_lower=} ;;
+	e2e_outpath=*) E2E_OUTPATH=${arg#e2e_outpath=} ;;
+	esac
+done
+
+# --- 1b. systemd as PID 1 (e2e_init=systemd) -------------------------------------
+# For the scenarios that need a real service manager (test/e2e/run.sh runs them in
+# a boot of their own): the root is a Debian root of the host's (e2e_lower=, e.g.
+# packaging/debian-root.sh's debootstrap) under a writable tmpfs overlay, and
+# systemd becomes PID 1 through switch_root. In it:
+#   /host          the host's / (read-only): its tools, through 'chroot /host CMD'
+#   the repository and the other paths in 'binds', bound at their own paths
+#   $E2E_OUTPATH   the results share, at its host path (E2E_OUT)
+#   e2e-job.service runs job.sh once the system is up, writes exit-code and
+#                  powers off.
+# The module tree goes into the overlay: PID 1's root (where the kernel's
+# autoloader and systemd-modules-load look) no longer has this initramfs.
+boot_systemd() {
+	[ -n "$E2E_LOWER" ] || die "e2e_init=systemd needs e2e_lower=PATH (a root with systemd)"
+	[ -n "$E2E_OUTPATH" ] || die "e2e_init=systemd needs e2e_outpath=PATH"
+	load overlay
+	mkdir -p /hostroot /ovl
+	mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=512000,cache=loose hostroot /hostroot ||
+		die "cannot mount the host root (9p tag hostroot)"
+	[ -x "/hostroot$E2E_LOWER/lib/systemd/systemd" ] || die "no systemd in $E2E_LOWER"
+	mount -t tmpfs -o mode=0755 tmpfs /ovl
+	mkdir -p /ovl/upper /ovl/work
+	mount -t overlay overlay -o "lowerdir=/hostroot$E2E_LOWER,upperdir=/ovl/upper,workdir=/ovl/work" /newroot ||
+		die "cannot mount the overlay on $E2E_LOWER"
+	mkdir -p /newroot/host
+	mount --move /hostroot /newroot/host
+	# The binds first, the results share last: it often lies inside the repository.
+	if [ -f "/newroot/host$E2E_OUTPATH/binds" ]; then
+		while read -r p; do
+			[ -n "$p" ] || continue
+			mkdir -p "/newroot$p" && mount --bind "/newroot/host$p" "/newroot$p" || say "warning: cannot bind $p"
+		done <"/newroot/host$E2E_OUTPATH/binds"
+	fi
+	mkdir -p "/newroot$E2E_OUTPATH"
+	mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000 e2eout "/newroot$E2E_OUTPATH" ||
+		die "cannot mount the results share (9p tag e2eout)"
+	OUT=/newroot$E2E_OUTPATH
+	[ -f "$OUT/job.sh" ] || die "no job.sh on the results share"
+	mkdir -p /newroot/lib/modules
+	cp -a "/lib/modules/$(uname -r)" /newroot/lib/modules/
+	load_scenario_modules
+	mkdir -p /newroot/usr/local/sbin
+	cat >/newroot/usr/local/sbin/e2e-job <<-EOF
+		#!/bin/sh
+		# Written by the e2e initramfs (test/e2e/guest/init.sh): runs the host's job under systemd.
+		: >$E2E_OUTPATH/started
+		env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \\
+			HOME=/root TERM=dumb LANG=C.UTF-8 E2E_OUT=$E2E_OUTPATH E2E_MODROOT=/ \\
+			E2E_IN_GUEST=1 E2E_GUEST_INIT=systemd \\
+			/bin/bash $E2E_OUTPATH/job.sh >>$E2E_OUTPATH/output.log 2>&1 </dev/null
+		rc=\$?
+		echo "\$rc" >$E2E_OUTPATH/exit-code.tmp && mv $E2E_OUTPATH/exit-code.tmp $E2E_OUTPATH/exit-code
+		sync
+		systemctl poweroff --force --force
+	EOF
+	chmod 0755 /newroot/usr/local/sbin/e2e-job
+	cat >/newroot/etc/systemd/system/e2e-job.service <<-EOF
+		[Unit]
+		Description=e2e scenarios (test/e2e/guest/init.sh)
+		After=multi-user.target
+		[Service]
+		Type=exec
+		ExecStart=/usr/local/sbin/e2e-job
+		StandardOutput=journal+console
+		[Install]
+		WantedBy=multi-user.target
+	EOF
+	mkdir -p /newroot/etc/systemd/system/multi-user.target.wants
+	ln -s /etc/systemd/system/e2e-job.service /newroot/etc/systemd/system/multi-user.target.wants/
+	# The guest's name, and no login prompt on the console the host reads.
+	echo ravel-e2e-guest >/newroot/etc/hostname
+	ln -sf /dev/null /newroot/etc/systemd/system/serial-getty@ttyS0.service
+	ln -sf /dev/null /newroot/etc/systemd/system/getty@tty1.service
+	# It runs /bin/kmod, which a minbase root lacks; its failure would leave the system
+	# "degraded" for no reason of the scenarios'.
+	ln -sf /dev/null /newroot/etc/systemd/system/kmod-static-nodes.service
+	say "switching to systemd on $E2E_LOWER"
+	exec switch_root /newroot /lib/systemd/systemd
+}
+
+[ "$E2E_INIT" = systemd ] && boot_systemd
 
 mkdir -p /newroot /hosttmp
 # msize: 9p's message size; the small default makes every read tiny and slow
@@ -124,23 +237,8 @@ fi
 mkdir -p /newroot/run/e2e-modroot/lib/modules
 mount --bind /lib/modules /newroot/run/e2e-modroot/lib/modules
 
-# --- 4. Kernel modules the scenarios need -------------------------------------
-# crc32c_generic first: libcrc32c (a hard dependency of nf_conntrack, hence of
-# ip_vs) only has a *soft* dependency on the crc32c implementation and fails
-# to load without one; busybox modprobe ignores softdeps.
-load crc32c_generic libcrc32c nf_conntrack nf_nat nf_tables nft_compat nft_chain_nat
-# IPVS and every scheduler, so a scenario can use any of them without the
-# kernel autoloading (it would, but preloading makes failures obvious here).
-load ip_vs
-for f in "/lib/modules/$(uname -r)"/kernel/net/netfilter/ipvs/ip_vs_*.ko*; do
-	[ -e "$f" ] || continue
-	m=${f##*/}
-	load "${m%%.ko*}"
-done
-load xt_ipvs xt_statistic xt_comment xt_mark xt_multiport xt_conntrack xt_MASQUERADE
-# Links: dummy for VIPs, ipip (tunl0 in every namespace) for IPIP
-# forwarding, veth + bridge for the namespace topologies.
-load dummy ipip veth bridge
+# --- 4. Kernel modules the scenarios need (see load_scenario_modules) -------
+load_scenario_modules
 
 ip link set lo up
 hostname ravel-e2e-guest
@@ -154,10 +252,6 @@ hostname ravel-e2e-guest
 # The NIC is renamed from eth0 to slirp0: on this 6.1 kernel 'ip link add eth0
 # netns NS type veth ...' (lib.sh's mk_link) looks the name up in the CALLER's
 # namespace and fails with "File exists" when the root namespace has an eth0.
-E2E_IP=
-for arg in $(cat /proc/cmdline); do
-	case "$arg" in e2e_ip=*) E2E_IP=${arg#e2e_ip=} ;; esac
-done
 if [ -n "$E2E_IP" ]; then
 	load virtio_net
 	if ip link set eth0 name slirp0 && ip link set slirp0 up && ip addr add "$E2E_IP" dev slirp0; then

@@ -27,6 +27,12 @@
 #   E2E_GUEST_CPUS    guest vCPUs (default 2)
 #   E2E_GUEST_IMAGE   a directory from build.sh to use as is (default: run build.sh)
 #   E2E_GUEST_BINDS   extra host paths under /tmp to expose in the guest (':'-separated)
+#   E2E_GUEST_INIT    chroot (default): the initramfs stays PID 1 and runs the job in a
+#                     chroot of the host's /; systemd: systemd is PID 1 over a writable
+#                     overlay of E2E_GUEST_ROOT and runs the job as a unit once the system
+#                     is up (see init.sh's boot_systemd); the host's / is at /host there
+#   E2E_GUEST_ROOT    with E2E_GUEST_INIT=systemd: a host directory holding a root file
+#                     system with systemd (e.g. the one packaging/debian-root.sh makes)
 #   E2E_GUEST_NET     none (default): no network device at all; user: one NIC on
 #                     QEMU's user-mode network, through which the guest reaches the
 #                     host's 127.0.0.1 at 192.168.76.2 (test/e2e/run.sh sets it when a
@@ -49,6 +55,16 @@ BOOT_TIMEOUT=${E2E_BOOT_TIMEOUT:-300}
 MEM=${E2E_GUEST_MEM:-1536}
 CPUS=${E2E_GUEST_CPUS:-2}
 NET=${E2E_GUEST_NET:-none}
+INIT=${E2E_GUEST_INIT:-chroot}
+case "$INIT" in
+chroot) ;;
+systemd)
+	[[ -x ${E2E_GUEST_ROOT:-}/lib/systemd/systemd ]] ||
+		e2e_die "E2E_GUEST_INIT=systemd needs E2E_GUEST_ROOT, a root with /lib/systemd/systemd (got '${E2E_GUEST_ROOT:-}')"
+	E2E_GUEST_ROOT=$(realpath "$E2E_GUEST_ROOT")
+	;;
+*) e2e_die "E2E_GUEST_INIT must be chroot or systemd, not '$INIT'" ;;
+esac
 
 e2e_ensure_packages qemu-system-x86
 
@@ -74,9 +90,14 @@ rm -f "$OUT"/{job.sh,binds,started,output.log,exit-code,exit-code.tmp,console.lo
 # --- paths the guest cannot see ------------------------------------------------
 # The guest mounts its own tmpfs on /tmp and /run: a host path there is hidden
 # unless init.sh binds it back from the host's /tmp (only /tmp is possible).
+# Under systemd the root is another file system: every path the job needs is bound in.
 binds=()
 need_path() {
 	local p=$1
+	if [[ $INIT == systemd ]]; then
+		binds+=("$p")
+		return 0
+	fi
 	e2e_guest_invisible "$p" || return 0
 	case "$p" in
 	/tmp/*) binds+=("$p") ;;
@@ -140,6 +161,9 @@ user)
 	;;
 *) e2e_die "E2E_GUEST_NET must be none or user, not '$NET'" ;;
 esac
+if [[ $INIT == systemd ]]; then
+	append+=" e2e_init=systemd e2e_lower=$E2E_GUEST_ROOT e2e_outpath=$OUT"
+fi
 
 # shellcheck disable=SC2054 # commas are qemu's option syntax
 qemu=(

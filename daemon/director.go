@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"log/slog"
+	"maps"
 	"net/netip"
 	"slices"
 	"time"
@@ -117,10 +118,10 @@ type reloadRequest struct {
 	done chan struct{}
 }
 
-// Reload hands cfg to the running director and returns once it runs it: after the full sync
-// that applies it by diff (only what changed is touched). A sync that fails is retried by the
-// next full resync from the whole desired state; Reload does not report it. cfg must not
-// change what RestartRequired refuses.
+// Reload hands cfg to the running director and returns once it runs it: after the sync that
+// applies it by diff (only what changed is touched; see reloadSync). A sync that fails is
+// retried by the next full resync from the whole desired state; Reload does not report it.
+// cfg must not change what RestartRequired refuses.
 func (d *Director) Reload(ctx context.Context, cfg *config.Config) error {
 	req := reloadRequest{cfg: cfg, done: make(chan struct{})}
 	select {
@@ -236,8 +237,11 @@ func (d *Director) Run(ctx context.Context, snapshots <-chan *kube.Snapshot) err
 			}
 			d.OnSnapshot(s)
 		case req := <-d.reloads:
+			committed := d.desired
 			d.setConfig(req.cfg)
-			d.FullSync()
+			if !d.reloadSync(committed) {
+				d.FullSync()
+			}
 			resync.Reset(max(d.cfg.Resync.D(), time.Second))
 			arpC = d.arpTicker(arp)
 			close(req.done)
@@ -431,6 +435,39 @@ func (d *Director) failed(step, msg string, err error) {
 	d.log.Error(msg, "err", err)
 }
 
+// reloadSync applies a new config at a cost that grows with what it changed, not with what
+// ravel manages: it diffs the new desired state against committed, the desired state the last
+// sync applied without error, and reads back from the kernel only the destinations of the
+// services that differ, the VIPs on the device and the sysctls. It returns false, having done
+// nothing, when it cannot stand on committed (nothing committed yet, or the last apply failed
+// and a full resync is due); the caller then runs FullSync. The periodic resync still reads
+// everything and repairs drift.
+func (d *Director) reloadSync(committed *reconcile.State) bool {
+	if committed == nil || d.fullResync {
+		return false
+	}
+	start := d.now()
+	desired, notes := reconcile.DesiredChecked(d.cfg, d.snap, d.node, d.health())
+	keys := reconcile.ChangedServices(committed, desired)
+	actual, err := reconcile.ReadServices(d.kernel, keys, d.cfg.Node.VIPInterface, committed, desired)
+	if err == nil {
+		err = reconcile.ReadVIPsAndSysctls(d.kernel, actual, d.owned, sortedKeys(desired.Sysctls))
+	}
+	if err != nil {
+		d.log.Warn("reading the changed services from the kernel failed; running a full sync", "err", err)
+		return false
+	}
+	d.desired = desired
+	d.noteHolds(notes, nil)
+	d.logNotes(notes)
+	d.apply(reconcile.DiffReload(desired, actual, keys, d.diffOptions()), "reload", start)
+	d.gauges(desired)
+	d.reportHealth()
+	d.checkARP()
+	d.applyChains()
+	return true
+}
+
 // FullSync reads every owned object from the kernel, diffs it against the desired state and
 // repairs the difference (drift, drains, a previous failure).
 func (d *Director) FullSync() {
@@ -448,12 +485,7 @@ func (d *Director) FullSync() {
 		}
 	}
 	d.logNotes(notes)
-	keys := make([]string, 0, len(desired.Sysctls))
-	for k := range desired.Sysctls {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	actual, readErr := reconcile.ReadActual(d.kernel, d.cfg.Node.VIPInterface, d.owned, keys)
+	actual, readErr := reconcile.ReadActual(d.kernel, d.cfg.Node.VIPInterface, d.owned, sortedKeys(desired.Sysctls))
 	if readErr != nil {
 		d.log.Warn("reading kernel state was incomplete", "err", readErr)
 	}
@@ -660,4 +692,9 @@ func (d *Director) announce(vip netip.Addr) {
 	}
 	d.announced[vip] = true
 	d.m.GARPSent.Inc()
+}
+
+// sortedKeys returns the keys of m in order.
+func sortedKeys(m map[string]string) []string {
+	return slices.Sorted(maps.Keys(m))
 }

@@ -2,6 +2,9 @@ package daemon
 
 import (
 	"context"
+	"fmt"
+	"maps"
+	"slices"
 	"os"
 	"path/filepath"
 	"strings"
@@ -115,5 +118,91 @@ func TestDirectorReloadBeforeFirstSnapshot(t *testing.T) {
 	waitFor(t, "the first sync with the reloaded port", func() bool { return strings.Contains(f.ipvs.Dump(), "tcp 10.54.213.247:8080") })
 	if strings.Contains(f.ipvs.Dump(), "tcp 10.54.213.247:80 ") {
 		t.Errorf("the old port was programmed:\n%s", f.ipvs.Dump())
+	}
+}
+
+// manyServicesYAML is (for parseYAML) a static director of n services on one VIP (ports 1000 up), each with two
+// backends; web1000's first backend has weight w.
+func manyServicesYAML(n, w int) string {
+	var b strings.Builder
+	b.WriteString("node: {name: director-1, role: director, interface: eth0, vipInterface: ravel0}\n")
+	b.WriteString("vipPool: [10.54.213.247, 10.54.213.248]\nservices:\n")
+	for i := range n {
+		first := 1
+		if i == 0 {
+			first = w
+		}
+		fmt.Fprintf(&b, "  - {name: web%d, vip: 10.54.213.247, port: %d, backends: [{address: 10.0.1.5, weight: %d}, {address: 10.0.1.6}]}\n", 1000+i, 1000+i, first)
+	}
+	b.WriteString("ipvsSysctls: {conntrack: 1}\n")
+	return b.String()
+}
+
+// TestDirectorReloadCostsWhatChanged: a reload is diffed against what the last sync committed,
+// not against a full read of the kernel: one weight edited among 100 services reads one
+// service's destinations (no services dump, no destinations of the other 99) and writes one
+// op. A VIP leaving the pool with its service is unbound and the service deleted the same way.
+// After a failed apply the next reload reads everything again.
+func TestDirectorReloadCostsWhatChanged(t *testing.T) {
+	f := newFakes()
+	d, _, m := newTestDirector(t, parseYAML(t, manyServicesYAML(100, 3)), f, nil)
+	runDirector(t, d, nil)
+	waitFor(t, "the first sync", func() bool { return strings.Contains(f.ipvs.Dump(), "10.54.213.247:1099") })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	f.resetCalls()
+	if err := d.Reload(ctx, parseYAML(t, manyServicesYAML(100, 5))); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.mutations(); len(got) != 1 || !strings.HasPrefix(got[0], "ipvs: UpdateDestination") {
+		t.Errorf("mutations = %q, want exactly one UpdateDestination", got)
+	}
+	reads := map[string]int{}
+	for _, op := range []string{"Services", "Destinations", "ListedDestinations", "DestStats"} {
+		reads[op] = f.ipvs.Calls(op)
+	}
+	if want := map[string]int{"Services": 0, "Destinations": 1, "ListedDestinations": 0, "DestStats": 0}; !maps.Equal(reads, want) {
+		t.Errorf("IPVS reads of a one-weight reload = %v, want %v", reads, want)
+	}
+	if !strings.Contains(f.ipvs.Dump(), "-> 10.0.1.5:1000 dr w=5") {
+		t.Errorf("the new weight is not in the kernel:\n%s", f.ipvs.Dump())
+	}
+
+	// A second VIP with a service, then the VIP and its service gone again: bound and added,
+	// then deleted and unbound, with no full read.
+	withB := strings.Replace(manyServicesYAML(100, 5), "ipvsSysctls:", "  - {name: b, vip: 10.54.213.248, port: 80, backends: [{address: 10.0.1.7}]}\nipvsSysctls:", 1)
+	if err := d.Reload(ctx, parseYAML(t, withB)); err != nil {
+		t.Fatal(err)
+	}
+	f.resetCalls()
+	gone := strings.Replace(manyServicesYAML(100, 5), "vipPool: [10.54.213.247, 10.54.213.248]", "vipPool: [10.54.213.247]", 1)
+	if err := d.Reload(ctx, parseYAML(t, gone)); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := f.mutations(), []string{"ipvs: DelService tcp 10.54.213.248:80", "links: DelAddr ravel0 10.54.213.248/32"}; !slices.Equal(got, want) {
+		t.Errorf("mutations removing a VIP = %q, want %q", got, want)
+	}
+	if n := f.ipvs.Calls("Services"); n != 0 {
+		t.Errorf("removing a VIP listed every service (%d dumps)", n)
+	}
+
+	// A failed apply: the next reload stands on nothing it committed, so it reads everything.
+	f.ipvs.FailNext("UpdateDestination", errInjected)
+	if err := d.Reload(ctx, parseYAML(t, manyServicesYAML(100, 7))); err != nil {
+		t.Fatal(err)
+	}
+	f.resetCalls()
+	if err := d.Reload(ctx, parseYAML(t, manyServicesYAML(100, 8))); err != nil {
+		t.Fatal(err)
+	}
+	if n := f.ipvs.Calls("Services"); n != 1 {
+		t.Errorf("the reload after a failed apply listed services %d times, want 1 (a full read)", n)
+	}
+	if !strings.Contains(f.ipvs.Dump(), "-> 10.0.1.5:1000 dr w=8") {
+		t.Errorf("the reload after a failed apply did not converge:\n%s", f.ipvs.Dump())
+	}
+	if got := value(t, m.Syncs.WithLabelValues("reload", "ok")); got < 2 {
+		t.Errorf(`ravel_syncs_total{kind="reload",result="ok"} = %v, want >= 2`, got)
 	}
 }

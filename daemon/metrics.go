@@ -6,7 +6,7 @@ import (
 
 // Metrics are the director's Prometheus metrics.
 type Metrics struct {
-	Syncs            *prometheus.CounterVec // result: ok|error; kind: full|partial
+	Syncs            *prometheus.CounterVec // result: ok|error; kind: full|partial|reload
 	SyncDuration     prometheus.Histogram
 	Ops              *prometheus.CounterVec // kind of op applied
 	ApplyErrors      prometheus.Counter
@@ -57,7 +57,7 @@ type Metrics struct {
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		Syncs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ravel_reconcile_total",
-			Help: "Reconcile cycles, by kind (full: read the whole kernel state; partial: only changed services) and result."}, []string{"kind", "result"}),
+			Help: "Reconcile cycles, by kind (full: read the whole kernel state; partial: only the services a Kubernetes or health change touched; reload: only what a config reload changed) and result."}, []string{"kind", "result"}),
 		SyncDuration: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "ravel_reconcile_duration_seconds",
 			Help: "Time of one reconcile cycle: read, desired, diff and apply.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}),
 		Ops: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ravel_plan_ops_total",

@@ -124,9 +124,17 @@ func ReadActual(k Kernel, device string, owned map[netip.Addr]bool, sysctlKeys [
 		}
 		st.Services[s.ServiceKey] = vs
 	}
-	addrs, err := k.Links.Addrs(device)
+	errs = append(errs, ReadVIPsAndSysctls(k, st, owned, sysctlKeys))
+	return st, errors.Join(errs...)
+}
+
+// ReadVIPsAndSysctls adds to st the owned addresses bound on st.Device and the values of the
+// sysctl keys: what ReadActual reads besides IPVS.
+func ReadVIPsAndSysctls(k Kernel, st *State, owned map[netip.Addr]bool, sysctlKeys []string) error {
+	var errs []error
+	addrs, err := k.Links.Addrs(st.Device)
 	if err != nil && !errors.Is(err, netops.ErrNotExist) {
-		errs = append(errs, fmt.Errorf("list addresses of %s: %w", device, err))
+		errs = append(errs, fmt.Errorf("list addresses of %s: %w", st.Device, err))
 	}
 	for _, p := range addrs {
 		if p.Bits() == 32 && owned[p.Addr()] {
@@ -141,5 +149,5 @@ func ReadActual(k Kernel, device string, owned map[netip.Addr]bool, sysctlKeys [
 		}
 		st.Sysctls[key] = v
 	}
-	return st, errors.Join(errs...)
+	return errors.Join(errs...)
 }

@@ -235,3 +235,18 @@ func sysctlHolds(actual, desired string) bool {
 	}
 	return slices.Equal(a[:len(d)], d)
 }
+
+// DiffReload is Diff for a reload of the config, at a cost that grows with what changed: the
+// services keys (those whose desired state differs from the one last committed, see
+// ChangedServices), and every VIP binding and sysctl. actual needs only those services (see
+// ReadServices), the addresses on the device and the sysctls.
+func DiffReload(desired, actual *State, keys []netops.ServiceKey, opts DiffOptions) *Plan {
+	keys = slices.Clone(keys)
+	slices.SortFunc(keys, netops.ServiceKey.Compare)
+	keys = slices.Compact(keys)
+	var b builder
+	b.services(desired, actual, keys, opts)
+	b.vips(desired, actual, opts)
+	b.sysctls(desired, actual)
+	return b.plan()
+}

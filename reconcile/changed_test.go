@@ -19,7 +19,7 @@ func TestChangedServices(t *testing.T) {
 	)
 	next := makeState(
 		withVS("tcp 10.0.0.1:80", named("web"), dests(dest("10.0.1.1:80", 5), dest("10.0.1.2:80", 1))), // a weight
-		withVS("tcp 10.0.0.1:443", named("tls"), dests(dest("10.0.1.1:443", 1))),                      // the same
+		withVS("tcp 10.0.0.1:443", named("tls"), dests(dest("10.0.1.1:443", 1))),                       // the same
 		withVS("udp 10.0.0.2:53", named("dns"), sched("sh"), dests(dest("10.0.1.3:53", 1))),            // a scheduler
 		withVS("tcp 10.0.0.4:80", named("new"), dests(dest("10.0.1.5:80", 1))),                         // added
 	)
@@ -172,4 +172,3 @@ func mapKeys(m map[string]string) func(func(string) bool) {
 		}
 	}
 }
-

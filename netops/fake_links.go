@@ -36,7 +36,7 @@ func NewFakeLinks() *FakeLinks {
 	f := &FakeLinks{
 		devices: map[string]*fakeDevice{},
 		book: newCallBook(
-			[]string{"Addrs", "HardwareAddr"},
+			[]string{"Addrs", "AddrDevices", "HardwareAddr"},
 			[]string{"EnsureDummy", "EnsureIPIP", "AddAddr", "DelAddr"}),
 	}
 	// netlink reports the loopback device's kind as "device" (no IFLA_INFO_KIND), and no
@@ -97,6 +97,22 @@ func (f *FakeLinks) Addrs(dev string) ([]netip.Prefix, error) {
 		return nil, err
 	}
 	return sortedPrefixes(d.addrs), nil
+}
+
+// AddrDevices maps every address of every device to the devices that hold it (sorted).
+func (f *FakeLinks) AddrDevices() (map[netip.Addr][]string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.book.call("AddrDevices", ""); err != nil {
+		return nil, err
+	}
+	out := map[netip.Addr][]string{}
+	for _, name := range slices.Sorted(maps.Keys(f.devices)) {
+		for p := range f.devices[name].addrs {
+			out[p.Addr()] = append(out[p.Addr()], name)
+		}
+	}
+	return out, nil
 }
 
 // AddAddr adds an IPv4 /32 address to dev; ErrExist if it is there.

@@ -1,11 +1,15 @@
 package netops
 
 import (
+	"net"
+	"net/netip"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/vishvananda/netlink"
 )
 
 // Tests against the machine's own kernel that need no IPVS, dummy or ipip: they run on the
@@ -66,5 +70,32 @@ func TestNetnsLinksLoopback(t *testing.T) {
 	hw, err := l.HardwareAddr("lo")
 	if err != nil || hw != nil {
 		t.Errorf("HardwareAddr(lo) = %v, %v", hw, err)
+	}
+}
+
+// TestNetnsAddrDevices lists every address of a namespace with its devices, one address on
+// two devices included (a realserver's VIP on lo while the director's is on its dummy).
+func TestNetnsAddrDevices(t *testing.T) {
+	requireRoot(t)
+	n := newTestNetns(t, true)
+	l := n.links(t)
+	must(t, n.nl.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "veth0"}, PeerName: "veth1"}))
+	must(t, l.AddAddr("lo", p32("10.0.0.1")))
+	must(t, l.AddAddr("veth0", p32("10.0.0.1")))
+	veth, err := n.nl.LinkByName("veth0")
+	must(t, err)
+	must(t, n.nl.AddrAdd(veth, &netlink.Addr{IPNet: &net.IPNet{IP: net.IPv4(10, 0, 9, 2), Mask: net.CIDRMask(24, 32)}}))
+	got, err := l.AddrDevices()
+	must(t, err)
+	for _, devs := range got {
+		slices.Sort(devs)
+	}
+	want := map[netip.Addr][]string{
+		netip.MustParseAddr("127.0.0.1"): {"lo"},
+		netip.MustParseAddr("10.0.0.1"):  {"lo", "veth0"},
+		netip.MustParseAddr("10.0.9.2"):  {"veth0"},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("AddrDevices (-want +got):\n%s", diff)
 	}
 }

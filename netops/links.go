@@ -136,6 +136,41 @@ func (l *KernelLinks) Addrs(dev string) ([]netip.Prefix, error) {
 	return sortedPrefixes(set), nil
 }
 
+// AddrDevices maps every IPv4 address of every device to the devices that hold it: one dump
+// of the namespace's addresses.
+func (l *KernelLinks) AddrDevices() (map[netip.Addr][]string, error) {
+	var addrs []netlink.Addr
+	var err error
+	for range 5 { // as in Addrs: a dump interrupted by a change is asked again
+		addrs, err = l.h.AddrList(nil, netlink.FAMILY_V4)
+		if !errors.Is(err, netlink.ErrDumpInterrupted) {
+			break
+		}
+	}
+	if err != nil {
+		return nil, kernelError(err, "list addresses")
+	}
+	names := map[int]string{}
+	out := map[netip.Addr][]string{}
+	for _, a := range addrs {
+		ip, ok := netip.AddrFromSlice(a.IP.To4())
+		if !ok {
+			continue
+		}
+		name, ok := names[a.LinkIndex]
+		if !ok {
+			link, err := l.h.LinkByIndex(a.LinkIndex)
+			if err != nil {
+				continue // gone since the dump
+			}
+			name = link.Attrs().Name
+			names[a.LinkIndex] = name
+		}
+		out[ip] = append(out[ip], name)
+	}
+	return out, nil
+}
+
 // AddAddr adds an IPv4 /32 address to dev; ErrExist if it is there.
 func (l *KernelLinks) AddAddr(dev string, p netip.Prefix) error {
 	if err := checkAddrPrefix(dev, p); err != nil {

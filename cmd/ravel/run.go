@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/netip"
 	"os"
 	"os/signal"
+	"slices"
 	"syscall"
 	"time"
 
@@ -16,6 +18,7 @@ import (
 	"github.com/ravel-lb/ravel/daemon"
 	"github.com/ravel-lb/ravel/kube"
 	"github.com/ravel-lb/ravel/netops"
+	"github.com/ravel-lb/ravel/reconcile"
 	"github.com/ravel-lb/ravel/schema"
 )
 
@@ -255,8 +258,55 @@ func runDirector(ctx context.Context, env *runEnv) error {
 	// VIPs and colocated chains removed under us until the next resync. The kernel keeps
 	// forwarding meanwhile, so the wait costs no traffic. (A reload meanwhile waits for Run.)
 	// In Kubernetes mode that realserver first drains for its drain delay (see Watcher).
-	if err := sleepCtx(ctx, coordinatorSettle+daemon.DrainDelay(cfg)); err != nil {
-		return nil
+	if wait, why := standDownWait(k.Links, cfg); wait > 0 {
+		log.Info("waiting for a realserver role on this node to stand down before programming", "wait", wait, "why", why)
+		if err := sleepCtx(ctx, wait); err != nil {
+			return nil
+		}
+	} else {
+		log.Debug("no realserver role active on this node: programming at once", "why", why)
 	}
 	return d.Run(ctx, snaps)
+}
+
+// addrDeviceLister lists every address of the node with its devices (netops.KernelLinks and
+// its fake).
+type addrDeviceLister interface {
+	AddrDevices() (map[netip.Addr][]string, error)
+}
+
+// standDownWait is how long a starting director waits, its coordinator ports open, before it
+// programs, and why: coordinatorSettle plus the drain delay when a realserver role is active
+// on this node, nothing otherwise. An active realserver binds the pool's VIPs on its own
+// device (lo, or its --vip-interface); the director binds them only on node.vipInterface. So
+// an owned VIP on any other device says a realserver is active, and none says there is nothing
+// to stand down (a dedicated director, the common case, starts at once). A realserver still
+// on standby sees the open coordinator port at its next probe and never takes over. When the
+// addresses cannot be listed, or the director's own device is lo (where a realserver's VIPs
+// would look like its own), it waits.
+func standDownWait(links netops.Links, cfg *configT) (time.Duration, string) {
+	wait := coordinatorSettle + daemon.DrainDelay(cfg)
+	if wait <= 0 {
+		return 0, "no stand-down wait configured"
+	}
+	if cfg.Node.VIPInterface == "lo" {
+		return wait, "node.vipInterface is lo, where a realserver role's VIPs would be too"
+	}
+	l, ok := links.(addrDeviceLister)
+	if !ok {
+		return wait, "cannot list the node's addresses"
+	}
+	devs, err := l.AddrDevices()
+	if err != nil {
+		return wait, "cannot list the node's addresses: " + err.Error()
+	}
+	owned := reconcile.OwnedVIPs(cfg)
+	for _, vip := range slices.SortedFunc(maps.Keys(owned), netip.Addr.Compare) {
+		for _, dev := range devs[vip] {
+			if dev != cfg.Node.VIPInterface {
+				return wait, fmt.Sprintf("VIP %s is bound on %s", vip, dev)
+			}
+		}
+	}
+	return 0, "no VIP of the pool is bound outside " + cfg.Node.VIPInterface
 }

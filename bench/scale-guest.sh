@@ -1,0 +1,192 @@
+#!/usr/bin/env bash
+# bench/scale-guest.sh: the guest half of bench/scale.sh; also the e2e correctness check of
+# the same path at a small scale (test/e2e/scenarios/29-director-scale-small.sh). Runs in the
+# QEMU e2e guest, which has IPVS:
+#
+#   scale-guest.sh RAVEL VIPS PORTS DESTS RUNS [small-services]
+#
+# In a network namespace of its own, for VIPS × PORTS static services × DESTS destinations
+# (wrr, direct routing, weights 1 to 3):
+#   1. `ipvsadm -R` of the set, RUNS times, the table cleared between (the baseline);
+#   2. `ravel run` from an empty kernel (no services, no ravel0), RUNS times: process start →
+#      "first sync done", and the plan's own share (its "applying plan" line → ready);
+#   3. the table ravel programmed against ipvsadm's (`ipvsadm -Sn`, sorted): the only thing
+#      that makes this script fail;
+#   4. with the last ravel still running, one weight edited in the file: the edit → the
+#      daemon's "config reloaded" line (file watch, 300 ms debounce, parse, sync), and the
+#      reload's own "took"; checked in the kernel;
+#   5. a restart adopting the whole table: start → ready, and how many ops its plan had (want
+#      none); the peak RSS (VmHWM) of the from-empty run and of the restart;
+#   6. with small-services > 0: the same weight edit with that many services (1 VIP), after a
+#      from-empty start.
+# Prints "RESULT key value" lines (seconds, KiB) that bench/scale.sh turns into a table.
+set -euo pipefail
+ravel=$1 vips=$2 ports=$3 dests=$4 runs=$5 small=${6:-0}
+ns=ravel-scale
+work=$(mktemp -d /tmp/ravel-scale.XXXXXX)
+say() { echo "scale: $*" >&2; }
+result() { echo "RESULT $1 $2"; }
+now() { date +%s.%N; }
+elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
+inns() { ip netns exec "$ns" "$@"; }
+# logtime MSG FILE: the time (epoch seconds) of the first JSON log line with msg MSG.
+logtime() {
+	local t
+	t=$(grep -m1 -F "\"msg\":\"$1\"" "$2" | sed -n 's/.*"time":"\([^"]*\)".*/\1/p')
+	[[ -n $t ]] && date -d "$t" +%s.%N
+}
+
+ip netns add "$ns"
+pid=
+cleanup() {
+	[[ -z $pid ]] || kill -9 "$pid" 2>/dev/null || true
+	ip netns delete "$ns" 2>/dev/null || true
+	rm -rf "$work"
+}
+trap cleanup EXIT
+inns ip link set lo up
+inns ip link add eth0 type dummy
+inns ip addr add 10.1.255.254/16 dev eth0
+inns ip link set eth0 up
+
+# --- the set, twice: ipvsadm -R input and a ravel config ---------------------------------
+# gen VIPS PORTS NAME: writes $work/NAME.ipvsadm and $work/NAME.yaml.
+gen() {
+	awk -v vips="$1" -v ports="$2" -v dests="$dests" -v rules="$work/$3.ipvsadm" -v yaml="$work/$3.yaml" 'BEGIN {
+		printf "apiVersion: ravel/v1\nkind: ClusterConfig\n" > yaml
+		printf "node: {name: bench, role: director, interface: eth0, vipInterface: ravel0}\n" > yaml
+		printf "vipPool: [" > yaml
+		for (v = 0; v < vips; v++) printf "%s10.100.%d.%d", (v ? ", " : ""), int(v / 250), v % 250 + 1 > yaml
+		printf "]\ndefaults: {ipvs: {scheduler: wrr, forwarding: dr}}\nservices:\n" > yaml
+		for (v = 0; v < vips; v++) {
+			vip = sprintf("10.100.%d.%d", int(v / 250), v % 250 + 1)
+			for (p = 0; p < ports; p++) {
+				port = 1000 + p
+				printf "-A -t %s:%d -s wrr\n", vip, port > rules
+				printf "  - {name: s%d-%d, vip: %s, port: %d, backends: [", v, port, vip, port > yaml
+				for (d = 1; d <= dests; d++) {
+					w = (v + p + d) % 3 + 1
+					printf "-a -t %s:%d -r 10.1.%d.%d:%d -g -w %d\n", vip, port, int(d / 250), d % 250, port, w > rules
+					printf "%s{address: 10.1.%d.%d, weight: %d}", (d > 1 ? ", " : ""), int(d / 250), d % 250, w > yaml
+				}
+				printf "]}\n" > yaml
+			}
+		}
+		printf "resync: 1h\nmetrics: {listen: \"\"}\n" > yaml
+	}'
+}
+gen "$vips" "$ports" big
+services=$((vips * ports))
+say "$services services × $dests destinations ($(wc -l <"$work/big.ipvsadm") ipvsadm lines, $(wc -c <"$work/big.yaml") bytes of config)"
+"$ravel" config validate "$work/big.yaml" >/dev/null
+
+clear_all() {
+	inns ipvsadm -C
+	inns ip link del ravel0 2>/dev/null || true
+}
+
+# --- 1. ipvsadm -R ---------------------------------------------------------------------------
+for i in $(seq "$runs"); do
+	clear_all
+	t0=$(now)
+	inns ipvsadm -R <"$work/big.ipvsadm"
+	t1=$(now)
+	result "ipvsadm_restore_s" "$(elapsed "$t0" "$t1")"
+	say "ipvsadm -R run $i: $(elapsed "$t0" "$t1") s"
+done
+inns ipvsadm -Sn | sort >"$work/ipvsadm.table"
+
+# --- 2. ravel from empty ----------------------------------------------------------------------
+# start_ravel CONFIG LOG: starts ravel in the namespace and waits for its first sync; sets pid,
+# t_launch and t_ready.
+start_ravel() {
+	t_launch=$(now)
+	inns "$ravel" run --config "$1" --log-format json >"$2" 2>&1 &
+	pid=$!
+	until grep -q '"msg":"first sync done: ready"' "$2"; do
+		if ! kill -0 "$pid" 2>/dev/null; then
+			say "ravel exited:"
+			tail -n 20 "$2" >&2
+			exit 1
+		fi
+		sleep 0.2
+	done
+	t_ready=$(logtime "first sync done: ready" "$2")
+}
+stop_ravel() {
+	kill -TERM "$pid"
+	wait "$pid" 2>/dev/null || true
+	pid=
+}
+hwm() { awk '$1 == "VmHWM:" { print $2 }' "/proc/$pid/status"; }
+for i in $(seq "$runs"); do
+	clear_all
+	log=$work/empty-$i.log
+	start_ravel "$work/big.yaml" "$log"
+	t_plan=$(logtime "applying plan" "$log")
+	result "ravel_empty_ready_s" "$(elapsed "$t_launch" "$t_ready")"
+	result "ravel_empty_plan_s" "$(elapsed "$t_plan" "$t_ready")"
+	result "ravel_empty_before_plan_s" "$(elapsed "$t_launch" "$t_plan")"
+	say "ravel from empty run $i: ready after $(elapsed "$t_launch" "$t_ready") s (plan $(elapsed "$t_plan" "$t_ready") s)"
+	if ((i < runs)); then
+		stop_ravel
+	fi
+done
+result "ravel_empty_vmhwm_kib" "$(hwm)"
+
+# --- 3. the same table as ipvsadm's -------------------------------------------------------------
+inns ipvsadm -Sn | sort >"$work/ravel.table"
+if ! cmp -s "$work/ipvsadm.table" "$work/ravel.table"; then
+	say "FAIL: ravel programmed another table than ipvsadm -R (first differences, < ipvsadm > ravel):"
+	diff "$work/ipvsadm.table" "$work/ravel.table" | head -n 20 >&2
+	exit 1
+fi
+say "ravel's table equals ipvsadm -R's ($(wc -l <"$work/ravel.table") lines)"
+result "table_lines" "$(wc -l <"$work/ravel.table")"
+
+# --- 4. one weight edited ---------------------------------------------------------------------
+# edit_weight CONFIG LOG VIP: the first backend of VIP:1000 to weight 9, in place; prints the
+# edit → "config reloaded" time and the reload's own took, and checks the kernel.
+edit_weight() {
+	local t0 t1 took
+	t0=$(now)
+	sed -i "0,/{address: 10.1.0.1, weight: [0-9]*}/s//{address: 10.1.0.1, weight: 9}/" "$1"
+	until grep -q '"msg":"config reloaded"' "$2"; do sleep 0.1; done
+	t1=$(logtime "config reloaded" "$2")
+	# slog's JSON gives a duration in nanoseconds.
+	took=$(grep -m1 -F '"msg":"config reloaded"' "$2" | sed -n 's/.*"took":\([0-9]*\).*/\1/p')
+	took=$(awk -v n="${took:-0}" 'BEGIN { printf "%.3f", n / 1e9 }')
+	if ! inns ipvsadm -Ln -t "$3:1000" | grep -qE '10\.1\.0\.1:1000 +Route +9 '; then
+		say "FAIL: the edited weight is not in the kernel"
+		exit 1
+	fi
+	echo "$(elapsed "$t0" "$t1") $took"
+}
+read -r e2e took < <(edit_weight "$work/big.yaml" "$work/empty-$runs.log" 10.100.0.1)
+result "edit_big_s" "$e2e"
+result "edit_big_took_s" "$took"
+say "one weight at $services services: $e2e s from the edit to 'config reloaded' (the reload: $took s)"
+
+# --- 5. a restart adopting everything ---------------------------------------------------------
+stop_ravel
+log=$work/restart.log
+start_ravel "$work/big.yaml" "$log"
+result "restart_ready_s" "$(elapsed "$t_launch" "$t_ready")"
+ops=$(grep -F '"msg":"applying plan"' "$log" | sed -n 's/.*"ops":\([0-9]*\).*/\1/p' | head -n1)
+result "restart_plan_ops" "${ops:-0}"
+result "restart_vmhwm_kib" "$(hwm)"
+say "restart adopting $services services: ready after $(elapsed "$t_launch" "$t_ready") s, plan ops ${ops:-0}"
+stop_ravel
+
+# --- 6. the same edit with few services ---------------------------------------------------------
+if ((small > 0)); then
+	gen 1 "$small" small
+	clear_all
+	log=$work/small.log
+	start_ravel "$work/small.yaml" "$log"
+	read -r e2e took < <(edit_weight "$work/small.yaml" "$log" 10.100.0.1)
+	result "edit_small_s" "$e2e"
+	result "edit_small_took_s" "$took"
+	say "one weight at $small services: $e2e s (the reload: $took s)"
+	stop_ravel
+fi

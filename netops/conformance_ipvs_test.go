@@ -20,6 +20,9 @@ type ipvsStep struct {
 	desc string
 	do   func(IPVS) error
 	want string
+	// change is the step as an IPVS change, for the mutating steps: the batched pass of the
+	// suite sends each run of them as one Apply.
+	change *Change
 }
 
 type ipvsCase struct {
@@ -29,30 +32,36 @@ type ipvsCase struct {
 }
 
 func addSvc(s Service, want string) ipvsStep {
-	return ipvsStep{"AddService " + fmtService(s), func(v IPVS) error { return v.AddService(s) }, want}
+	return ipvsStep{"AddService " + fmtService(s), func(v IPVS) error { return v.AddService(s) }, want,
+		&Change{Kind: ChangeAddService, Service: s}}
 }
 
 func updSvc(s Service, want string) ipvsStep {
-	return ipvsStep{"UpdateService " + fmtService(s), func(v IPVS) error { return v.UpdateService(s) }, want}
+	return ipvsStep{"UpdateService " + fmtService(s), func(v IPVS) error { return v.UpdateService(s) }, want,
+		&Change{Kind: ChangeUpdateService, Service: s}}
 }
 
 func delSvc(k string, want string) ipvsStep {
-	return ipvsStep{"DelService " + k, func(v IPVS) error { return v.DelService(makeKey(k)) }, want}
+	return ipvsStep{"DelService " + k, func(v IPVS) error { return v.DelService(makeKey(k)) }, want,
+		&Change{Kind: ChangeDelService, Service: Service{ServiceKey: makeKey(k)}}}
 }
 
 func addDst(k string, d Destination, want string) ipvsStep {
 	return ipvsStep{"AddDestination " + fmtDest(makeKey(k), d),
-		func(v IPVS) error { return v.AddDestination(makeKey(k), d) }, want}
+		func(v IPVS) error { return v.AddDestination(makeKey(k), d) }, want,
+		&Change{Kind: ChangeAddDest, Key: makeKey(k), Dest: d}}
 }
 
 func updDst(k string, d Destination, want string) ipvsStep {
 	return ipvsStep{"UpdateDestination " + fmtDest(makeKey(k), d),
-		func(v IPVS) error { return v.UpdateDestination(makeKey(k), d) }, want}
+		func(v IPVS) error { return v.UpdateDestination(makeKey(k), d) }, want,
+		&Change{Kind: ChangeUpdateDest, Key: makeKey(k), Dest: d}}
 }
 
 func delDst(k, d string, want string) ipvsStep {
 	return ipvsStep{"DelDestination " + k + " -> " + d,
-		func(v IPVS) error { return v.DelDestination(makeKey(k), destKey(d)) }, want}
+		func(v IPVS) error { return v.DelDestination(makeKey(k), destKey(d)) }, want,
+		&Change{Kind: ChangeDelDest, Key: makeKey(k), Dest: Destination{DestKey: destKey(d)}}}
 }
 
 // listDst checks the error class of Destinations and, when it succeeds, that it returns
@@ -78,7 +87,7 @@ func listDst(k string, want string, wantDests ...string) ipvsStep {
 			return fmt.Errorf("destinations (-want +got):\n%s", diff)
 		}
 		return nil
-	}, want}
+	}, want, nil}
 }
 
 func stats(k, d string, want string) ipvsStep {
@@ -88,7 +97,7 @@ func stats(k, d string, want string) ipvsStep {
 			return fmt.Errorf("new destination has stats %+v, want zero", s)
 		}
 		return err
-	}, want}
+	}, want, nil}
 }
 
 const vs = "tcp 10.0.0.1:80"
@@ -273,22 +282,81 @@ func everySchedulerDump() string {
 	return b.String()
 }
 
-// conformanceIPVS runs every case against a fresh IPVS from newIPVS.
+// bigBatchCase is one run of more changes than a netlink write carries (batchSize), with a
+// refused change in the middle of the second write: the writes that follow still apply, and
+// the refused one is the one reported.
+func bigBatchCase() ipvsCase {
+	c := ipvsCase{name: "a batch over several writes, one change refused in the middle"}
+	c.steps = append(c.steps, addSvc(makeService(vs), "ok"))
+	var dump strings.Builder
+	dump.WriteString("tcp 10.0.0.1:80 wrr flags=0x0\n")
+	for i := range 2*batchSize + 10 {
+		if i == batchSize+7 {
+			c.steps = append(c.steps, addDst("tcp 10.0.0.9:80", makeDest("10.0.9.9:80"), "notexist"))
+		}
+		addr := fmt.Sprintf("10.1.%d.%d", i/250, i%250+1)
+		c.steps = append(c.steps, addDst(vs, makeDest(addr+":80", withWeight(i%5+1)), "ok"))
+	}
+	// Dump's order: by address.
+	var lines []string
+	for i := range 2*batchSize + 10 {
+		lines = append(lines, fmt.Sprintf("  -> 10.1.%d.%d:80 dr w=%d x=0 y=0\n", i/250, i%250+1, i%5+1))
+	}
+	slices.SortFunc(lines, func(a, b string) int { return destKey(strings.Fields(a)[1]).Compare(destKey(strings.Fields(b)[1])) })
+	for _, l := range lines {
+		dump.WriteString(l)
+	}
+	c.dump = dump.String()
+	return c
+}
+
+// conformanceIPVS runs every case against a fresh IPVS from newIPVS twice: each step by its
+// own method, then each run of mutating steps as one Apply (a batch), which must answer each
+// change with the same error class and leave the same state.
 func conformanceIPVS(t *testing.T, newIPVS func(t *testing.T) IPVS) {
-	for _, tc := range ipvsCases {
+	for _, tc := range append(slices.Clone(ipvsCases), bigBatchCase()) {
 		t.Run(tc.name, func(t *testing.T) {
 			v := newIPVS(t)
 			for i, st := range tc.steps {
 				checkClass(t, fmt.Sprintf("step %d: %s", i, st.desc), st.do(v), st.want)
 			}
-			got, err := DumpIPVS(v)
-			if err != nil {
-				t.Fatalf("DumpIPVS: %v", err)
-			}
-			if diff := cmp.Diff(tc.dump, got); diff != "" {
-				t.Errorf("state after the steps (-want +got):\n%s", diff)
-			}
+			checkDump(t, v, tc.dump)
 		})
+		t.Run(tc.name+" (batched)", func(t *testing.T) {
+			v := newIPVS(t)
+			for i := 0; i < len(tc.steps); {
+				if tc.steps[i].change == nil {
+					checkClass(t, fmt.Sprintf("step %d: %s", i, tc.steps[i].desc), tc.steps[i].do(v), tc.steps[i].want)
+					i++
+					continue
+				}
+				start := i
+				var changes []Change
+				for ; i < len(tc.steps) && tc.steps[i].change != nil; i++ {
+					changes = append(changes, *tc.steps[i].change)
+				}
+				errs := v.Apply(changes)
+				if len(errs) != len(changes) {
+					t.Fatalf("Apply of %d changes returned %d errors", len(changes), len(errs))
+				}
+				for j, err := range errs {
+					st := tc.steps[start+j]
+					checkClass(t, fmt.Sprintf("step %d (batch of %d from step %d): %s", start+j, len(changes), start, st.desc), err, st.want)
+				}
+			}
+			checkDump(t, v, tc.dump)
+		})
+	}
+}
+
+func checkDump(t *testing.T, v IPVS, want string) {
+	t.Helper()
+	got, err := DumpIPVS(v)
+	if err != nil {
+		t.Fatalf("DumpIPVS: %v", err)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("state after the steps (-want +got):\n%s", diff)
 	}
 }
 

@@ -36,10 +36,14 @@ var _ IPVS = (*KernelIPVS)(nil)
 //     kernel accepts up to 2^31-1 but 65536 would read back as 0. Weights above MaxWeight are
 //     refused before the kernel is asked (checkDest).
 //   - moby never sends the destination's address family: the kernel takes the service's.
+//   - moby sends one request per write and waits for its answer. Apply (ipvs_batch.go)
+//     writes up to 256 on a socket of its own, the same attributes, and reads the acks of
+//     the failures and of the last one.
 type KernelIPVS struct {
-	mu       sync.Mutex // serializes every request on h
+	mu       sync.Mutex // serializes every request on h and batch
 	h        *ipvs.Handle
-	requests int64 // netlink requests sent (Services, Destinations, DestStats, ListedDestinations)
+	batch    *ipvsBatcher // Apply's own socket: many requests per write (ipvs_batch.go)
+	requests int64        // netlink requests sent (Services, Destinations, DestStats, ListedDestinations, Apply)
 }
 
 // NewIPVS returns an IPVS for the current network namespace (of the calling thread).
@@ -56,7 +60,12 @@ func NewIPVSInNetns(path string) (*KernelIPVS, error) {
 		h.Close()
 		return nil, err
 	}
-	return &KernelIPVS{h: h}, nil
+	b, err := newIPVSBatcher(path)
+	if err != nil {
+		h.Close()
+		return nil, err
+	}
+	return &KernelIPVS{h: h, batch: b}, nil
 }
 
 // probe asks for one service that need not exist. A working IPVS answers with it or with
@@ -79,6 +88,7 @@ func (k *KernelIPVS) Close() error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	k.h.Close()
+	k.batch.close()
 	return nil
 }
 

@@ -179,6 +179,9 @@ type IPVS interface {
 	AddDestination(ServiceKey, Destination) error
 	UpdateDestination(ServiceKey, Destination) error
 	DelDestination(ServiceKey, DestKey) error
+	// Apply applies changes in order, as the methods above would one by one, and returns one
+	// error per change (nil where it took). The kernel's sends many per write.
+	Apply([]Change) []error
 }
 
 // Links manages ravel's dummy device, IPIP tunnel device and addresses.

@@ -18,17 +18,62 @@ type Kernel struct {
 // Apply executes plan in order. It does not stop at the first failure: every op is tried and
 // every error is returned, as an *ApplyError, so one bad destination cannot keep the others
 // from being programmed. The caller treats a non-nil error as "next cycle is a full resync".
+//
+// A run of consecutive IPVS ops goes to the kernel as one IPVS.Apply: many requests per
+// netlink write instead of one round trip each, with the same order and the same per-op
+// errors.
 func Apply(k Kernel, plan *Plan) error {
 	var refused []RefusedOp
-	for i, op := range plan.Ops {
-		if err := applyOp(k, op); err != nil {
-			refused = append(refused, RefusedOp{Index: i, Err: fmt.Errorf("%s: %w", op.String(), err)})
+	refuse := func(i int, err error) {
+		refused = append(refused, RefusedOp{Index: i, Err: fmt.Errorf("%s: %w", plan.Ops[i].String(), err)})
+	}
+	for i := 0; i < len(plan.Ops); {
+		if _, ok := ipvsChange(plan.Ops[i]); !ok {
+			if err := applyOp(k, plan.Ops[i]); err != nil {
+				refuse(i, err)
+			}
+			i++
+			continue
+		}
+		start := i
+		var changes []netops.Change
+		for ; i < len(plan.Ops); i++ {
+			c, ok := ipvsChange(plan.Ops[i])
+			if !ok {
+				break
+			}
+			changes = append(changes, c)
+		}
+		for j, err := range k.IPVS.Apply(changes) {
+			if err != nil {
+				refuse(start+j, err)
+			}
 		}
 	}
 	if refused == nil {
 		return nil
 	}
 	return &ApplyError{Refused: refused}
+}
+
+// ipvsChange is op as an IPVS change, if it is one.
+func ipvsChange(op Op) (netops.Change, bool) {
+	key := op.Service.ServiceKey
+	switch op.Kind {
+	case OpDelService:
+		return netops.Change{Kind: netops.ChangeDelService, Service: netops.Service{ServiceKey: key}}, true
+	case OpDelDest:
+		return netops.Change{Kind: netops.ChangeDelDest, Key: key, Dest: netops.Destination{DestKey: op.Dest.DestKey}}, true
+	case OpUpdateService:
+		return netops.Change{Kind: netops.ChangeUpdateService, Service: op.Service}, true
+	case OpDrainDest, OpUpdateDest:
+		return netops.Change{Kind: netops.ChangeUpdateDest, Key: key, Dest: op.Dest}, true
+	case OpAddService:
+		return netops.Change{Kind: netops.ChangeAddService, Service: op.Service}, true
+	case OpAddDest:
+		return netops.Change{Kind: netops.ChangeAddDest, Key: key, Dest: op.Dest}, true
+	}
+	return netops.Change{}, false
 }
 
 // ApplyError is Apply's error: the ops of the plan the kernel refused, in plan order. It
@@ -55,20 +100,9 @@ func (e *ApplyError) Unwrap() []error {
 	return errs
 }
 
+// applyOp applies an op that is not an IPVS change (see ipvsChange).
 func applyOp(k Kernel, op Op) error {
 	switch op.Kind {
-	case OpDelService:
-		return k.IPVS.DelService(op.Service.ServiceKey)
-	case OpDelDest:
-		return k.IPVS.DelDestination(op.Service.ServiceKey, op.Dest.DestKey)
-	case OpUpdateService:
-		return k.IPVS.UpdateService(op.Service)
-	case OpDrainDest, OpUpdateDest:
-		return k.IPVS.UpdateDestination(op.Service.ServiceKey, op.Dest)
-	case OpAddService:
-		return k.IPVS.AddService(op.Service)
-	case OpAddDest:
-		return k.IPVS.AddDestination(op.Service.ServiceKey, op.Dest)
 	case OpEnsureDevice:
 		return k.Links.EnsureDummy(op.Device)
 	case OpBindVIP:

@@ -5,10 +5,10 @@
 #
 #   scale-guest.sh RAVEL VIPS PORTS DESTS RUNS [small-services]
 #
-# In a network namespace of its own, for VIPS × PORTS static services × DESTS destinations
+# In network namespaces of its own, for VIPS × PORTS static services × DESTS destinations
 # (wrr, direct routing, weights 1 to 3):
-#   1. `ipvsadm -R` of the set, RUNS times, the table cleared between (the baseline);
-#   2. `ravel run` from an empty kernel (no services, no ravel0), RUNS times: process start →
+#   1. `ipvsadm -R` of the set, RUNS times, each in a fresh namespace (the baseline);
+#   2. `ravel run` from an empty kernel (a fresh namespace), RUNS times: process start →
 #      "first sync done", and the plan's own share (its "applying plan" line → ready);
 #   3. the table ravel programmed against ipvsadm's (`ipvsadm -Sn`, sorted): the only thing
 #      that makes this script fail;
@@ -36,7 +36,6 @@ logtime() {
 	[[ -n $t ]] && date -d "$t" +%s.%N
 }
 
-ip netns add "$ns"
 pid=
 cleanup() {
 	[[ -z $pid ]] || kill -9 "$pid" 2>/dev/null || true
@@ -44,10 +43,22 @@ cleanup() {
 	rm -rf "$work"
 }
 trap cleanup EXIT
-inns ip link set lo up
-inns ip link add eth0 type dummy
-inns ip addr add 10.1.255.254/16 dev eth0
-inns ip link set eth0 up
+# fresh_ns: every run from empty gets a network namespace of its own. Emptying IPVS in place
+# (ipvsadm -C) is not a fresh start: the kernel keeps deleted destinations in a per-namespace
+# trash list for a while (IP_VS_DEST_TRASH_PERIOD) and every destination added meanwhile is
+# looked up in it first (ip_vs_trash_get_dest walks the list), so after clearing 200,000
+# destinations the next 200,000 additions ran 3.5 times slower (72 s, then 251 s, for the same
+# ipvsadm -R here). The old namespace is deleted, and its IPVS torn down by the kernel in
+# the background.
+fresh_ns() {
+	ip netns delete "$ns" 2>/dev/null || true
+	ip netns add "$ns"
+	inns ip link set lo up
+	inns ip link add eth0 type dummy
+	inns ip addr add 10.1.255.254/16 dev eth0
+	inns ip link set eth0 up
+}
+fresh_ns
 
 # --- the set, twice: ipvsadm -R input and a ravel config ---------------------------------
 # gen VIPS PORTS NAME: writes $work/NAME.ipvsadm and $work/NAME.yaml.
@@ -80,14 +91,10 @@ services=$((vips * ports))
 say "$services services × $dests destinations ($(wc -l <"$work/big.ipvsadm") ipvsadm lines, $(wc -c <"$work/big.yaml") bytes of config)"
 "$ravel" config validate "$work/big.yaml" >/dev/null
 
-clear_all() {
-	inns ipvsadm -C
-	inns ip link del ravel0 2>/dev/null || true
-}
 
 # --- 1. ipvsadm -R ---------------------------------------------------------------------------
 for i in $(seq "$runs"); do
-	clear_all
+	fresh_ns
 	t0=$(now)
 	inns ipvsadm -R <"$work/big.ipvsadm"
 	t1=$(now)
@@ -121,7 +128,7 @@ stop_ravel() {
 }
 hwm() { awk '$1 == "VmHWM:" { print $2 }' "/proc/$pid/status"; }
 for i in $(seq "$runs"); do
-	clear_all
+	fresh_ns
 	log=$work/empty-$i.log
 	start_ravel "$work/big.yaml" "$log"
 	t_plan=$(logtime "applying plan" "$log")
@@ -184,7 +191,7 @@ stop_ravel
 # --- 6. the same edit with few services ---------------------------------------------------------
 if ((small > 0)); then
 	gen 1 "$small" small
-	clear_all
+	fresh_ns
 	log=$work/small.log
 	start_ravel "$work/small.yaml" "$log"
 	res=$(edit_weight "$work/small.yaml" "$log" 10.100.0.1) || exit 1

@@ -35,9 +35,11 @@ func Apply(k Kernel, plan *Plan) error {
 			i++
 			continue
 		}
+		// In pieces of applyChunk: the kernel writes 256 per batch anyway, and a plan of
+		// 200,000 additions would otherwise hold a second copy of itself as changes.
 		start := i
-		var changes []netops.Change
-		for ; i < len(plan.Ops); i++ {
+		changes := make([]netops.Change, 0, applyChunk)
+		for ; i < len(plan.Ops) && len(changes) < applyChunk; i++ {
 			c, ok := ipvsChange(plan.Ops[i])
 			if !ok {
 				break
@@ -55,6 +57,9 @@ func Apply(k Kernel, plan *Plan) error {
 	}
 	return &ApplyError{Refused: refused}
 }
+
+// applyChunk is the most IPVS changes Apply hands over at once.
+const applyChunk = 1024
 
 // ipvsChange is op as an IPVS change, if it is one.
 func ipvsChange(op Op) (netops.Change, bool) {

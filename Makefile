@@ -11,7 +11,7 @@ REVISION ?= $(shell git rev-parse HEAD 2>/dev/null)
 # Debian packages the tests and the demo use.
 DEB_PACKAGES := qemu-system-x86 ipvsadm busybox-static cpio kmod iptables iproute2 curl systemd libcap2-bin procps util-linux python3-minimal bird2 rpm debootstrap
 
-.PHONY: all build test unit e2e demo lint check bench deps kapi clean fuzz fuzz-long install uninstall soak package package-test
+.PHONY: all build test unit e2e demo lint check bench bench-scale deps kapi clean fuzz fuzz-long install uninstall soak package package-test
 
 all: build
 
@@ -113,6 +113,13 @@ lint:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./config ./reconcile
+
+# bench-scale: ravel against ipvsadm -R in the QEMU guest at 10,000 services × 20 destinations
+# (bench/scale.sh; about 7 minutes with RUNS=2). SCALE="10 100 20" for 1,000 services.
+SCALE ?= 100 100 20
+RUNS ?= 2
+bench-scale:
+	bash bench/scale.sh $(SCALE) $(RUNS) 100
 
 # fuzz runs every fuzz target of every package (hack/fuzz.sh finds them afresh on each run)
 # for FUZZTIME each; fuzz-long for 10 minutes each. A failing input is written to its

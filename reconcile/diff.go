@@ -52,12 +52,16 @@ func Diff(desired, actual *State, opts DiffOptions) *Plan {
 // Kubernetes services needs, at a cost that does not grow with the number of services.
 // VIP bindings and sysctls are left to the full Diff.
 func DiffServices(desired, actual *State, keys []netops.ServiceKey, opts DiffOptions) *Plan {
+	var b builder
+	b.services(desired, actual, sortedUnique(keys), opts)
+	return b.plan()
+}
+
+// sortedUnique returns a sorted copy of keys without repeats.
+func sortedUnique(keys []netops.ServiceKey) []netops.ServiceKey {
 	keys = slices.Clone(keys)
 	slices.SortFunc(keys, netops.ServiceKey.Compare)
-	keys = slices.Compact(keys)
-	var b builder
-	b.services(desired, actual, keys, opts)
-	return b.plan()
+	return slices.Compact(keys)
 }
 
 // builder collects ops by kind. A plan runs the kinds in their declared order (deletions,
@@ -241,11 +245,8 @@ func sysctlHolds(actual, desired string) bool {
 // ChangedServices), and every VIP binding and sysctl. actual needs only those services (see
 // ReadServices), the addresses on the device and the sysctls.
 func DiffReload(desired, actual *State, keys []netops.ServiceKey, opts DiffOptions) *Plan {
-	keys = slices.Clone(keys)
-	slices.SortFunc(keys, netops.ServiceKey.Compare)
-	keys = slices.Compact(keys)
 	var b builder
-	b.services(desired, actual, keys, opts)
+	b.services(desired, actual, sortedUnique(keys), opts)
 	b.vips(desired, actual, opts)
 	b.sysctls(desired, actual)
 	return b.plan()

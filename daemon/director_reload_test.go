@@ -147,7 +147,8 @@ func TestDirectorReloadCostsWhatChanged(t *testing.T) {
 	f := newFakes()
 	d, _, m := newTestDirector(t, parseYAML(t, manyServicesYAML(100, 3)), f, nil)
 	runDirector(t, d, nil)
-	waitFor(t, "the first sync", func() bool { return strings.Contains(f.ipvs.Dump(), "10.54.213.247:1099") })
+	// LastSync is set once the first sync's whole plan is applied (its services come first).
+	waitFor(t, "the first sync", func() bool { return value(t, m.LastSync) > 0 })
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 

@@ -565,7 +565,7 @@ func (d *Director) apply(plan *reconcile.Plan, kind string, start time.Time) {
 	var applyErr error
 	if !plan.Empty() {
 		d.log.Info("applying plan", "kind", kind, "ops", len(plan.Ops), "summary", plan.Summary())
-		d.log.Debug("plan", "kind", kind, "plan", plan.String())
+		d.log.Debug("plan", "kind", kind, "plan", plan) // lazily: see Plan.LogValue
 		if applyErr = reconcile.Apply(d.kernel, plan); applyErr != nil {
 			result = "error"
 			d.failed("apply", "apply failed; next cycle is a full resync", applyErr)

@@ -211,7 +211,7 @@ func (r *Realserver) converge(cfg *config.Config, owned map[netip.Addr]bool, des
 		return plan.Summary(), readErr
 	}
 	r.log.Info("applying realserver plan", "ops", len(plan.Ops), "summary", plan.Summary())
-	r.log.Debug("realserver plan", "plan", plan.String())
+	r.log.Debug("realserver plan", "plan", plan) // lazily: see Plan.LogValue
 	if r.record != nil {
 		// Written before the kernel changes: a kill between the two still knows the originals.
 		if err := r.record.Remember(plan); err != nil {

@@ -1,7 +1,9 @@
 package reconcile
 
 import (
+	"log/slog"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -148,3 +150,28 @@ func copyState(st *State) *State {
 	}
 	return out
 }
+
+// TestPlanLogValue: a plan handed to slog is formatted only when the record is logged, and then
+// as String formats it.
+func TestPlanLogValue(t *testing.T) {
+	p := &Plan{Ops: []Op{{Kind: OpAddService, Name: "web", Service: makeVS("tcp 10.0.0.1:80").Service}}}
+	var _ slog.LogValuer = p
+	var buf strings.Builder
+	log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	counting := &countingValuer{p: p}
+	log.Debug("plan", "plan", counting)
+	if counting.n != 0 {
+		t.Errorf("a debug line at info level formatted the plan %d times", counting.n)
+	}
+	log.Info("plan", "plan", counting)
+	if counting.n != 1 || !strings.Contains(buf.String(), "add service tcp 10.0.0.1:80 (web)") {
+		t.Errorf("logged %d times: %s", counting.n, buf.String())
+	}
+}
+
+type countingValuer struct {
+	p *Plan
+	n int
+}
+
+func (c *countingValuer) LogValue() slog.Value { c.n++; return c.p.LogValue() }

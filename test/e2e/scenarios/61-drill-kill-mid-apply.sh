@@ -160,7 +160,7 @@ fi
 total2=$((NVIP * (PORTS + MORE)))
 config "$SCENARIO_DIR/ravel2.yaml" $((PORTS + MORE))
 # The reload's plan is ravel2's second 'applying plan' (the first is its start-up sync).
-killer "$SCENARIO_DIR/ravel2.log" 2 0.3
+killer "$SCENARIO_DIR/ravel2.log" 2 0.1
 killer_arm
 cp "$SCENARIO_DIR/ravel2.yaml" "$SCENARIO_DIR/ravel1.yaml.new" && mv -f "$SCENARIO_DIR/ravel1.yaml.new" "$SCENARIO_DIR/ravel1.yaml"
 wait_for 120 "ravel killed by the watcher during the reload's plan" wait_dead "$RAVEL_PID" || die "ravel was not killed"

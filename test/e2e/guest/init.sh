@@ -160,8 +160,8 @@ boot_systemd() {
 	echo ravel-e2e-guest >/newroot/etc/hostname
 	ln -sf /dev/null /newroot/etc/systemd/system/serial-getty@ttyS0.service
 	ln -sf /dev/null /newroot/etc/systemd/system/getty@tty1.service
-	# It runs /bin/kmod, which a minbase root lacks; its failure would leave the system
-	# "degraded" for no reason of the scenarios'.
+	# Static device nodes for modules; none is needed here, and it failed (leaving the system
+	# "degraded" for no reason of the scenarios') in a root without kmod.
 	ln -sf /dev/null /newroot/etc/systemd/system/kmod-static-nodes.service
 	say "switching to systemd on $E2E_LOWER"
 	exec switch_root /newroot /lib/systemd/systemd

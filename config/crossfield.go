@@ -157,7 +157,9 @@ func (d *decoder) checkService(c *schema.ClusterConfig, i int, pool map[netip.Ad
 			}
 			continue
 		}
-		d.checkBackendAddr(bp(".address"), b.Address)
+		if unsafeKind(b.Address) != "" { // the path only when there is something to report
+			d.checkBackendAddr(bp(".address"), b.Address)
+		}
 		ap := backendAddr(s, j)
 		if firstAt != nil {
 			if k, dup := firstAt[ap]; dup {

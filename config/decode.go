@@ -42,6 +42,8 @@ type decoder struct {
 	mergeMemo map[*yaml.Node][]entry
 	// parallel lets a long services list be decoded on several CPUs (parallel.go).
 	parallel bool
+	// chunks is the services list of a long file, parsed an item at a time (chunks.go).
+	chunks *itemList
 }
 
 // maxDepth bounds nesting (and alias cycles) so a hostile file cannot exhaust the stack.
@@ -181,6 +183,10 @@ func (d *decoder) value(n *yaml.Node, v reflect.Value) {
 func (d *decoder) list(n *yaml.Node, v reflect.Value) {
 	if n.Kind != yaml.SequenceNode {
 		d.fail(n, "must be a list, not %s", describe(n))
+		return
+	}
+	if d.chunks != nil && n == d.chunks.node {
+		d.decodeChunked(v)
 		return
 	}
 	s := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))

@@ -10,7 +10,8 @@ import (
 )
 
 // FuzzParse feeds the loader arbitrary bytes, seeded from every testdata and example file. The
-// loader may refuse any input, but it must never panic or hang, every finding must have a
+// loader may refuse any input, but it must load it the same whether or not it cuts the
+// services list into items, it must never panic or hang, every finding must have a
 // position inside the file, and a config it accepts must load again, unchanged and without
 // warnings, from its own effective form (what `ravel config print` writes).
 //
@@ -26,7 +27,14 @@ func FuzzParse(f *testing.F) {
 		f.Add(data)
 	}
 	f.Add(generateServices(3)) // the shape of BenchmarkParse10k's file
+	for _, c := range chunkCases {
+		f.Add([]byte(c.text))
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
+		// Cut into service items (chunks.go) or not, the file loads the same.
+		if d, _ := parseWays(t, "fuzz.yaml", data); d != "" {
+			t.Fatalf("parsed in chunks it differs (-whole +chunks):\n%s", d)
+		}
 		c, err := Parse("fuzz.yaml", data)
 		lines := len(lineStarts(data))
 		if err != nil {

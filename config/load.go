@@ -39,12 +39,15 @@ func (e *ReadError) Unwrap() error { return e.Err }
 // Load reads, decodes, validates and normalizes the file at path. On success it returns the
 // effective config (with its warnings). On an invalid file it returns *Errors listing every
 // error; on an unreadable one, *ReadError.
-func Load(path string) (*Config, error) {
+func Load(path string) (*Config, error) { return (*Cache)(nil).Load(path) }
+
+// Load is config.Load reusing what the cache's previous parse of the same file decoded.
+func (c *Cache) Load(path string) (*Config, error) {
 	data, err := ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	return Parse(path, data)
+	return c.Parse(path, data)
 }
 
 // ReadFile reads a config file of at most MaxFileSize bytes; errors are *ReadError.
@@ -65,7 +68,25 @@ func ReadFile(path string) ([]byte, error) {
 }
 
 // Parse is Load for bytes already read; name is used in findings.
-func Parse(name string, data []byte) (*Config, error) {
+func Parse(name string, data []byte) (*Config, error) { return (*Cache)(nil).Parse(name, data) }
+
+// Parse is config.Parse reusing what the cache's previous parse of name decoded.
+func (c *Cache) Parse(name string, data []byte) (*Config, error) {
+	if c != nil {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+	}
+	if len(data) >= chunkMin {
+		if root, list, ok := parseChunked(data); ok {
+			c.start(name, list)
+			cfg, err := decodeTree(name, data, root, list)
+			if !list.failed.Load() {
+				c.finish(list)
+				return cfg, err
+			}
+			// An item did not parse alone: parse the whole file, as yaml.v3 reads it.
+		}
+	}
 	d := newDecoder(name)
 	root, extra, err := parseYAML(data)
 	if err != nil {
@@ -84,15 +105,32 @@ func Parse(name string, data []byte) (*Config, error) {
 		d.add(Finding{Severity: SeverityError, File: name, Line: top.Line, Column: top.Column, Message: "the file must be a mapping of keys (apiVersion, kind, ...), not " + describe(top)})
 		return nil, &Errors{Errors: d.errs}
 	}
+	return d.decodeTree(data, root, nil)
+}
 
+// decodeTree decodes, checks and normalizes the tree of a file; list is its services list
+// when it was parsed in chunks.
+func decodeTree(name string, data []byte, root *yaml.Node, list *itemList) (*Config, error) {
+	return newDecoder(name).decodeTree(data, root, list)
+}
+
+func (d *decoder) decodeTree(data []byte, root *yaml.Node, list *itemList) (*Config, error) {
+	name := d.file
 	nodes, expanding := countNodes(root, 0)
-	d.budget = min(10_000+16*nodes, 8_000_000)
+	d.budget = min(10_000+16*nodes, maxBudget)
+	if list != nil {
+		// The items are not in the tree; a file cut in chunks has no aliases to expand.
+		d.budget, d.chunks = maxBudget, list
+	}
 	d.parallel = !expanding && parallelParts() > 1
 	if len(root.Content) == 1 {
 		d.root = root.Content[0]
 	}
 	c := schema.Default()
 	d.decode(root, reflect.ValueOf(&c).Elem())
+	if list != nil && list.failed.Load() {
+		return nil, nil // the caller parses the whole file
+	}
 	if !d.overflow {
 		if !d.written("apiVersion") {
 			d.errAt("apiVersion", "is required (apiVersion: %s)", schema.APIVersion)
@@ -116,6 +154,9 @@ func Parse(name string, data []byte) (*Config, error) {
 	}
 	return &Config{ClusterConfig: c, File: name, Hash: sha256.Sum256(data), Warnings: d.warns}, nil
 }
+
+// maxBudget bounds the nodes decode visits in any file (see decoder.budget).
+const maxBudget = 8_000_000
 
 // parseYAML parses the first YAML document of data into root (nil for a file with no document).
 // extra is a second document, if the file has one. Empty documents (a bare `---` before or

@@ -36,10 +36,7 @@ func forParts(n, parts int, fn func(part, lo, hi int)) {
 // several CPUs. It is used only for files without aliases and merge keys, so that no part can
 // run out of the expansion budget where one decoder would not.
 func (d *decoder) decodeServices(items []*yaml.Node, s reflect.Value, parts int) {
-	kids := make([]*decoder, parts)
-	forParts(len(items), parts, func(k, lo, hi int) {
-		c := &decoder{file: d.file, root: d.root, bad: map[string]bool{}, budget: d.budget, depth: d.depth,
-			path: append([]seg(nil), d.path...)}
+	d.forServices(len(items), parts, func(c *decoder, lo, hi int) {
 		for i := lo; i < hi; i++ {
 			e := s.Index(i)
 			if def, ok := schema.DefaultFor(e.Type()); ok {
@@ -49,6 +46,18 @@ func (d *decoder) decodeServices(items []*yaml.Node, s reflect.Value, parts int)
 			c.decode(items[i], e)
 			c.pop()
 		}
+	})
+}
+
+// forServices runs fn over the indexes of a services list of n items, cut into parts ranges
+// decoded concurrently, each by a decoder of its own; their findings are joined in list
+// order.
+func (d *decoder) forServices(n, parts int, fn func(c *decoder, lo, hi int)) {
+	kids := make([]*decoder, parts)
+	forParts(n, parts, func(k, lo, hi int) {
+		c := &decoder{file: d.file, root: d.root, chunks: d.chunks, bad: map[string]bool{}, budget: d.budget,
+			depth: d.depth, path: append([]seg(nil), d.path...)}
+		fn(c, lo, hi)
 		kids[k] = c
 	})
 	used := 0
@@ -56,6 +65,7 @@ func (d *decoder) decodeServices(items []*yaml.Node, s reflect.Value, parts int)
 		for _, f := range c.errs {
 			d.add(f)
 		}
+		d.warns = append(d.warns, c.warns...)
 		d.dropped += c.dropped
 		for p := range c.bad {
 			d.bad[p] = true
@@ -65,9 +75,9 @@ func (d *decoder) decodeServices(items []*yaml.Node, s reflect.Value, parts int)
 	d.budget -= used
 }
 
-// validateServices checks the field rules of every service, on several CPUs for long lists,
-// and returns the failures of each, in list order.
-func validateServices(services []schema.Service) [][]validator.FieldError {
+// validateServices checks the field rules of every service but those skip names, on several
+// CPUs for long lists, and returns the failures of each, in list order.
+func validateServices(services []schema.Service, skip func(i int) bool) [][]validator.FieldError {
 	out := make([][]validator.FieldError, len(services))
 	parts := 1
 	if len(services) >= parallelMin {
@@ -76,6 +86,9 @@ func validateServices(services []schema.Service) [][]validator.FieldError {
 	forParts(len(services), parts, func(_, lo, hi int) {
 		v := validatorInstance()
 		for i := lo; i < hi; i++ {
+			if skip(i) {
+				continue
+			}
 			if ves, ok := v.Struct(&services[i]).(validator.ValidationErrors); ok {
 				out[i] = ves
 			}

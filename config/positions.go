@@ -90,6 +90,8 @@ func (d *decoder) lookup(path string) (key, value *yaml.Node, complete bool) {
 		switch {
 		case s.key != "" && n.Kind == yaml.MappingNode:
 			k, v = findKey(n, s.key, 0)
+		case s.key == "" && d.chunks != nil && n == d.chunks.node && s.idx < len(d.chunks.items):
+			v = d.chunks.tree(s.idx)
 		case s.key == "" && n.Kind == yaml.SequenceNode && s.idx < len(n.Content):
 			v = n.Content[s.idx]
 		}

@@ -140,7 +140,8 @@ func (d *decoder) checkFields(c *schema.ClusterConfig) {
 			d.fieldError(fe, "")
 		}
 	}
-	for i, ves := range validateServices(c.Services) {
+	for i, ves := range validateServices(c.Services, d.chunks.validated) {
+		d.chunks.setValid(i, len(ves) == 0)
 		for _, fe := range ves {
 			d.fieldError(fe, index("services", i))
 		}

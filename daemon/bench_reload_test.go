@@ -39,10 +39,10 @@ func staticConfig(n, w int) string {
 }
 
 // BenchmarkReloadOneWeight: the whole reload path on the netops fakes — read the file, load and
-// validate it, check restart-only fields, full sync by diff (read every owned object, diff,
-// apply) — when one weight changed among n services. One op = one reload. The parse-only
-// baseline, run beside it, is what `ravel config validate` spends on the same file: the
-// difference is the reload's own cost.
+// validate it with the config.Cache of the previous load (as ravel run does), check
+// restart-only fields, sync by diff against what the last sync committed — when one weight
+// changed among n services. One op = one reload. The parse-only baseline, run beside it, is
+// what `ravel config validate` spends on the same file (no cache).
 func BenchmarkReloadOneWeight(b *testing.B) {
 	for _, n := range []int{100, 1000, 10000} {
 		b.Run(fmt.Sprintf("services=%d/parse-only", n), func(b *testing.B) {
@@ -60,7 +60,8 @@ func BenchmarkReloadOneWeight(b *testing.B) {
 			if err := os.WriteFile(path, []byte(texts[0]), 0o644); err != nil {
 				b.Fatal(err)
 			}
-			cfg, err := config.Load(path)
+			cache := &config.Cache{} // as ravel run keeps one
+			cfg, err := cache.Load(path)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -70,7 +71,7 @@ func BenchmarkReloadOneWeight(b *testing.B) {
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			go func() { _ = d.Run(ctx, nil) }()
-			r := &Reloader{Path: path, Parse: config.Parse, Log: slog.New(slog.DiscardHandler), Metrics: m, Status: NewStatus("b", cfg),
+			r := &Reloader{Path: path, Parse: cache.Parse, Log: slog.New(slog.DiscardHandler), Metrics: m, Status: NewStatus("b", cfg),
 				Apply: func(ctx context.Context, _, c *config.Config) error { return d.Reload(ctx, c) }}
 			r.Start(cfg)
 			b.ResetTimer()

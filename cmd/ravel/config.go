@@ -198,8 +198,11 @@ func newSchemaCmd() *cobra.Command {
 
 // loadForCommand loads a config for a command that needs a valid one, mapping failures to the
 // validate exit codes.
-func loadForCommand(path string) (*config.Config, error) {
-	cfg, err := config.Load(path)
+func loadForCommand(path string) (*config.Config, error) { return loadCached(nil, path) }
+
+// loadCached is loadForCommand keeping what it decoded in cache, for the reloads.
+func loadCached(cache *config.Cache, path string) (*config.Config, error) {
+	cfg, err := cache.Load(path)
 	var rerr *config.ReadError
 	switch {
 	case err == nil:

@@ -18,10 +18,10 @@ import (
 // startEnv sets up what every role runs with: metrics, status, the reloader behind the file
 // watch and SIGHUP (started by the role once it can take a config), systemd notifications, and
 // the HTTP endpoints. Nothing touches the kernel here.
-func startEnv(ctx context.Context, cfg *configT, node nodeT, file string, watch bool, nf *nodeFlags, triggers *daemon.Triggers, log *slog.Logger) (*runEnv, error) {
+func startEnv(ctx context.Context, cfg *configT, cache *config.Cache, node nodeT, file string, watch bool, nf *nodeFlags, triggers *daemon.Triggers, log *slog.Logger) (*runEnv, error) {
 	// A reload parses with the same loader and the same command-line overrides.
 	parse := func(name string, data []byte) (*configT, error) {
-		c, err := config.Parse(name, data)
+		c, err := cache.Parse(name, data)
 		if err != nil {
 			return nil, err
 		}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ravel-lb/ravel/config"
 	"github.com/ravel-lb/ravel/daemon"
 	"github.com/ravel-lb/ravel/kube"
 	"github.com/ravel-lb/ravel/netops"
@@ -84,7 +85,10 @@ RELOADING=1/READY=1 around each reload and STOPPING=1 on stop.`,
 			if err != nil {
 				return &exitError{exitUsage, err}
 			}
-			cfg, err := loadForCommand(file)
+			// One cache for the start and every reload: a reload parses again only the
+			// services whose text changed.
+			cache := &config.Cache{}
+			cfg, err := loadCached(cache, file)
 			if err != nil {
 				return err
 			}
@@ -106,7 +110,7 @@ RELOADING=1/READY=1 around each reload and STOPPING=1 on stop.`,
 			triggers := daemon.NewTriggers()
 			ctx, stop := signalContext(cmd.Context(), log, func() { triggers.Request(daemon.TriggerSignal) })
 			defer stop()
-			env, err := startEnv(ctx, cfg, node, file, watch, &nf, triggers, log)
+			env, err := startEnv(ctx, cfg, cache, node, file, watch, &nf, triggers, log)
 			if err != nil {
 				return err
 			}

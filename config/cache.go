@@ -1,0 +1,142 @@
+package config
+
+import (
+	"bytes"
+	"reflect"
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	"github.com/ravel-lb/ravel/schema"
+)
+
+// Cache carries the services decoded by one parse of a file to the next parse of the same
+// file, so that a reload of a long file in which one service changed parses that service
+// again, not all of them. A service is reused when its item has the same text, starts on the
+// same line and has the same index in the list as before, and its decoding had no finding:
+// then decoding it again would give the same service (decoding a service depends on its text
+// alone; the checks and defaults that relate it to the rest of the file run on every parse).
+// An edit that adds or removes lines re-parses the services below it.
+//
+// A nil *Cache is valid and caches nothing. A Cache may be used by one parse at a time; Parse
+// serializes them.
+type Cache struct {
+	mu   sync.Mutex
+	last *cached
+}
+
+// cached is what one chunked parse of a file decoded.
+type cached struct {
+	name     string
+	data     []byte
+	items    []chunk
+	services []schema.Service // decoded, before the defaults are applied
+	kept     []bool           // services[i] was decoded without a finding
+	valid    []bool           // and passed its field rules
+	reused   atomic.Int64     // how many services came from the previous parse
+}
+
+// start hands the previous parse of name to list, and gives it a record of this one.
+func (c *Cache) start(name string, list *itemList) {
+	if c == nil {
+		return
+	}
+	if c.last != nil && c.last.name == name {
+		list.prev = c.last
+	}
+	list.next = &cached{name: name, data: list.data, items: list.items,
+		services: make([]schema.Service, len(list.items)), kept: make([]bool, len(list.items)),
+		valid: make([]bool, len(list.items))}
+}
+
+// finish keeps this parse for the next one, unless it had to be redone whole.
+func (c *Cache) finish(list *itemList) {
+	if c == nil || list == nil || list.failed.Load() {
+		return
+	}
+	c.last = list.next
+}
+
+// reuse sets e to a copy of the service the previous parse decoded from the same text as
+// item i, and reports whether there was one.
+func (s *itemList) reuse(i int, e reflect.Value) bool {
+	p := s.prev
+	if p == nil || i >= len(p.items) || !p.kept[i] {
+		return false
+	}
+	was, now := p.items[i], s.items[i]
+	if was.line != now.line || !bytes.Equal(p.data[was.start:was.end], s.data[now.start:now.end]) {
+		return false
+	}
+	e.Set(reflect.ValueOf(cloneService(p.services[i])))
+	s.next.services[i], s.next.kept[i] = p.services[i], true
+	s.next.reused.Add(1)
+	s.reused[i] = true
+	return true
+}
+
+// validated reports whether services[i] is known to pass its field rules: it was reused, and
+// passed them in the previous parse (they look at the service alone). s may be nil.
+func (s *itemList) validated(i int) bool {
+	return s != nil && s.prev != nil && s.reused[i] && s.prev.valid[i]
+}
+
+// setValid records whether services[i] passed its field rules. s may be nil.
+func (s *itemList) setValid(i int, ok bool) {
+	if s != nil && s.next != nil {
+		s.next.valid[i] = ok
+	}
+}
+
+// keep records the service decoded from item i, before the defaults are applied to it (they
+// write into it), for the next parse.
+func (s *itemList) keep(i int, e reflect.Value) {
+	if s.next == nil {
+		return
+	}
+	s.next.services[i] = cloneService(e.Interface().(schema.Service))
+	s.next.kept[i] = true
+}
+
+// cloneService copies s and everything it points to, so that normalizing the copy (which
+// writes into protocols, the ipvs block, backends and the health check) cannot reach s.
+// TestCloneServiceSharesNothing fails when a field is added to schema.Service and not here.
+func cloneService(s schema.Service) schema.Service {
+	s.Protocols = slices.Clone(s.Protocols)
+	if s.Kubernetes != nil {
+		k := *s.Kubernetes
+		s.Kubernetes = &k
+	}
+	if s.Backends != nil {
+		bs := make([]schema.Backend, len(s.Backends))
+		for i, b := range s.Backends {
+			if b.Weight != nil {
+				b.Weight = ptrTo(*b.Weight)
+			}
+			bs[i] = b
+		}
+		s.Backends = bs
+	}
+	if s.IPVS != nil {
+		o := *s.IPVS
+		o.Flags = slices.Clone(o.Flags)
+		if o.UpperThreshold != nil {
+			o.UpperThreshold = ptrTo(*o.UpperThreshold)
+		}
+		if o.LowerThreshold != nil {
+			o.LowerThreshold = ptrTo(*o.LowerThreshold)
+		}
+		s.IPVS = &o
+	}
+	if s.HealthCheck != nil {
+		h := *s.HealthCheck
+		s.HealthCheck = &h
+	}
+	if s.SorryServer != nil {
+		ss := *s.SorryServer
+		s.SorryServer = &ss
+	}
+	return s
+}
+
+func ptrTo[T any](v T) *T { return &v }

@@ -18,7 +18,9 @@
 #   5. a restart adopting the whole table: start → ready, and how many ops its plan had (want
 #      none); the peak RSS (VmHWM) of the from-empty run and of the restart;
 #   6. with small-services > 0: the same weight edit with that many services (1 VIP), after a
-#      from-empty start.
+#      from-empty start;
+#   7. a kill -9 halfway through a plan from empty, then a start: the table must converge to
+#      ipvsadm's (the second thing that makes this script fail).
 # Prints "RESULT key value" lines (seconds, KiB) that bench/scale.sh turns into a table.
 set -euo pipefail
 ravel=$1 vips=$2 ports=$3 dests=$4 runs=$5 small=${6:-0}
@@ -133,7 +135,8 @@ for i in $(seq "$runs"); do
 	start_ravel "$work/big.yaml" "$log"
 	t_plan=$(logtime "applying plan" "$log")
 	result "ravel_empty_ready_s" "$(elapsed "$t_launch" "$t_ready")"
-	result "ravel_empty_plan_s" "$(elapsed "$t_plan" "$t_ready")"
+	plan_s=$(elapsed "$t_plan" "$t_ready")
+	result "ravel_empty_plan_s" "$plan_s"
 	result "ravel_empty_before_plan_s" "$(elapsed "$t_launch" "$t_plan")"
 	say "ravel from empty run $i: ready after $(elapsed "$t_launch" "$t_ready") s (plan $(elapsed "$t_plan" "$t_ready") s)"
 	if ((i < runs)); then
@@ -201,3 +204,36 @@ if ((small > 0)); then
 	say "one weight at $small services: $e2e s (the reload: $took s)"
 	stop_ravel
 fi
+
+# --- 7. kill -9 in the middle of the first plan, then a start ----------------------------------
+# The plan from empty is killed about halfway through its batched writes (after half the time
+# the plan took in step 2); the next start must read what the kernel holds and converge: the
+# same table as ipvsadm's, or the script fails.
+gen "$vips" "$ports" big # the file as ipvsadm's set again (step 4 edited a weight)
+fresh_ns
+log=$work/killed.log
+t_launch=$(now)
+ip netns exec "$ns" "$ravel" run --config "$work/big.yaml" --log-format json >"$log" 2>&1 &
+pid=$!
+until grep -q '"msg":"applying plan"' "$log"; do
+	kill -0 "$pid" 2>/dev/null || { say "ravel exited before its plan"; tail -n 20 "$log" >&2; exit 1; }
+	sleep 0.05
+done
+sleep "$(awk -v p="$plan_s" 'BEGIN { printf "%.2f", p / 2 }')"
+kill -9 "$pid"
+wait "$pid" 2>/dev/null || true
+pid=
+held=$(inns ipvsadm -Sn | grep -c '^-A' || true)
+result "killed_services_held" "$held"
+say "kill -9 halfway through the plan: the kernel held $held of $services services"
+log=$work/after-kill.log
+start_ravel "$work/big.yaml" "$log"
+result "after_kill_ready_s" "$(elapsed "$t_launch" "$t_ready")"
+inns ipvsadm -Sn | sort >"$work/after-kill.table"
+if ! cmp -s "$work/ipvsadm.table" "$work/after-kill.table"; then
+	say "FAIL: after a kill -9 mid-plan and a start, the table differs from ipvsadm -R's (< ipvsadm > ravel):"
+	diff "$work/ipvsadm.table" "$work/after-kill.table" | head -n 20 >&2
+	exit 1
+fi
+say "after the kill and a start: ready in $(elapsed "$t_launch" "$t_ready") s, the table equals ipvsadm -R's"
+stop_ravel

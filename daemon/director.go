@@ -599,13 +599,23 @@ func (d *Director) apply(plan *reconcile.Plan, kind string, start time.Time) {
 }
 
 func (d *Director) gauges(desired *reconcile.State) {
+	// One pass over every destination (200,000 at 10,000 services) for all the gauges.
 	dests, empty := 0, 0
+	services, serving := make(map[netip.Addr]int, len(desired.VIPs)), make(map[netip.Addr]int, len(desired.VIPs))
+	for vip := range desired.VIPs {
+		services[vip] = 0
+	}
 	for _, vs := range desired.Services {
 		dests += len(vs.Dests)
-		total := 0
+		services[vs.VIP]++
+		total, up := 0, 0
 		for _, dst := range vs.Dests {
 			total += dst.Weight
+			if dst.Weight > 0 {
+				up++
+			}
 		}
+		serving[vs.VIP] += up
 		if total == 0 {
 			empty++
 		}
@@ -618,24 +628,13 @@ func (d *Director) gauges(desired *reconcile.State) {
 		d.status.SetCounts(Counts{VirtualServices: len(desired.Services), Destinations: dests, VIPs: len(desired.VIPs),
 			Draining: d.drains.Pending(), ServicesWithoutRealservers: empty})
 	}
-	d.vipGauges(desired)
+	d.vipGauges(services, serving)
 }
 
-// vipGauges sets the per-VIP series and deletes those of VIPs no longer wanted, so a VIP that
-// leaves the config leaves no stale series behind.
-func (d *Director) vipGauges(desired *reconcile.State) {
-	services, serving := map[netip.Addr]int{}, map[netip.Addr]int{}
-	for vip := range desired.VIPs {
-		services[vip] = 0
-	}
-	for _, vs := range desired.Services {
-		services[vs.VIP]++
-		for _, dst := range vs.Dests {
-			if dst.Weight > 0 {
-				serving[vs.VIP]++
-			}
-		}
-	}
+// vipGauges sets the per-VIP series (services and serving destinations of each VIP) and
+// deletes those of VIPs no longer wanted, so a VIP that leaves the config leaves no stale
+// series behind.
+func (d *Director) vipGauges(services, serving map[netip.Addr]int) {
 	for vip := range d.vipSeries {
 		if _, ok := services[vip]; !ok {
 			d.m.VIPServices.DeleteLabelValues(vip.String())

@@ -14,39 +14,18 @@ import (
 	"github.com/ravel-lb/ravel/config"
 )
 
-// staticConfig is a director config of n static services with 4 backends each; the first
-// backend of service 0 has weight w.
-func staticConfig(n, w int) string {
-	var b strings.Builder
-	b.WriteString("apiVersion: ravel/v1\nkind: ClusterConfig\nnode: {name: d1, role: director, vipInterface: ravel0}\nvipPool: [")
-	vips := (n + 999) / 1000
-	for v := range vips {
-		if v > 0 {
-			b.WriteString(", ")
-		}
-		fmt.Fprintf(&b, "10.60.%d.1", v)
-	}
-	b.WriteString("]\nservices:\n")
-	for i := range n {
-		weight := 1
-		if i == 0 {
-			weight = w
-		}
-		fmt.Fprintf(&b, "  - {vip: 10.60.%d.1, port: %d, backends: [{address: 10.1.0.1, weight: %d}, {address: 10.1.0.2}, {address: 10.1.0.3}, {address: 10.1.0.4}]}\n",
-			i/1000, 1+i%1000, weight)
-	}
-	return b.String()
-}
-
 // BenchmarkReloadOneWeight: the whole reload path on the netops fakes — read the file, load and
 // validate it with the config.Cache of the previous load (as ravel run does), check
 // restart-only fields, sync by diff against what the last sync committed — when one weight
-// changed among n services. One op = one reload. The parse-only baseline, run beside it, is
-// what `ravel config validate` spends on the same file (no cache).
+// changed among n services of bench/scale.sh's set (20 destinations each). One op = one
+// reload. The parse-only baseline, run beside it, is what `ravel config validate` spends on
+// the same file (no cache).
 func BenchmarkReloadOneWeight(b *testing.B) {
 	for _, n := range []int{100, 1000, 10000} {
+		text := scaleConfig(n/100, 100, 20)
+		edited := strings.Replace(text, "{address: 10.1.0.1, weight: ", "{address: 10.1.0.1, weight: 9", 1)
 		b.Run(fmt.Sprintf("services=%d/parse-only", n), func(b *testing.B) {
-			data := []byte(staticConfig(n, 2))
+			data := []byte(text)
 			for b.Loop() {
 				if _, err := config.Parse("b.yaml", data); err != nil {
 					b.Fatal(err)
@@ -56,7 +35,7 @@ func BenchmarkReloadOneWeight(b *testing.B) {
 		b.Run(fmt.Sprintf("services=%d/reload", n), func(b *testing.B) {
 			dir := b.TempDir()
 			path := filepath.Join(dir, "ravel.yaml")
-			texts := [2]string{staticConfig(n, 2), staticConfig(n, 3)}
+			texts := [2]string{text, edited}
 			if err := os.WriteFile(path, []byte(texts[0]), 0o644); err != nil {
 				b.Fatal(err)
 			}

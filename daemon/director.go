@@ -44,7 +44,8 @@ type Director struct {
 	// sync has removed their services and binding, so that dropping a VIP from the config
 	// takes it out of the kernel rather than leaving it unowned and bound.
 	retired    map[netip.Addr]bool
-	vipSeries  map[netip.Addr]bool // VIPs with per-VIP metric series
+	vipSeries  map[netip.Addr]bool                  // VIPs with per-VIP metric series
+	sums       map[*reconcile.VirtualService]vsSums // gauges: sums of the services last counted
 	snap       *kube.Snapshot
 	desired    *reconcile.State
 	drains     reconcile.Drains
@@ -237,9 +238,9 @@ func (d *Director) Run(ctx context.Context, snapshots <-chan *kube.Snapshot) err
 			}
 			d.OnSnapshot(s)
 		case req := <-d.reloads:
-			committed := d.desired
+			committed, old := d.desired, d.cfg
 			d.setConfig(req.cfg)
-			if !d.reloadSync(committed) {
+			if !d.reloadSync(old, committed) {
 				d.FullSync()
 			}
 			resync.Reset(max(d.cfg.Resync.D(), time.Second))
@@ -436,19 +437,24 @@ func (d *Director) failed(step, msg string, err error) {
 }
 
 // reloadSync applies a new config at a cost that grows with what it changed, not with what
-// ravel manages: it diffs the new desired state against committed, the desired state the last
-// sync applied without error, and reads back from the kernel only the destinations of the
-// services that differ, the VIPs on the device and the sysctls. It returns false, having done
-// nothing, when it cannot stand on committed (nothing committed yet, or the last apply failed
-// and a full resync is due); the caller then runs FullSync. The periodic resync still reads
-// everything and repairs drift.
-func (d *Director) reloadSync(committed *reconcile.State) bool {
+// ravel manages. When old and the new config differ only in some services, it computes the
+// desired state of those alone over committed (reconcile.DesiredReload); otherwise it
+// computes it whole and compares it with committed. committed is the desired state the last
+// sync applied without error, kept current by the partial syncs since. It then reads back
+// from the kernel only the destinations of the services that differ, the VIPs on the device
+// and the sysctls. It returns false, having done nothing, when it cannot stand on committed
+// (nothing committed yet, or the last apply failed and a full resync is due); the caller
+// then runs FullSync. The periodic resync still reads everything and repairs drift.
+func (d *Director) reloadSync(old *config.Config, committed *reconcile.State) bool {
 	if committed == nil || d.fullResync {
 		return false
 	}
 	start := d.now()
-	desired, notes := reconcile.DesiredChecked(d.cfg, d.snap, d.node, d.health())
-	keys := reconcile.ChangedServices(committed, desired)
+	desired, notes, keys, recomputed, ok := reconcile.DesiredReload(old, d.cfg, committed, d.snap, d.node, d.health())
+	if !ok {
+		desired, notes = reconcile.DesiredChecked(d.cfg, d.snap, d.node, d.health())
+		keys, recomputed = reconcile.ChangedServices(committed, desired), nil
+	}
 	actual, err := reconcile.ReadServices(d.kernel, keys, d.cfg.Node.VIPInterface, committed, desired)
 	if err == nil {
 		err = reconcile.ReadVIPsAndSysctls(d.kernel, actual, d.owned, sortedKeys(desired.Sysctls))
@@ -458,7 +464,7 @@ func (d *Director) reloadSync(committed *reconcile.State) bool {
 		return false
 	}
 	d.desired = desired
-	d.noteHolds(notes, nil)
+	d.noteHolds(notes, recomputed)
 	d.logNotes(notes)
 	d.apply(reconcile.DiffReload(desired, actual, keys, d.diffOptions()), "reload", start)
 	d.gauges(desired)
@@ -605,21 +611,30 @@ func (d *Director) gauges(desired *reconcile.State) {
 	for vip := range desired.VIPs {
 		services[vip] = 0
 	}
+	// A virtual service of the desired state is never changed once made (a change makes a new
+	// one), and a reload or a partial sync keeps those it did not change: their sums are
+	// remembered by pointer, so a reload that changes one service does not walk every
+	// destination again.
+	memo := make(map[*reconcile.VirtualService]vsSums, len(desired.Services))
 	for _, vs := range desired.Services {
-		dests += len(vs.Dests)
-		services[vs.VIP]++
-		total, up := 0, 0
-		for _, dst := range vs.Dests {
-			total += dst.Weight
-			if dst.Weight > 0 {
-				up++
+		sum, ok := d.sums[vs]
+		if !ok {
+			for _, dst := range vs.Dests {
+				sum.weight += dst.Weight
+				if dst.Weight > 0 {
+					sum.up++
+				}
 			}
 		}
-		serving[vs.VIP] += up
-		if total == 0 {
+		memo[vs] = sum
+		dests += len(vs.Dests)
+		services[vs.VIP]++
+		serving[vs.VIP] += sum.up
+		if sum.weight == 0 {
 			empty++
 		}
 	}
+	d.sums = memo
 	d.m.VirtualServices.Set(float64(len(desired.Services)))
 	d.m.Destinations.Set(float64(dests))
 	d.m.VIPs.Set(float64(len(desired.VIPs)))
@@ -630,6 +645,9 @@ func (d *Director) gauges(desired *reconcile.State) {
 	}
 	d.vipGauges(services, serving)
 }
+
+// vsSums are what the gauges need of a virtual service's destinations.
+type vsSums struct{ weight, up int }
 
 // vipGauges sets the per-VIP series (services and serving destinations of each VIP) and
 // deletes those of VIPs no longer wanted, so a VIP that leaves the config leaves no stale

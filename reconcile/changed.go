@@ -4,10 +4,66 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net/netip"
 	"slices"
 
+	"github.com/ravel-lb/ravel/config"
+	"github.com/ravel-lb/ravel/kube"
 	"github.com/ravel-lb/ravel/netops"
+	"github.com/ravel-lb/ravel/schema"
 )
+
+// DesiredReload computes the desired state of cfg from prev, the desired state of old that
+// the last sync committed (kept current by every partial sync since), when the two configs
+// differ only in some services: only those are computed again, the others are prev's. It
+// returns the new state, the notes of the services computed again, the keys of those
+// services under old and under cfg, and their labels. ok is false when anything else differs
+// (the pool, defaults, the node, another number of services ...): then the caller computes
+// the whole state (DesiredChecked) and compares (ChangedServices). prev is not modified.
+func DesiredReload(old, cfg *config.Config, prev *State, snap *kube.Snapshot, node Node, h Health) (st *State, notes []Note, keys []netops.ServiceKey, labels map[string]bool, ok bool) {
+	if old == nil || prev == nil || !schema.Directs(node.Role) || !config.SameButServices(old, cfg) {
+		return nil, nil, nil, nil, false
+	}
+	st = &State{Services: maps.Clone(prev.Services), VIPs: map[netip.Addr]bool{}, Device: prev.Device,
+		Sysctls: maps.Clone(prev.Sysctls), Stats: map[DestRef]netops.DestStats{}}
+	labels = map[string]bool{}
+	var in *inputs
+	for i := range cfg.Services {
+		was, now := &old.Services[i], &cfg.Services[i]
+		if now.Equal(was) {
+			continue
+		}
+		if in == nil { // the eligible nodes are found once, and only when needed
+			in = &inputs{cfg: cfg, snap: snap, elig: eligibleNodes(cfg, snap, node), health: h}
+		}
+		for _, p := range was.Protocols {
+			proto, _ := netops.ParseProto(p)
+			k := netops.ServiceKey{VIP: was.VIP, Port: uint16(was.Port), Proto: proto}
+			if vs, ok := st.Services[k]; ok {
+				labels[vs.Name] = true
+				delete(st.Services, k)
+			}
+			keys = append(keys, k)
+		}
+		vss, _ := in.service(now, &notes, nil)
+		for _, vs := range vss {
+			st.Services[vs.ServiceKey] = vs
+			keys = append(keys, vs.ServiceKey)
+			labels[vs.Name] = true
+		}
+	}
+	// The VIPs as DesiredChecked binds them: every service's, and with a management port the
+	// whole pool (which is the same as old's).
+	for _, vs := range st.Services {
+		st.VIPs[vs.VIP] = true
+	}
+	if cfg.Management.Port > 0 {
+		for _, vip := range cfg.VIPPool {
+			st.VIPs[vip] = true
+		}
+	}
+	return st, notes, sortedUnique(keys), labels, true
+}
 
 // ChangedServices returns, in key order, the services whose desired state differs between
 // prev and next: added, removed, or with another scheduler, flags, label, hold or set of

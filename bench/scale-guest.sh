@@ -223,9 +223,10 @@ sleep "$(awk -v p="$plan_s" 'BEGIN { printf "%.2f", p / 2 }')"
 kill -9 "$pid"
 wait "$pid" 2>/dev/null || true
 pid=
-held=$(inns ipvsadm -Sn | grep -c '^-A' || true)
-result "killed_services_held" "$held"
-say "kill -9 halfway through the plan: the kernel held $held of $services services"
+# Services come first in a plan, then their destinations: count those.
+held=$(inns ipvsadm -Sn | grep -c '^-a' || true)
+result "killed_dests_held" "$held"
+say "kill -9 halfway through the plan: the kernel held $held of $((services * dests)) destinations"
 log=$work/after-kill.log
 start_ravel "$work/big.yaml" "$log"
 result "after_kill_ready_s" "$(elapsed "$t_launch" "$t_ready")"

@@ -55,7 +55,7 @@ cat <<TABLE
 | restart adopting the table: start → ready (s) | $(vals restart_ready_s), plan ops $(vals restart_plan_ops) |
 | peak RSS, from empty / restart (MiB) | $(awk -v a="$(vals ravel_empty_vmhwm_kib)" -v b="$(vals restart_vmhwm_kib)" 'BEGIN { printf "%.0f / %.0f", a / 1024, b / 1024 }') |
 | tables equal (\`ipvsadm -Sn\`, sorted) | yes, $(vals table_lines) lines |
-| kill -9 halfway through a plan from empty, then a start: services in the kernel at the kill; start → ready (s) | $(vals killed_services_held); $(vals after_kill_ready_s), the table then equal to ipvsadm's |
+| kill -9 halfway through a plan from empty, then a start: destinations in the kernel at the kill; start → ready (s) | $(vals killed_dests_held) of $((services * DESTS)); $(vals after_kill_ready_s), the table then equal to ipvsadm's |
 
 Ratios (goals from issue 13): ravel from empty / best ipvsadm -R = $(ratio "$(best ravel_empty_ready_s)" "$(best ipvsadm_restore_s)") (goal ≤ 0.8);
 edit at $services / edit at $SMALL = $(ratio "$(vals edit_big_s)" "$(vals edit_small_s)") (goal ≤ 2);

@@ -145,6 +145,20 @@ func (d *decoder) checkService(c *schema.ClusterConfig, i int, pool map[netip.Ad
 	case s.Backends != nil && len(s.Backends) == 0:
 		d.errAt(p(".backends"), "must list at least one backend")
 	}
+	if d.chunks.validated(i) {
+		return // its backends passed these checks in the previous parse, and are the same
+	}
+	before := len(d.errs) + d.dropped
+	d.checkBackends(s, i)
+	if len(d.errs)+d.dropped > before {
+		d.chunks.setValid(i, false)
+	}
+}
+
+// checkBackends checks the backends of services[i] against each other: addresses required
+// and safe, none listed twice. They look at the service alone.
+func (d *decoder) checkBackends(s *schema.Service, i int) {
+	p := func(sub string) string { return index("services", i) + sub }
 	var firstAt map[netip.AddrPort]int // for long lists; short ones are searched
 	if len(s.Backends) > 32 {
 		firstAt = make(map[netip.AddrPort]int, len(s.Backends))

@@ -50,7 +50,8 @@ cat <<TABLE
 | ravel from empty: process start → first sync done (s) | $(list ravel_empty_ready_s) |
 | … of which the plan's apply (s) | $(list ravel_empty_plan_s) |
 | … and before the plan: start-up, read, desired, diff (s) | $(list ravel_empty_before_plan_s) |
-| one weight edited: edit → "config reloaded", $services services (s) | $(vals edit_big_s) (the reload itself $(vals edit_big_took_s)) |
+| \`ravel config validate\` of the file (s) | $(vals validate_s) |
+| one weight edited: the edited file in place → "config reloaded", $services services (s) | $(vals edit_big_s) (the reload itself $(vals edit_big_took_s)) |
 | the same edit, $SMALL services (s) | $(vals edit_small_s) (the reload itself $(vals edit_small_took_s)) |
 | restart adopting the table: start → ready (s) | $(vals restart_ready_s), plan ops $(vals restart_plan_ops) |
 | peak RSS, from empty / restart (MiB) | $(awk -v a="$(vals ravel_empty_vmhwm_kib)" -v b="$(vals restart_vmhwm_kib)" 'BEGIN { printf "%.0f / %.0f", a / 1024, b / 1024 }') |

@@ -35,8 +35,9 @@ import (
 // snapshot that carries the update. Updates alternate one endpoint on node 0 between ready and
 // not ready, so node 0's weight alternates 5 and 4 and each update is recognisable (and
 // checked in the fake IPVS afterwards, outside the clock). 20 nodes, 5 endpoints per node and
-// service; with 1 and with 1,000 configured services. It skips when kapitest does (no cached
-// kube-apiserver/etcd and RAVEL_REQUIRE_KAPI unset).
+// service; with 1, 1,000 and 10,000 configured services (-bench 'UpdateToPlan/services=1000$'
+// runs one). It skips when kapitest does (no cached kube-apiserver/etcd and RAVEL_REQUIRE_KAPI
+// unset).
 //
 // Metrics: p50-ms, p99-ms, max-ms of the whole path, and its parts: write-* (the Update
 // call, i.e. the API server and etcd), source-* (from the Update call's return until the
@@ -51,7 +52,7 @@ func BenchmarkUpdateToPlan(b *testing.B) {
 		b.Fatal(err)
 	}
 	fx := &benchFixtures{client: c, byCount: map[int]*kubeFixture{}}
-	for _, services := range []int{1, 1000} {
+	for _, services := range []int{1, 1000, 10000} {
 		b.Run(fmt.Sprintf("services=%d", services), func(b *testing.B) {
 			f := fx.get(b, services)
 			benchUpdateToPlan(b, rc, c, f)

@@ -196,12 +196,13 @@ func benchUpdates(b *testing.B, c kubernetes.Interface, src *Source, f *fixture)
 }
 
 func BenchmarkSourceHeap(b *testing.B) {
-	for _, eps := range []int{1, 5} {
+	for _, c := range []struct{ services, eps int }{{1000, 1}, {1000, 5}, {10000, 5}} {
 		// epsPerNode 1 over 20 nodes: 20 endpoints per service; 5: 100 per service
-		// (1,000 × 20 × 5 = 100,000 endpoints in all).
-		b.Run(fmt.Sprintf("services=1000/nodes=20/eps_per_node=%d", eps), func(b *testing.B) {
+		// (1,000 × 20 × 5 = 100,000 endpoints in all; 10,000: a million, issue 13's set).
+		services, eps := c.services, c.eps
+		b.Run(fmt.Sprintf("services=%d/nodes=20/eps_per_node=%d", services, eps), func(b *testing.B) {
 			srv := kapitest.Shared(b)
-			f := getFixture(b, srv, 1000, 20, eps)
+			f := getFixture(b, srv, services, 20, eps)
 			before := heapInuse()
 			src, snap := startBenchSource(b, srv, f)
 			after := heapInuse()
@@ -210,7 +211,7 @@ func BenchmarkSourceHeap(b *testing.B) {
 				_ = pprof.WriteHeapProfile(fh)
 				fh.Close()
 			}
-			if len(snap.Services) != 1000 || len(snap.Nodes) < 20 {
+			if len(snap.Services) != services || len(snap.Nodes) < 20 {
 				b.Fatalf("snapshot has %d services, %d nodes", len(snap.Services), len(snap.Nodes))
 			}
 			total := 0

@@ -54,7 +54,13 @@ type itemList struct {
 // splitServices cuts data into the rest of the file and the items of its top-level block
 // services list. ok is false when it cannot be sure of the cut (see above).
 func splitServices(data []byte) (head []byte, list *itemList, keyLine, removed int, ok bool) {
-	if bytes.ContainsAny(data, "&*\t\r") || bytes.Contains(data, []byte("<<")) {
+	// One IndexByte per byte value: vectorized, unlike ContainsAny over a set (7 ms for 7 MB).
+	for _, c := range []byte("&*\t\r") {
+		if bytes.IndexByte(data, c) >= 0 {
+			return nil, nil, 0, 0, false
+		}
+	}
+	if bytes.Contains(data, []byte("<<")) {
 		return nil, nil, 0, 0, false
 	}
 	const (

@@ -126,4 +126,3 @@ func cloneService(s schema.Service) schema.Service {
 	}
 	return s
 }
-

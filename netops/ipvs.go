@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/moby/ipvs"
@@ -27,6 +28,8 @@ var _ IPVS = (*KernelIPVS)(nil)
 //     when that fails. ravel never runs ipvsadm.
 //   - One Handle shares one socket and execute() drops replies whose sequence number is not
 //     its own, so concurrent requests could steal each other's answers: every call holds mu.
+//     ListedDestinations, which a full read calls once per service, does not use moby: it
+//     dumps on sockets of its own, several at once (ipvs_read.go).
 //   - Errors are the bare syscall.Errno from the kernel's NLMSG_ERROR; they are classified in
 //     kernelError (ESRCH missing service, ENOENT missing destination or scheduler, EEXIST,
 //     EINVAL/ERANGE bad values).
@@ -42,8 +45,9 @@ var _ IPVS = (*KernelIPVS)(nil)
 type KernelIPVS struct {
 	mu       sync.Mutex // serializes every request on h and batch
 	h        *ipvs.Handle
-	batch    *ipvsBatcher // Apply's own socket: many requests per write (ipvs_batch.go)
-	requests int64        // netlink requests sent (Services, Destinations, DestStats, ListedDestinations, Apply)
+	batch    *ipvsBatcher     // Apply's own socket: many requests per write (ipvs_batch.go)
+	readers  chan *ipvsReader // ListedDestinations' sockets, taken one per call (ipvs_read.go)
+	requests atomic.Int64     // netlink requests sent (Services, Destinations, DestStats, ListedDestinations, Apply)
 }
 
 // NewIPVS returns an IPVS for the current network namespace (of the calling thread).
@@ -65,7 +69,16 @@ func NewIPVSInNetns(path string) (*KernelIPVS, error) {
 		h.Close()
 		return nil, err
 	}
-	return &KernelIPVS{h: h, batch: b}, nil
+	k := &KernelIPVS{h: h, batch: b, readers: make(chan *ipvsReader, ipvsReaders)}
+	for range ipvsReaders {
+		r, err := newIPVSReader(path, b.family)
+		if err != nil {
+			k.Close()
+			return nil, err
+		}
+		k.readers <- r
+	}
+	return k, nil
 }
 
 // probe asks for one service that need not exist. A working IPVS answers with it or with
@@ -89,6 +102,9 @@ func (k *KernelIPVS) Close() error {
 	defer k.mu.Unlock()
 	k.h.Close()
 	k.batch.close()
+	for len(k.readers) > 0 {
+		(<-k.readers).close()
+	}
 	return nil
 }
 
@@ -99,7 +115,7 @@ func (k *KernelIPVS) Services() ([]Service, error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	svcs, err := k.h.GetServices()
-	k.requests++
+	k.requests.Add(1)
 	if err != nil {
 		return nil, kernelError(err, "list IPVS services")
 	}
@@ -196,31 +212,21 @@ func (k *KernelIPVS) ListedDestinations(key ServiceKey) ([]Destination, []DestSt
 	if err := checkServiceKey(key); err != nil {
 		return nil, nil, err
 	}
-	k.mu.Lock()
-	ds, err := k.h.GetDestinations(toIPVSService(Service{ServiceKey: key}))
-	k.requests++
-	k.mu.Unlock()
+	r := <-k.readers // calls run concurrently, one per reader (ipvs_read.go)
+	ds, stats, err := r.dests(key)
+	k.readers <- r
+	k.requests.Add(1)
 	if err != nil {
 		return nil, nil, kernelError(err, "list destinations of service %s", key)
 	}
-	out := make([]Destination, 0, len(ds))
-	stats := make([]DestStats, 0, len(ds))
-	for _, d := range ds {
-		nd, err := fromIPVSDest(d)
-		if err != nil {
-			return nil, nil, fmt.Errorf("list destinations of %s: %w", key, err)
-		}
-		out = append(out, nd)
-		stats = append(stats, DestStats{ActiveConns: d.ActiveConnections, InactiveConns: d.InactiveConnections})
-	}
-	return out, stats, nil
+	return ds, stats, nil
 }
 
 // Requests is the number of netlink requests sent so far (for benchmarks).
 func (k *KernelIPVS) Requests() int64 {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	return k.requests
+	return k.requests.Load()
 }
 
 func (k *KernelIPVS) destinations(key ServiceKey) ([]*ipvs.Destination, error) {
@@ -231,7 +237,7 @@ func (k *KernelIPVS) destinations(key ServiceKey) ([]*ipvs.Destination, error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	// A dump of the destinations of a missing service ends without an error: ask first.
-	k.requests += 2
+	k.requests.Add(2)
 	if _, err := k.h.GetService(svc); err != nil {
 		return nil, kernelError(err, "list destinations of service %s", key)
 	}

@@ -192,7 +192,7 @@ func (k *KernelIPVS) applyBatch(changes []Change, errs []error) {
 	if last < 0 {
 		return
 	}
-	k.requests += int64(len(seqs))
+	k.requests.Add(int64(len(seqs)))
 	fail := func(err error) {
 		for seq, i := range seqs {
 			if errs[i] == nil {

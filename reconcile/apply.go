@@ -4,6 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
+	"sync"
+	"sync/atomic"
 
 	"github.com/ravel-lb/ravel/netops"
 )
@@ -128,6 +131,9 @@ func applyOp(k Kernel, op Op) error {
 	return fmt.Errorf("unknown op kind %d", op.Kind)
 }
 
+// readConcurrency is how many destination dumps a full read has in flight.
+const readConcurrency = 4
+
 // ReadActual reads what ravel owns from the kernel: IPVS services whose VIP is owned (with
 // their destinations and connection counters), the owned addresses on device, and the current
 // values of the sysctl keys ravel wants. Foreign services and addresses are not returned, so
@@ -143,15 +149,32 @@ func ReadActual(k Kernel, device string, owned map[netip.Addr]bool, sysctlKeys [
 			errs = append(errs, fmt.Errorf("list IPVS services: %w", err))
 		}
 	}
-	for _, s := range svcs {
-		if !owned[s.VIP] {
-			continue
-		}
+	svcs = slices.DeleteFunc(svcs, func(s netops.Service) bool { return !owned[s.VIP] })
+	// One dump per service, counters included: the services dump says it exists (no
+	// GetService first), and a weight-0 destination's counters (Diff deletes a drained one
+	// once it has no connections) come with it instead of a dump of the service each. The
+	// dumps run readConcurrency at a time: the kernel's IPVS has one per socket and does each
+	// in the reading thread (netops/ipvs_read.go).
+	type listed struct {
+		dests []netops.Destination
+		stats []netops.DestStats
+		err   error
+	}
+	lists := make([]listed, len(svcs))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(readConcurrency, len(svcs)) {
+		wg.Go(func() {
+			for i := int(next.Add(1) - 1); i < len(svcs); i = int(next.Add(1) - 1) {
+				l := &lists[i]
+				l.dests, l.stats, l.err = k.IPVS.ListedDestinations(svcs[i].ServiceKey)
+			}
+		})
+	}
+	wg.Wait()
+	for j, s := range svcs {
 		vs := &VirtualService{Service: s, Dests: map[netops.DestKey]netops.Destination{}}
-		// One dump per service, counters included: the services dump says it exists (no
-		// GetService first), and a weight-0 destination's counters (Diff deletes a drained one
-		// once it has no connections) come with it instead of a dump of the service each.
-		dests, stats, err := k.IPVS.ListedDestinations(s.ServiceKey)
+		dests, stats, err := lists[j].dests, lists[j].stats, lists[j].err
 		if err != nil {
 			errs = append(errs, fmt.Errorf("list destinations of %s: %w", s.ServiceKey, err))
 		}

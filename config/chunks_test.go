@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/ravel-lb/ravel/internal/reflectfill"
 	"github.com/ravel-lb/ravel/schema"
 )
 
@@ -176,7 +176,7 @@ func TestCacheReusesUnchangedServices(t *testing.T) {
 // and no slice array with the original, but pointers to numbers (see cloneService).
 func TestCloneServiceSharesNothing(t *testing.T) {
 	var s schema.Service
-	fill(reflect.ValueOf(&s).Elem())
+	reflectfill.Fill(reflect.ValueOf(&s).Elem())
 	c := cloneService(s)
 	if d := cmp.Diff(s, c, cmpAddr); d != "" {
 		t.Fatalf("the clone differs (-original +clone):\n%s", d)
@@ -188,45 +188,6 @@ func TestCloneServiceSharesNothing(t *testing.T) {
 			t.Errorf("the clone's %s shares memory with the original's %s: cloneService misses a field", path, was)
 		}
 	})
-}
-
-// fill sets every exported field under v to a non-zero value; lists get two elements.
-func fill(v reflect.Value) {
-	switch {
-	case v.Type() == reflect.TypeFor[netip.Addr]():
-		v.Set(reflect.ValueOf(netip.MustParseAddr("10.9.8.7")))
-		return
-	}
-	switch v.Kind() {
-	case reflect.Pointer:
-		v.Set(reflect.New(v.Type().Elem()))
-		fill(v.Elem())
-	case reflect.Slice:
-		v.Set(reflect.MakeSlice(v.Type(), 2, 2))
-		for i := range 2 {
-			fill(v.Index(i))
-		}
-	case reflect.Map:
-		v.Set(reflect.MakeMap(v.Type()))
-		k, e := reflect.New(v.Type().Key()).Elem(), reflect.New(v.Type().Elem()).Elem()
-		fill(k)
-		fill(e)
-		v.SetMapIndex(k, e)
-	case reflect.Struct:
-		for i := range v.NumField() {
-			if v.Type().Field(i).IsExported() {
-				fill(v.Field(i))
-			}
-		}
-	case reflect.String:
-		v.SetString("x")
-	case reflect.Int, reflect.Int64, reflect.Int32:
-		v.SetInt(7)
-	case reflect.Bool:
-		v.SetBool(true)
-	default:
-		panic("fill: " + v.Type().String())
-	}
 }
 
 // walkRefs calls fn with the address of every pointer target and slice array under v.

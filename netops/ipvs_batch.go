@@ -112,14 +112,11 @@ type ipvsBatcher struct {
 // newIPVSBatcher opens a generic netlink socket in the namespace at path ("" the current one)
 // and resolves the IPVS family there.
 func newIPVSBatcher(path string) (*ipvsBatcher, error) {
-	ns := netns.None()
-	if path != "" {
-		var err error
-		if ns, err = netns.GetFromPath(path); err != nil {
-			return nil, fmt.Errorf("open network namespace %s: %w", path, err)
-		}
-		defer ns.Close()
+	ns, err := netnsAt(path)
+	if err != nil {
+		return nil, err
 	}
+	defer closeNetns(ns)
 	h, err := netlink.NewHandleAt(ns, unix.NETLINK_GENERIC)
 	if err != nil {
 		return nil, fmt.Errorf("generic netlink: %w", err)
@@ -147,6 +144,24 @@ func newIPVSBatcher(path string) (*ipvsBatcher, error) {
 }
 
 func (b *ipvsBatcher) close() { b.s.Close() }
+
+// netnsAt opens the network namespace at path; "" is the current one (netns.None).
+func netnsAt(path string) (netns.NsHandle, error) {
+	if path == "" {
+		return netns.None(), nil
+	}
+	ns, err := netns.GetFromPath(path)
+	if err != nil {
+		return netns.None(), fmt.Errorf("open network namespace %s: %w", path, err)
+	}
+	return ns, nil
+}
+
+func closeNetns(ns netns.NsHandle) {
+	if ns.IsOpen() {
+		ns.Close()
+	}
+}
 
 // Apply applies changes in order, up to batchSize per write, and returns one error per change
 // (nil where it took), classified as the single-request methods classify them. A change that

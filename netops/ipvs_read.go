@@ -47,14 +47,11 @@ type ipvsReader struct {
 var readerSeq atomic.Uint32
 
 func newIPVSReader(path string, family uint16) (*ipvsReader, error) {
-	ns := netns.None()
-	if path != "" {
-		var err error
-		if ns, err = netns.GetFromPath(path); err != nil {
-			return nil, fmt.Errorf("open network namespace %s: %w", path, err)
-		}
-		defer ns.Close()
+	ns, err := netnsAt(path)
+	if err != nil {
+		return nil, err
 	}
+	defer closeNetns(ns)
 	s, err := nl.GetNetlinkSocketAt(ns, netns.None(), unix.NETLINK_GENERIC)
 	if err != nil {
 		return nil, fmt.Errorf("generic netlink socket: %w", err)

@@ -4,6 +4,8 @@ import (
 	"net/netip"
 	"reflect"
 	"testing"
+
+	"github.com/ravel-lb/ravel/internal/reflectfill"
 )
 
 // TestServiceEqualSeesEveryField fills two services alike (by reflection, so a field added
@@ -11,8 +13,8 @@ import (
 // every change, and see the two as equal again once it is undone.
 func TestServiceEqualSeesEveryField(t *testing.T) {
 	var a, b Service
-	fillValue(reflect.ValueOf(&a).Elem())
-	fillValue(reflect.ValueOf(&b).Elem())
+	reflectfill.Fill(reflect.ValueOf(&a).Elem())
+	reflectfill.Fill(reflect.ValueOf(&b).Elem())
 	if !a.Equal(&b) {
 		t.Fatal("two services filled alike are not Equal")
 	}
@@ -37,38 +39,6 @@ func TestServiceEqualSeesEveryField(t *testing.T) {
 	b.SorryServer = nil
 	if a.Equal(&b) {
 		t.Error("a sorry server on one side only is not seen")
-	}
-}
-
-// fillValue sets every exported value under v; lists get two elements.
-func fillValue(v reflect.Value) {
-	if v.Type() == reflect.TypeFor[netip.Addr]() {
-		v.Set(reflect.ValueOf(netip.MustParseAddr("10.9.8.7")))
-		return
-	}
-	switch v.Kind() {
-	case reflect.Pointer:
-		v.Set(reflect.New(v.Type().Elem()))
-		fillValue(v.Elem())
-	case reflect.Slice:
-		v.Set(reflect.MakeSlice(v.Type(), 2, 2))
-		for i := range 2 {
-			fillValue(v.Index(i))
-		}
-	case reflect.Struct:
-		for i := range v.NumField() {
-			if v.Type().Field(i).IsExported() {
-				fillValue(v.Field(i))
-			}
-		}
-	case reflect.String:
-		v.SetString("x")
-	case reflect.Int, reflect.Int64:
-		v.SetInt(7)
-	case reflect.Bool:
-		v.SetBool(true)
-	default:
-		panic("fillValue: " + v.Type().String())
 	}
 }
 

@@ -33,7 +33,12 @@ type cached struct {
 	services []schema.Service // decoded, before the defaults are applied
 	kept     []bool           // services[i] was decoded without a finding
 	valid    []bool           // and passed its field rules
-	reused   atomic.Int64     // how many services came from the previous parse
+	head     []byte           // the file without the items
+	// effective are the services as resolved (defaults applied), for effOK[i]: resolved
+	// without a finding. A parse of the same text under the same head shares them.
+	effective []schema.Service
+	effOK     []bool
+	reused    atomic.Int64 // how many services came from the previous parse
 }
 
 // start hands the previous parse of name to list, and gives it a record of this one.
@@ -44,9 +49,10 @@ func (c *Cache) start(name string, list *itemList) {
 	if c.last != nil && c.last.name == name {
 		list.prev = c.last
 	}
-	list.next = &cached{name: name, data: list.data, items: list.items,
-		services: make([]schema.Service, len(list.items)), kept: make([]bool, len(list.items)),
-		valid: make([]bool, len(list.items))}
+	n := len(list.items)
+	list.next = &cached{name: name, data: list.data, items: list.items, head: list.head,
+		services: make([]schema.Service, n), kept: make([]bool, n), valid: make([]bool, n),
+		effective: make([]schema.Service, n), effOK: make([]bool, n)}
 }
 
 // finish keeps this parse for the next one, unless it had to be redone whole.
@@ -68,7 +74,15 @@ func (s *itemList) reuse(i int, e reflect.Value) bool {
 	if was.line != now.line || !bytes.Equal(p.data[was.start:was.end], s.data[now.start:now.end]) {
 		return false
 	}
-	e.Set(reflect.ValueOf(cloneService(p.services[i])))
+	if p.effOK[i] && bytes.Equal(p.head, s.head) {
+		// Resolved under the same defaults: the effective service is the same. Nothing
+		// writes into a resolved service (a Config is read-only), so it is shared.
+		e.Set(reflect.ValueOf(p.effective[i]))
+		s.final[i] = true
+		s.next.effective[i], s.next.effOK[i] = p.effective[i], true
+	} else {
+		e.Set(reflect.ValueOf(cloneService(p.services[i])))
+	}
 	s.next.services[i], s.next.kept[i] = p.services[i], true
 	s.next.reused.Add(1)
 	s.reused[i] = true
@@ -79,6 +93,18 @@ func (s *itemList) reuse(i int, e reflect.Value) bool {
 // passed them in the previous parse (they look at the service alone). s may be nil.
 func (s *itemList) validated(i int) bool {
 	return s != nil && s.prev != nil && s.reused[i] && s.prev.valid[i]
+}
+
+// isFinal reports whether services[i] is shared, already resolved (see itemList.final): its
+// normalization is skipped. s may be nil.
+func (s *itemList) isFinal(i int) bool { return s != nil && s.final[i] }
+
+// resolved records services[i] as resolved, for the next parse, when it was decoded and
+// checked without a finding and resolving it reported none. s may be nil.
+func (s *itemList) resolved(i int, svc schema.Service, clean bool) {
+	if s != nil && s.next != nil && clean && s.next.kept[i] && s.next.valid[i] {
+		s.next.effective[i], s.next.effOK[i] = svc, true
+	}
 }
 
 // setValid records whether services[i] passed its field rules. s may be nil.

@@ -41,7 +41,11 @@ type itemList struct {
 	node   *yaml.Node
 	data   []byte
 	items  []chunk
-	reused []bool      // services[i] came from the previous parse (Cache)
+	head   []byte // the file without the items
+	reused []bool // services[i] came from the previous parse (Cache)
+	// final: services[i] is the previous parse's effective service, shared as it is (same
+	// text under the same rest of the file: the defaults it was resolved with are the same).
+	final  []bool
 	failed atomic.Bool // an item did not parse alone: Parse starts over with the whole file
 
 	mu    sync.Mutex
@@ -128,6 +132,7 @@ func splitServices(data []byte) (head []byte, list *itemList, keyLine, removed i
 	head = append(append(head, data[:itemsStart]...), data[itemsEnd:]...)
 	removed = bytes.Count(data[itemsStart:itemsEnd], []byte("\n"))
 	list.node = &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq", Line: list.items[0].line, Column: indent + 1}
+	list.head = head
 	return head, list, keyLine, removed, true
 }
 
@@ -227,7 +232,7 @@ func (d *decoder) decodeChunked(v reflect.Value) {
 		parts = parallelParts()
 	}
 	out := reflect.MakeSlice(v.Type(), len(s.items), len(s.items))
-	s.reused = make([]bool, len(s.items))
+	s.reused, s.final = make([]bool, len(s.items)), make([]bool, len(s.items))
 	d.forServices(len(s.items), parts, func(c *decoder, lo, hi int) {
 		next := s.stream(lo, hi, func(i int) bool { return !s.reuse(i, out.Index(i)) })
 		for i := lo; i < hi; i++ {

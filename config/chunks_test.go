@@ -104,7 +104,8 @@ func TestChunkedParseMatchesWhole(t *testing.T) {
 
 // TestCacheReusesUnchangedServices: a reload of a long file with one weight edited decodes
 // that one service again, and gives the config a fresh parse gives, however often the
-// services reused were normalized before.
+// services reused were normalized before. (A Config is read-only: the next parse may share
+// its services.)
 func TestCacheReusesUnchangedServices(t *testing.T) {
 	const n = 1200
 	data := generateServices(n)
@@ -146,9 +147,38 @@ func TestCacheReusesUnchangedServices(t *testing.T) {
 		if r := cache.last.reused.Load(); r != wantReused {
 			t.Errorf("round %d: %d services reused, want %d", round, r, wantReused)
 		}
-		// What the caller does with its config must not reach the cache.
-		got.Services[0].Backends[0].Address = addr("192.0.2.1")
-		got.Services[1].IPVS.Scheduler = "sh"
+	}
+	// The services parsed from the same text under the same rest of the file are the last
+	// config's, shared (nothing writes into a config); under other defaults they are resolved
+	// again, and give what a fresh parse gives.
+	again, err := cache.Parse("f.yaml", edited)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if last := cache.last; last == nil || !last.effOK[5] {
+		t.Fatal("service 5 was not kept resolved")
+	}
+	before, err := cache.Parse("f.yaml", edited)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if &before.Services[5].Backends[0] != &again.Services[5].Backends[0] || before.Services[5].IPVS != again.Services[5].IPVS {
+		t.Error("an unchanged service under unchanged defaults was not shared")
+	}
+	otherDefaults := bytes.Replace(edited, []byte("protocols: [tcp]"), []byte("protocols: [udp]"), 1)
+	got, err := cache.Parse("f.yaml", otherDefaults)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := Parse("f.yaml", otherDefaults)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := cmp.Diff(want.ClusterConfig, got.ClusterConfig, cmpAddr); d != "" {
+		t.Fatalf("under other defaults the cached parse differs from a fresh one (-fresh +cached):\n%s", d)
+	}
+	if &got.Services[5].Backends[0] == &before.Services[5].Backends[0] {
+		t.Error("under other defaults a service was shared, not resolved again")
 	}
 	// A service whose backends fail their checks is checked again on every parse: the same
 	// bytes give the same findings, reused or not.

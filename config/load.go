@@ -59,9 +59,10 @@ func ReadFile(path string) ([]byte, error) {
 	defer f.Close()
 	// Read into a buffer of the file's size (io.ReadAll alone grows one step by step, a
 	// dozen copies for a file of 7 MB); a file that grows meanwhile still reads whole.
+	// ReadFrom wants MinRead bytes free before each read, the one that sees the end too.
 	var buf bytes.Buffer
 	if st, err := f.Stat(); err == nil && st.Size() > 0 && st.Size() <= MaxFileSize {
-		buf.Grow(int(st.Size()) + 1)
+		buf.Grow(int(st.Size()) + bytes.MinRead)
 	}
 	_, err = buf.ReadFrom(io.LimitReader(f, MaxFileSize+1))
 	data := buf.Bytes()
@@ -145,7 +146,7 @@ func (d *decoder) decodeTree(data []byte, root *yaml.Node, list *itemList) (*Con
 		if !d.written("kind") {
 			d.errAt("kind", "is required (kind: %s)", schema.Kind)
 		}
-		foldProtocols(&c)
+		d.foldProtocols(&c)
 		d.checkFields(&c)
 		d.checkCrossField(&c)
 		d.resolve(&c)

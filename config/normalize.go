@@ -14,10 +14,12 @@ import (
 // foldProtocols lowercases the protocols of defaults and services before the field rules
 // check them: `TCP` means tcp. Schedulers, forwarding methods and flags are folded where they
 // are normalized (normalizeIPVS), so a fallback's warning quotes the value as written.
-func foldProtocols(c *schema.ClusterConfig) {
+func (d *decoder) foldProtocols(c *schema.ClusterConfig) {
 	lowerAll(c.Defaults.Protocols)
 	for i := range c.Services {
-		lowerAll(c.Services[i].Protocols)
+		if !d.chunks.isFinal(i) { // shared with the last config: already folded
+			lowerAll(c.Services[i].Protocols)
+		}
 	}
 }
 
@@ -99,7 +101,12 @@ func (d *decoder) resolve(c *schema.ClusterConfig) {
 	}
 	d.normalizeIPVS(func() string { return "defaults.ipvs" }, def, def.Scheduler)
 	for i := range c.Services {
+		if d.chunks.isFinal(i) {
+			continue // the last parse's effective service, under the same defaults
+		}
+		before := len(d.errs) + len(d.warns) + d.dropped
 		d.resolveService(c, i)
+		d.chunks.resolved(i, c.Services[i], len(d.errs)+len(d.warns)+d.dropped == before)
 	}
 }
 

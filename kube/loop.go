@@ -20,6 +20,8 @@ type loopState struct {
 	healthySince time.Time // when every watch last became healthy
 	holds        map[ServiceRef]*hold
 	confirms     chan confirmResult
+	// sliceRelists is each namespace's EndpointSlice re-list count as the last step read it.
+	sliceRelists map[string]uint64
 }
 
 // expired is a channel that is always ready, for a wake-up time already past.
@@ -114,11 +116,23 @@ func (s *Source) step(now time.Time) {
 		services = maps.Clone(l.prev.Services)
 	}
 	details := map[ServiceRef]string{}
+	relists := map[string]uint64{}
 	for ref, relist := range dirty {
 		fresh, detail := s.resolve(ref)
 		details[ref] = detail
+		// A re-list that replaced the slices before this resolve may not have reported itself
+		// yet (its store reports after the swap): its count, read after the resolve, tells.
+		if st := s.slices[ref.Namespace]; st != nil {
+			n := st.relistCount()
+			relists[ref.Namespace] = n
+			relist = relist || n != l.sliceRelists[ref.Namespace]
+		}
 		services[ref] = s.valve(now, ref, fresh, relist, failing)
 	}
+	if l.sliceRelists == nil {
+		l.sliceRelists = map[string]uint64{}
+	}
+	maps.Copy(l.sliceRelists, relists)
 	var nodes map[string]Node
 	if nodesDirty {
 		nodes = s.valveNodes(now, s.buildNodes(), nodesRelist, failing)

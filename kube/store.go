@@ -28,6 +28,9 @@ type store struct {
 	items  map[string]runtime.Object
 	index  map[string]map[string]runtime.Object // indexOf value → key → object
 	synced bool                                 // a first Replace (list) has landed
+	// relists counts the Replaces, bumped with the swap of the content: a reader that saw a
+	// re-list's content sees its count too, even before onChange has reported it.
+	relists uint64
 }
 
 var _ cache.TransformingStore = (*store)(nil)
@@ -125,6 +128,7 @@ func (s *store) Replace(list []any, _ string) error {
 		touched = append(touched, o)
 	}
 	s.items = items
+	s.relists++
 	s.index = map[string]map[string]runtime.Object{}
 	for key, o := range items {
 		s.reindex(key, o)
@@ -188,6 +192,13 @@ func (s *store) list() []runtime.Object {
 		out = append(out, o)
 	}
 	return out
+}
+
+// relistCount is how many re-lists (Replaces) have landed.
+func (s *store) relistCount() uint64 {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.relists
 }
 
 func (s *store) hasSynced() bool {

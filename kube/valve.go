@@ -28,7 +28,9 @@ import (
 //     as is: not-found (the Service was deleted), headless, external-name, no-such-port, or
 //     endpoints listed but none ready;
 //     - and the loss came with a re-list of the namespace's EndpointSlices, or some watch is
-//     failing at that moment (the API is unreachable).
+//     failing at that moment (the API is unreachable). A re-list counts from the moment it
+//     replaced the cache, even before it reported itself (store.relists): after an API server
+//     restart the Service re-list can make the loop resolve a service in that gap.
 //     A loss seen through ordinary watch events while every watch is healthy (a scale-down to
 //     zero, a deleted slice) is never held.
 //  2. Release. A held ref is published fresh as soon as either

@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"k8s.io/apimachinery/pkg/runtime"
+
 	"github.com/ravel-lb/ravel/internal/kubeobj"
 )
 
@@ -46,6 +48,27 @@ func TestValveHoldsEmptyRelistUntilConfirmed(t *testing.T) {
 	if v := counterValue(h.s.m.valveActive); v != 0 {
 		t.Errorf("ravel_kube_safety_valve_active = %v after release", v)
 	}
+}
+
+// TestValveHoldsRelistSeenBeforeItsNotice: the loop may resolve a service after an
+// EndpointSlice re-list has replaced the store's content and before the store has reported
+// the re-list (a Service re-list just marked the service dirty, as after an API server
+// restart, when the watches come back one by one). The loss still came with a re-list: hold.
+// (Before the stores counted their re-lists, that step published the service empty.)
+func TestValveHoldsRelistSeenBeforeItsNotice(t *testing.T) {
+	h, _, _, _ := startBase(t, baseOptions())
+	st := h.s.slices["ns"]
+	notice := st.onChange
+	var inWindow *Snapshot
+	st.onChange = func(touched []runtime.Object, relist bool) {
+		if relist && inWindow == nil {
+			h.s.markDirty([]ServiceRef{webHTTP}, false) // what the Service re-list reports
+			inWindow = h.next()
+		}
+		notice(touched, relist)
+	}
+	must(t, st.Replace(nil, "5"))
+	diffSnap(t, &Snapshot{Nodes: baseNodes, Services: bothReady, Stale: true}, inWindow)
 }
 
 func TestValveReleasesWhenEndpointsReturn(t *testing.T) {

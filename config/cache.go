@@ -15,8 +15,11 @@ import (
 // again, not all of them. A service is reused when its item has the same text, starts on the
 // same line and has the same index in the list as before, and its decoding had no finding:
 // then decoding it again would give the same service (decoding a service depends on its text
-// alone; the checks and defaults that relate it to the rest of the file run on every parse).
-// An edit that adds or removes lines re-parses the services below it.
+// alone; the checks that relate it to the rest of the file run on every parse). When the rest
+// of the file is the same too and the service was resolved without a finding, the cache
+// holds the effective service itself, which the next config shares (no copy is kept);
+// otherwise it holds a copy of the decoded one. An edit that adds or removes lines re-parses
+// the services below it.
 //
 // A nil *Cache is valid and caches nothing. A Cache may be used by one parse at a time; Parse
 // serializes them.
@@ -27,13 +30,15 @@ type Cache struct {
 
 // cached is what one chunked parse of a file decoded.
 type cached struct {
-	name     string
-	data     []byte
-	items    []chunk
-	services []schema.Service // decoded, before the defaults are applied
-	kept     []bool           // services[i] was decoded without a finding
-	valid    []bool           // and passed its field rules
-	head     []byte           // the file without the items
+	name  string
+	data  []byte
+	items []chunk
+	// services are the decoded services, before the defaults are applied, kept[i] when
+	// services[i] was decoded without a finding and is not kept resolved (effective).
+	services []schema.Service
+	kept     []bool
+	valid    []bool // and passed its field rules
+	head     []byte // the file without the items
 	// effective are the services as resolved (defaults applied), for effOK[i]: resolved
 	// without a finding. A parse of the same text under the same head shares them.
 	effective []schema.Service
@@ -63,27 +68,31 @@ func (c *Cache) finish(list *itemList) {
 	c.last = list.next
 }
 
-// reuse sets e to a copy of the service the previous parse decoded from the same text as
-// item i, and reports whether there was one.
+// reuse sets e to the service the previous parse made from the same text as item i, and
+// reports whether there was one: the effective service itself under the same rest of the
+// file, else a copy of the decoded one.
 func (s *itemList) reuse(i int, e reflect.Value) bool {
 	p := s.prev
-	if p == nil || i >= len(p.items) || !p.kept[i] {
+	if p == nil || i >= len(p.items) || !p.kept[i] && !p.effOK[i] {
 		return false
 	}
 	was, now := p.items[i], s.items[i]
 	if was.line != now.line || !bytes.Equal(p.data[was.start:was.end], s.data[now.start:now.end]) {
 		return false
 	}
-	if p.effOK[i] && bytes.Equal(p.head, s.head) {
+	switch {
+	case p.effOK[i] && bytes.Equal(p.head, s.head):
 		// Resolved under the same defaults: the effective service is the same. Nothing
 		// writes into a resolved service (a Config is read-only), so it is shared.
 		e.Set(reflect.ValueOf(p.effective[i]))
 		s.final[i] = true
 		s.next.effective[i], s.next.effOK[i] = p.effective[i], true
-	} else {
+	case p.kept[i]:
 		e.Set(reflect.ValueOf(cloneService(p.services[i])))
+		s.next.services[i], s.next.kept[i] = p.services[i], true
+	default:
+		return false // resolved under other defaults, and the decoded form not kept
 	}
-	s.next.services[i], s.next.kept[i] = p.services[i], true
 	s.next.reused.Add(1)
 	s.reused[i] = true
 	return true
@@ -100,10 +109,13 @@ func (s *itemList) validated(i int) bool {
 func (s *itemList) isFinal(i int) bool { return s != nil && s.final[i] }
 
 // resolved records services[i] as resolved, for the next parse, when it was decoded and
-// checked without a finding and resolving it reported none. s may be nil.
+// checked without a finding and resolving it reported none. The cache then keeps the
+// effective service only (it is the config's own, no copy): after an edit of the defaults,
+// the rare case, the item is parsed again. s may be nil.
 func (s *itemList) resolved(i int, svc schema.Service, clean bool) {
 	if s != nil && s.next != nil && clean && s.next.kept[i] && s.next.valid[i] {
 		s.next.effective[i], s.next.effOK[i] = svc, true
+		s.next.services[i], s.next.kept[i] = schema.Service{}, false
 	}
 }
 

@@ -155,8 +155,8 @@ func TestCacheReusesUnchangedServices(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if last := cache.last; last == nil || !last.effOK[5] {
-		t.Fatal("service 5 was not kept resolved")
+	if last := cache.last; last == nil || !last.effOK[5] || last.kept[5] {
+		t.Fatal("service 5 was not kept resolved, and only resolved (no second copy)")
 	}
 	before, err := cache.Parse("f.yaml", edited)
 	if err != nil {

@@ -7,7 +7,6 @@ import (
 	"sort"
 	"strconv"
 
-	"github.com/ravel-lb/ravel/reconcile/chains"
 	"github.com/ravel-lb/ravel/schema"
 )
 
@@ -74,10 +73,10 @@ func (d *decoder) checkCrossField(c *schema.ClusterConfig) {
 	d.checkManagement(c, seen)
 	d.checkBGP(c)
 	if reChain.MatchString(c.IPTables.Chain) {
-		// The pattern covers length and characters; the chains package also refuses
-		// prefixes that would own another program's chains (KUBE-*, DOCKER*, cali-*, ...),
-		// which ravel would delete as stale.
-		if err := (chains.Options{Chain: c.IPTables.Chain}).Validate(); err != nil {
+		// The pattern covers length and characters; a valid name may still be a built-in
+		// or own another program's chains (KUBE-*, DOCKER*, cali-*, ...), which ravel would
+		// delete as stale.
+		if err := schema.ChainPrefixConflict(c.IPTables.Chain); err != nil {
 			d.errAt("iptables.chain", "%v", err)
 		}
 	}

@@ -21,7 +21,6 @@ import (
 	"github.com/ravel-lb/ravel/kube"
 	"github.com/ravel-lb/ravel/netops"
 	"github.com/ravel-lb/ravel/reconcile"
-	"github.com/ravel-lb/ravel/reconcile/chains"
 )
 
 func parseYAML(t *testing.T, y string) *config.Config {
@@ -227,7 +226,7 @@ services:
 	}
 	program := func(node string, services ...string) {
 		rn := reconcile.Node{Name: node, Role: "realserver"}
-		var local []chains.Service
+		var local []netops.LocalService
 		for _, s := range reconcile.LocalServices(cfg, snap, rn) {
 			for _, want := range services {
 				if s.Name == want {

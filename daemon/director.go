@@ -12,8 +12,8 @@ import (
 	"github.com/ravel-lb/ravel/kube"
 	"github.com/ravel-lb/ravel/netops"
 	"github.com/ravel-lb/ravel/netops/iptables"
+	"github.com/ravel-lb/ravel/netops/iptables/chains"
 	"github.com/ravel-lb/ravel/reconcile"
-	"github.com/ravel-lb/ravel/reconcile/chains"
 	"github.com/ravel-lb/ravel/schema"
 )
 

@@ -10,7 +10,6 @@ import (
 	"github.com/ravel-lb/ravel/config"
 	"github.com/ravel-lb/ravel/health"
 	"github.com/ravel-lb/ravel/netops"
-	"github.com/ravel-lb/ravel/reconcile/chains"
 )
 
 // NodeHealth is what a realserver says on health.listen: whether its rules for each Kubernetes
@@ -54,7 +53,7 @@ func (h *NodeHealth) Draining() bool {
 // applied says whether the apply succeeded. Every Kubernetes service of cfg is listed, the
 // ones without local endpoints with 0, so a director can tell "no pods here" from "this node
 // has not heard of the service".
-func (h *NodeHealth) Programmed(cfg *config.Config, local []chains.Service, applied bool) {
+func (h *NodeHealth) Programmed(cfg *config.Config, local []netops.LocalService, applied bool) {
 	type key = netops.ServiceKey
 	eps := make(map[key]int, len(local))
 	for _, s := range local {

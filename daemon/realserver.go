@@ -14,8 +14,8 @@ import (
 	"github.com/ravel-lb/ravel/kube"
 	"github.com/ravel-lb/ravel/netops"
 	"github.com/ravel-lb/ravel/netops/iptables"
+	"github.com/ravel-lb/ravel/netops/iptables/chains"
 	"github.com/ravel-lb/ravel/reconcile"
-	"github.com/ravel-lb/ravel/reconcile/chains"
 )
 
 // Realserver is the realserver role: VIPs bound on node.vipInterface with ARP kept quiet,
@@ -43,7 +43,7 @@ type Realserver struct {
 	health      *NodeHealth // may be nil
 	// lastLocal are the local services of the last successful apply (owned by Sync's
 	// caller): kept for a target a reload switched to until its watch has synced.
-	lastLocal map[netops.ServiceKey]chains.Service
+	lastLocal map[netops.ServiceKey]netops.LocalService
 	backends  tablesBackendCheck // owned by Run
 	record    *SysctlRecord      // the sysctls this role overwrote, to set back; may be nil
 }
@@ -178,7 +178,7 @@ func (r *Realserver) Sync(ctx context.Context) (err error) {
 		r.health.Programmed(cfg, local, err == nil)
 	}
 	if err == nil {
-		r.lastLocal = make(map[netops.ServiceKey]chains.Service, len(local))
+		r.lastLocal = make(map[netops.ServiceKey]netops.LocalService, len(local))
 		for _, s := range local {
 			r.lastLocal[s.Key] = s
 		}

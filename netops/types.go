@@ -70,6 +70,23 @@ func (k ServiceKey) Compare(o ServiceKey) int {
 	return cmpInt(int(k.Proto), int(o.Proto))
 }
 
+// LocalService is one VIP:port:protocol a node serves from its own pods: the seam between the
+// realserver's desired state (reconcile.LocalServices) and a rules backend (iptables chains
+// today), which renders it in its own form. It says nothing about how the rules look.
+type LocalService struct {
+	// Name names the service in the rules (e.g. "default/web:http", an iptables comment); it
+	// may be empty.
+	Name string
+	// Key is the VIP, port and protocol the director forwards to this node.
+	Key ServiceKey
+	// Endpoints are the ready pods of this service on this node (pod IP and target port).
+	Endpoints []netip.AddrPort
+	// Probability is the share of new connections to the VIP this node's pods take before
+	// anything else sees them: 1 on a realserver, local/total ready endpoints on a colocated
+	// director (the rest falls through to IPVS). 0 serves nothing.
+	Probability float64
+}
+
 // SchedFlags are IPVS scheduler flags (IP_VS_SVC_F_SCHED1..3).
 type SchedFlags uint32
 

@@ -8,7 +8,6 @@ import (
 	"github.com/ravel-lb/ravel/config"
 	"github.com/ravel-lb/ravel/kube"
 	"github.com/ravel-lb/ravel/netops"
-	"github.com/ravel-lb/ravel/reconcile/chains"
 	"github.com/ravel-lb/ravel/schema"
 )
 
@@ -20,7 +19,7 @@ import (
 // takes local/total of its new connections (this node's ready endpoints over all eligible
 // ready endpoints) before IPVS sees the packet; the rest falls through to IPVS, which never has
 // this node as a destination. An isolated director serves nothing itself.
-func LocalServices(cfg *config.Config, snap *kube.Snapshot, node Node) []chains.Service {
+func LocalServices(cfg *config.Config, snap *kube.Snapshot, node Node) []netops.LocalService {
 	if snap == nil {
 		return nil
 	}
@@ -35,11 +34,11 @@ func LocalServices(cfg *config.Config, snap *kube.Snapshot, node Node) []chains.
 		// holds on the node too, not only in the director's choice of destinations.
 		return nil
 	}
-	var out []chains.Service
+	var out []netops.LocalService
 	add := func(s *schema.Service, eps []netip.AddrPort, prob float64) {
 		for _, p := range s.Protocols {
 			proto, _ := netops.ParseProto(p)
-			out = append(out, chains.Service{
+			out = append(out, netops.LocalService{
 				Name:        localName(s),
 				Key:         netops.ServiceKey{VIP: s.VIP, Port: uint16(s.Port), Proto: proto},
 				Endpoints:   eps,

@@ -9,7 +9,7 @@ const (
 	PatternIfName = `^[A-Za-z0-9_.:-]{1,15}$`
 	// PatternChain is ravel's iptables chain prefix. iptables allows 28 characters; ravel
 	// appends "-SVC-" and a 12-character hash for per-service chains, which leaves 11
-	// (reconcile/chains.MaxPrefixLen; a test keeps the two equal).
+	// (MaxChainPrefixLen; then ChainPrefixConflict).
 	PatternChain = `^[A-Za-z][A-Za-z0-9_]{0,10}$`
 	// PatternK8sName is a Kubernetes namespace, service or port name (an RFC 1123 label).
 	PatternK8sName = `^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`

@@ -7,7 +7,7 @@ import (
 	"os/exec"
 	"strings"
 
-	"github.com/ravel-lb/ravel/reconcile/chains"
+	"github.com/ravel-lb/ravel/netops/iptables/chains"
 )
 
 // Backends is what each iptables backend's nat table holds of kube-proxy's: the two backends

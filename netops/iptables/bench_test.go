@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/ravel-lb/ravel/netops"
-	"github.com/ravel-lb/ravel/reconcile/chains"
+	"github.com/ravel-lb/ravel/netops/iptables/chains"
 )
 
 // Benchmarks of Apply against the kernel, in a throwaway namespace (root only). The figures the
@@ -28,9 +28,9 @@ import (
 const benchServices, benchEndpoints = 500, 10
 
 func benchRuleset(drop bool) chains.Ruleset {
-	svcs := make([]chains.Service, 0, benchServices)
+	svcs := make([]netops.LocalService, 0, benchServices)
 	for s := range benchServices {
-		svc := chains.Service{
+		svc := netops.LocalService{
 			Name:        fmt.Sprintf("bench/svc-%d:http", s),
 			Key:         netops.ServiceKey{VIP: netip.AddrFrom4([4]byte{198, 19, byte(s / 250), byte(s%250 + 1)}), Port: 80, Proto: netops.TCP},
 			Probability: 1,

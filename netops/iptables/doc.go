@@ -1,6 +1,7 @@
 // Package iptables is the only code of ravel that runs iptables: it programs the nat chains that
-// package reconcile/chains renders (the realserver's per-service DNAT chains, the colocated
-// director's share, the masquerade chains) and nothing else.
+// its package chains renders from the local services to serve (netops.LocalService: the
+// realserver's per-service DNAT chains, the colocated director's share, the masquerade chains)
+// and nothing else.
 //
 // Tables is the interface; Real runs the iptables binaries, Fake keeps a nat table in memory and
 // refuses what the kernel refuses. Both share one Apply algorithm:

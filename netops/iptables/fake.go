@@ -6,7 +6,7 @@ import (
 	"slices"
 	"sync"
 
-	"github.com/ravel-lb/ravel/reconcile/chains"
+	"github.com/ravel-lb/ravel/netops/iptables/chains"
 )
 
 var _ Tables = (*Fake)(nil)

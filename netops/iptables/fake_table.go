@@ -8,7 +8,7 @@ import (
 	"strings"
 
 	"github.com/ravel-lb/ravel/netops"
-	"github.com/ravel-lb/ravel/reconcile/chains"
+	"github.com/ravel-lb/ravel/netops/iptables/chains"
 )
 
 // natTable is the fake's nat table: chain name -> rules as written after "-A chain ".

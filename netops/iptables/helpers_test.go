@@ -6,36 +6,36 @@ import (
 	"strings"
 
 	"github.com/ravel-lb/ravel/netops"
-	"github.com/ravel-lb/ravel/reconcile/chains"
+	"github.com/ravel-lb/ravel/netops/iptables/chains"
 )
 
-type svcOpt func(*chains.Service)
+type svcOpt func(*netops.LocalService)
 
 // makeService builds a realserver service (probability 1) on vipPort ("10.0.0.1:80"), TCP.
-func makeService(name, vipPort string, opts ...svcOpt) chains.Service {
+func makeService(name, vipPort string, opts ...svcOpt) netops.LocalService {
 	ap := netip.MustParseAddrPort(vipPort)
-	s := chains.Service{Name: name, Key: netops.ServiceKey{VIP: ap.Addr(), Port: ap.Port(), Proto: netops.TCP}, Probability: 1}
+	s := netops.LocalService{Name: name, Key: netops.ServiceKey{VIP: ap.Addr(), Port: ap.Port(), Proto: netops.TCP}, Probability: 1}
 	for _, o := range opts {
 		o(&s)
 	}
 	return s
 }
 
-func withUDP() svcOpt { return func(s *chains.Service) { s.Key.Proto = netops.UDP } }
+func withUDP() svcOpt { return func(s *netops.LocalService) { s.Key.Proto = netops.UDP } }
 
 func withEndpoints(eps ...string) svcOpt {
-	return func(s *chains.Service) {
+	return func(s *netops.LocalService) {
 		for _, e := range eps {
 			s.Endpoints = append(s.Endpoints, netip.MustParseAddrPort(e))
 		}
 	}
 }
 
-func withProbability(p float64) svcOpt { return func(s *chains.Service) { s.Probability = p } }
+func withProbability(p float64) svcOpt { return func(s *netops.LocalService) { s.Probability = p } }
 
 const prefix = "RAVEL"
 
-func render(masq bool, svcs ...chains.Service) chains.Ruleset {
+func render(masq bool, svcs ...netops.LocalService) chains.Ruleset {
 	return chains.Render(chains.Options{Chain: prefix, Masquerade: masq}, svcs)
 }
 

@@ -185,8 +185,12 @@ func TestNewDefaultMode(t *testing.T) {
 }
 
 func TestNewRefusesBadPrefix(t *testing.T) {
-	if _, err := New("KUBE-SVC"); err == nil {
-		t.Error("New accepted prefix KUBE-SVC, which would own kube-proxy's chains")
+	// Which names are free (not KUBE, not a built-in) is schema.ChainPrefixConflict's rule;
+	// New refuses what cannot be written as chains at all.
+	for _, p := range []string{"", "RAVEL-LB-TOO", "-RAVEL", "RA VEL"} {
+		if _, err := New(p); err == nil {
+			t.Errorf("New accepted prefix %q", p)
+		}
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"github.com/ravel-lb/ravel/netops"
 	"net"
 	"net/netip"
 	"os/exec"
@@ -11,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ravel-lb/ravel/reconcile/chains"
+	"github.com/ravel-lb/ravel/netops/iptables/chains"
 )
 
 // The packet tests send real TCP connections through ravel's chains, all inside namespaces the
@@ -130,7 +131,7 @@ func hit(t *testing.T, ns string, n int) map[string]int {
 }
 
 func packetRuleset(masq bool, probability float64) chains.Ruleset {
-	return chains.Render(chains.Options{Chain: prefix, Masquerade: masq}, []chains.Service{{
+	return chains.Render(chains.Options{Chain: prefix, Masquerade: masq}, []netops.LocalService{{
 		Name:        "default/web:http",
 		Key:         makeService("", fmt.Sprintf("%s:%d", vip, vipPort)).Key,
 		Endpoints:   []netip.AddrPort{netip.MustParseAddrPort("198.18.1.2:9000"), netip.MustParseAddrPort("198.18.2.2:9000")},

@@ -12,7 +12,7 @@ import (
 	"sync"
 
 	"github.com/ravel-lb/ravel/netops"
-	"github.com/ravel-lb/ravel/reconcile/chains"
+	"github.com/ravel-lb/ravel/netops/iptables/chains"
 )
 
 var _ Tables = (*Real)(nil)

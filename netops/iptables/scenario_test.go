@@ -8,7 +8,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/ravel-lb/ravel/internal/golden"
-	"github.com/ravel-lb/ravel/reconcile/chains"
+	"github.com/ravel-lb/ravel/netops/iptables/chains"
 )
 
 // harness is one nat table under test: the Fake, or the kernel's in a throwaway namespace.

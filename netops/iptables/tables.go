@@ -7,7 +7,7 @@ import (
 	"strings"
 
 	"github.com/ravel-lb/ravel/netops"
-	"github.com/ravel-lb/ravel/reconcile/chains"
+	"github.com/ravel-lb/ravel/netops/iptables/chains"
 )
 
 // Tables programs the nat chains ravel owns under one prefix (config iptables.chain).

@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"encoding/base32"
 	"fmt"
-	"net/netip"
 	"strings"
 
 	"github.com/ravel-lb/ravel/netops"
@@ -47,33 +46,10 @@ type Options struct {
 	MasqMark uint32
 }
 
-// Service is one VIP:port:protocol this node serves from its own pods.
-type Service struct {
-	// Name is written into the rule's comment (e.g. "default/web:http"); it may be empty.
-	Name string
-	// Key is the VIP, port and protocol the director forwards to this node.
-	Key netops.ServiceKey
-	// Endpoints are the ready pods of this service on this node (pod IP and target port).
-	Endpoints []netip.AddrPort
-	// Probability is the share of new connections to the VIP this node's pods take before
-	// anything else sees them: 1 on a realserver, local/total ready endpoints on a colocated
-	// director (the rest falls through to IPVS). 0 renders no rule.
-	Probability float64
-}
-
-// foreignPrefixes are chain families of other programs; a prefix that would own any of them is
-// refused, since ravel deletes every owned chain it did not render.
-var foreignPrefixes = []string{"KUBE", "DOCKER", "cali", "CILIUM", "FLANNEL", "WEAVE", "ISTIO", "LIBVIRT"}
-
-// builtinNames are built-in chains and standard targets, which cannot be user chain names.
-var builtinNames = map[string]bool{
-	"PREROUTING": true, "INPUT": true, "FORWARD": true, "OUTPUT": true, "POSTROUTING": true,
-	"ACCEPT": true, "DROP": true, "RETURN": true, "QUEUE": true,
-}
-
-// Validate reports whether o.Chain can name ravel's chains: 1 to MaxPrefixLen characters of
-// letters, digits, '-' and '_', not starting with '-', and not a built-in name or a prefix that
-// would make another program's chains (KUBE-*, DOCKER*, ...) look like ravel's.
+// Validate reports whether o.Chain can name ravel's chains in iptables-restore text: 1 to
+// MaxPrefixLen characters of letters, digits, '-' and '_', not starting with '-'. Which names
+// are free to take (not a built-in, not another program's family such as KUBE-*) is the
+// config's rule: schema.ChainPrefixConflict, checked before a prefix reaches this package.
 func (o Options) Validate() error {
 	c := o.Chain
 	switch {
@@ -84,17 +60,10 @@ func (o Options) Validate() error {
 			c, MaxPrefixLen, MaxChainLen, svcInfix+strings.Repeat("X", hashLen))
 	case c[0] == '-':
 		return fmt.Errorf("chain name %q starts with '-'", c)
-	case builtinNames[strings.ToUpper(c)]:
-		return fmt.Errorf("chain name %q is a built-in chain or target", c)
 	}
 	for _, r := range c {
 		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
 			return fmt.Errorf("chain name %q has %q: only letters, digits, '-' and '_' are allowed", c, r)
-		}
-	}
-	for _, f := range foreignPrefixes {
-		if strings.HasPrefix(c, f) || strings.HasPrefix(f, c+"-") {
-			return fmt.Errorf("chain name %q would own chains of another program (%s*)", c, f)
 		}
 	}
 	return nil

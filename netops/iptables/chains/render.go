@@ -17,7 +17,7 @@ import (
 // Probability kept); endpoints are sorted and deduplicated. A service renders a rule only with a
 // Probability above 0 and at least one endpoint. ravel programs IPv4 only: a service with an
 // IPv6 VIP, or an IPv6 endpoint, is left out (an IPv4-mapped IPv6 address counts as IPv4).
-func Render(opts Options, svcs []Service) Ruleset {
+func Render(opts Options, svcs []netops.LocalService) Ruleset {
 	p := opts.Chain
 	top := Chain{Name: p}
 	chains := []Chain{}
@@ -61,8 +61,8 @@ func Render(opts Options, svcs []Service) Ruleset {
 }
 
 // merge groups svcs by key (sorted by key), keeping IPv4 services and endpoints only.
-func merge(svcs []Service) []Service {
-	byKey := map[netops.ServiceKey]*Service{}
+func merge(svcs []netops.LocalService) []netops.LocalService {
+	byKey := map[netops.ServiceKey]*netops.LocalService{}
 	var keys []netops.ServiceKey
 	for _, s := range svcs {
 		s.Key.VIP = s.Key.VIP.Unmap()
@@ -71,7 +71,7 @@ func merge(svcs []Service) []Service {
 		}
 		m, ok := byKey[s.Key]
 		if !ok {
-			m = &Service{Key: s.Key}
+			m = &netops.LocalService{Key: s.Key}
 			byKey[s.Key] = m
 			keys = append(keys, s.Key)
 		}
@@ -90,7 +90,7 @@ func merge(svcs []Service) []Service {
 		}
 	}
 	slices.SortFunc(keys, netops.ServiceKey.Compare)
-	out := make([]Service, 0, len(keys))
+	out := make([]netops.LocalService, 0, len(keys))
 	for _, k := range keys {
 		s := byKey[k]
 		slices.SortFunc(s.Endpoints, netip.AddrPort.Compare)
@@ -101,7 +101,7 @@ func merge(svcs []Service) []Service {
 }
 
 // serviceRule is the top chain's rule for s, in the order iptables-save prints its parts.
-func serviceRule(s Service, chain string) string {
+func serviceRule(s netops.LocalService, chain string) string {
 	var b strings.Builder
 	proto := s.Key.Proto.String()
 	b.WriteString("-d ")
@@ -127,7 +127,7 @@ func serviceRule(s Service, chain string) string {
 
 // endpointChain spreads new connections evenly over s's endpoints the way kube-proxy does:
 // rule i of n matches with probability 1/(n-i), the last one always.
-func endpointChain(opts Options, s Service, name string) Chain {
+func endpointChain(opts Options, s netops.LocalService, name string) Chain {
 	c := Chain{Name: name, Rules: make([]string, 0, len(s.Endpoints)+1)}
 	if opts.Masquerade {
 		c.Rules = append(c.Rules, "-j "+MasqChain(opts.Chain))

@@ -2,6 +2,7 @@ package chains
 
 import (
 	"fmt"
+	"github.com/ravel-lb/ravel/netops"
 	"strings"
 	"testing"
 
@@ -16,10 +17,10 @@ func TestRenderGolden(t *testing.T) {
 	tests := []struct {
 		name string
 		opts Options
-		svcs []Service
+		svcs []netops.LocalService
 	}{
-		{"realserver", realserver, []Service{web, dns}},
-		{"colocated", realserver, []Service{
+		{"realserver", realserver, []netops.LocalService{web, dns}},
+		{"colocated", realserver, []netops.LocalService{
 			// 2 of 5 ready endpoints are on this director: it takes 2/5 of new connections.
 			makeService("default/web:http", "10.0.0.1:80", withProbability(2.0/5), withEndpoints("10.244.0.2:8080", "10.244.0.3:8080")),
 			makeService("default/api:grpc", "10.0.0.1:443", withProbability(1.0/3), withEndpoints("10.244.0.4:9443")),
@@ -28,8 +29,8 @@ func TestRenderGolden(t *testing.T) {
 			// none is local: no rule, no chain, IPVS takes it all.
 			makeService("default/remote:http", "10.0.0.4:80", withProbability(0), withEndpoints("10.244.0.6:80")),
 		}},
-		{"masquerade", Options{Chain: "RAVEL", Masquerade: true}, []Service{web, dns}},
-		{"dedup", realserver, []Service{
+		{"masquerade", Options{Chain: "RAVEL", Masquerade: true}, []netops.LocalService{web, dns}},
+		{"dedup", realserver, []netops.LocalService{
 			makeService("default/web:http", "10.0.0.1:80", withEndpoints("10.244.1.2:8080", "10.244.1.2:8080", "[::ffff:10.244.1.3]:8080")),
 			makeService("default/web:http", "10.0.0.1:80", withEndpoints("10.244.1.3:8080")),
 			makeService("default/web-alias:http", "[::ffff:10.0.0.1]:80", withEndpoints("10.244.1.2:8080")),
@@ -60,7 +61,7 @@ func TestRenderProbabilities(t *testing.T) {
 		for i := range n {
 			eps = append(eps, fmt.Sprintf("10.244.0.%d:80", i+1))
 		}
-		rs := Render(realserver, []Service{makeService(fmt.Sprintf("n=%d", n), "10.0.0.1:80", withEndpoints(eps...))})
+		rs := Render(realserver, []netops.LocalService{makeService(fmt.Sprintf("n=%d", n), "10.0.0.1:80", withEndpoints(eps...))})
 		c, _ := rs.Chain(ServiceChain("RAVEL", makeService("", "10.0.0.1:80").Key))
 		fmt.Fprintf(&b, "# n=%d\n%s", n, strings.Join(c.Rules, "\n")+"\n")
 	}

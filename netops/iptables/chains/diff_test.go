@@ -1,6 +1,7 @@
 package chains
 
 import (
+	"github.com/ravel-lb/ravel/netops"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -8,8 +9,8 @@ import (
 	"github.com/ravel-lb/ravel/internal/golden"
 )
 
-func twoServices(opts ...svcOpt) []Service {
-	return []Service{
+func twoServices(opts ...svcOpt) []netops.LocalService {
+	return []netops.LocalService{
 		makeService("default/web:http", "10.0.0.1:80", append([]svcOpt{withEndpoints("10.244.1.2:8080", "10.244.1.3:8080")}, opts...)...),
 		makeService("default/api:http", "10.0.0.2:80", withEndpoints("10.244.1.4:8080")),
 	}
@@ -31,10 +32,10 @@ func TestDiff(t *testing.T) {
 			write: []string{"RAVEL", svcChain("10.0.0.1:80"), svcChain("10.0.0.2:80")}, golden: "patch-create"},
 		{name: "unchanged", cur: base, want: base, empty: true},
 		{name: "reordered input is unchanged", cur: base,
-			want:  Render(realserver, []Service{twoServices()[1], makeService("default/web:http", "10.0.0.1:80", withEndpoints("10.244.1.3:8080", "10.244.1.2:8080"))}),
+			want:  Render(realserver, []netops.LocalService{twoServices()[1], makeService("default/web:http", "10.0.0.1:80", withEndpoints("10.244.1.3:8080", "10.244.1.2:8080"))}),
 			empty: true},
 		{name: "one endpoint removed", cur: base,
-			want:  Render(realserver, []Service{makeService("default/web:http", "10.0.0.1:80", withEndpoints("10.244.1.3:8080")), twoServices()[1]}),
+			want:  Render(realserver, []netops.LocalService{makeService("default/web:http", "10.0.0.1:80", withEndpoints("10.244.1.3:8080")), twoServices()[1]}),
 			write: []string{svcChain("10.0.0.1:80")}, golden: "patch-endpoint-removed"},
 		{name: "service removed", cur: base, want: Render(realserver, twoServices()[:1]),
 			write: []string{"RAVEL"}, delete: []string{svcChain("10.0.0.2:80")}, golden: "patch-service-removed"},

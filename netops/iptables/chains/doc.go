@@ -1,8 +1,9 @@
 // Package chains renders the iptables nat chains ravel owns on a node, and diffs them.
 //
-// It is pure: no exec, no kernel. The input is what this node should do with VIP traffic (per
-// VIP:port:protocol, the node's ready endpoints and the share of new connections to take); the
-// output is a Ruleset, a sorted and deduplicated value whose String is an iptables-restore
+// It is pure: no exec, no kernel. The input is what this node should do with VIP traffic
+// (netops.LocalService: per VIP:port:protocol, the node's ready endpoints and the share of new
+// connections to take), which reconcile computes without knowing about chains; the output is
+// a Ruleset, a sorted and deduplicated value whose String is an iptables-restore
 // fragment. Parse reads the same value back from `iptables-save -t nat` output, looking only at
 // chains of ravel's prefix and at jumps from built-in chains into them, and Diff turns
 // (current, desired) into a Patch: one `iptables-restore --noflush` batch that rewrites only the

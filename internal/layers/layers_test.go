@@ -1,0 +1,153 @@
+package layers
+
+import (
+	"os/exec"
+	"slices"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/ravel-lb/ravel/"
+
+// rule places packages (a path, or a path ending in "/..." for a tree) and lists what their
+// non-test code may import of ravel's own packages, in the same form. The data path reads left
+// to right, schema → config → kube → reconcile → netops: each may import what is to its left,
+// except netops, the only code that touches the kernel, which knows none of them (it is handed
+// plain values: services, destinations, addresses, local services to serve). daemon wires
+// them together; cmd/ravel is flags and wiring above daemon.
+type rule struct {
+	pkg   string
+	allow []string
+}
+
+var rules = []rule{
+	// Leaves that any layer may use: helpers with no notion of ravel's config.
+	{"internal/...", []string{"internal/..."}},
+	{"schema", nil},
+	{"schema/internal/gen", []string{"schema"}},
+	{"config", []string{"schema", "internal/..."}},
+	{"kube", []string{"schema", "config", "internal/..."}},
+	{"netops", nil},
+	{"netops/...", []string{"netops", "netops/...", "internal/..."}},
+	{"reconcile", []string{"schema", "config", "kube", "netops", "internal/..."}},
+	// The network side of health checks and the BGP speaker touch sockets, like netops, and
+	// know nothing of the config either.
+	{"health", []string{"internal/..."}},
+	{"bgp", []string{"internal/..."}},
+	{"daemon", []string{"schema", "config", "kube", "reconcile", "netops", "netops/...", "health", "bgp", "internal/..."}},
+	{"cmd/ravel", []string{"schema", "config", "kube", "reconcile", "netops", "netops/...", "health", "bgp", "daemon", "internal/..."}},
+	// Packages that hold only tests or tools: deploy's manifests, the systemd unit, benchmarks
+	// and e2e helpers. They may use the internal helpers, nothing of the data path.
+	{"deploy", []string{"internal/..."}},
+	{"systemd", []string{"internal/..."}},
+	{"bench/...", []string{"internal/..."}},
+	{"test/...", []string{"internal/..."}},
+}
+
+// matches reports whether pattern (a path or a tree "p/...") names pkg.
+func matches(pattern, pkg string) bool {
+	if tree, ok := strings.CutSuffix(pattern, "/..."); ok {
+		return strings.HasPrefix(pkg, tree+"/")
+	}
+	return pattern == pkg
+}
+
+// place returns the first rule naming pkg.
+func place(pkg string) (rule, bool) {
+	i := slices.IndexFunc(rules, func(r rule) bool { return matches(r.pkg, pkg) })
+	if i < 0 {
+		return rule{}, false
+	}
+	return rules[i], true
+}
+
+// imports lists every package of the module with its non-test imports of the module, paths
+// relative to it.
+func imports(t *testing.T) map[string][]string {
+	t.Helper()
+	cmd := exec.Command("go", "list", "-f", `{{.ImportPath}}{{range .Imports}} {{.}}{{end}}`, module+"...")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	graph := map[string][]string{}
+	for line := range strings.Lines(string(out)) {
+		f := strings.Fields(line)
+		if len(f) == 0 {
+			continue
+		}
+		pkg, ok := strings.CutPrefix(f[0], module)
+		if !ok {
+			continue
+		}
+		graph[pkg] = nil
+		for _, imp := range f[1:] {
+			if rel, ok := strings.CutPrefix(imp, module); ok {
+				graph[pkg] = append(graph[pkg], rel)
+			}
+		}
+	}
+	return graph
+}
+
+// check returns one line per package outside the rules and per import edge they do not allow.
+func check(graph map[string][]string) []string {
+	var bad []string
+	for pkg, deps := range graph {
+		r, ok := place(pkg)
+		if !ok {
+			bad = append(bad, pkg+": no layer (add it to the rules in internal/layers)")
+			continue
+		}
+		for _, d := range deps {
+			if !slices.ContainsFunc(r.allow, func(a string) bool { return matches(a, d) }) {
+				bad = append(bad, pkg+" imports "+d)
+			}
+		}
+	}
+	slices.Sort(bad)
+	return bad
+}
+
+// TestLayers fails on any import between ravel's packages that the rules do not allow, and on
+// a package the rules do not place.
+func TestLayers(t *testing.T) {
+	graph := imports(t)
+	if len(graph) < 10 {
+		t.Fatalf("go list found %d packages; is the module path %q?", len(graph), module)
+	}
+	for _, b := range check(graph) {
+		t.Error(b)
+	}
+}
+
+// TestCheckRefuses: the edges the layering exists to forbid are reported, and an unknown
+// package is too.
+func TestCheckRefuses(t *testing.T) {
+	graph := map[string][]string{
+		"config":           {"schema", "netops/iptables/chains"},
+		"netops/iptables":  {"netops", "reconcile"},
+		"netops":           {"schema"},
+		"kube":             {"reconcile"},
+		"reconcile":        {"netops", "daemon"},
+		"daemon":           {"cmd/ravel"},
+		"newpkg":           nil,
+		"internal/golden":  {"config"},
+		"schema":           nil,
+		"cmd/ravel":        {"daemon", "netops/iptables"},
+		"netops/iptables2": {"netops/iptables/chains"},
+	}
+	want := []string{
+		"config imports netops/iptables/chains",
+		"daemon imports cmd/ravel",
+		"internal/golden imports config",
+		"kube imports reconcile",
+		"netops imports schema",
+		"netops/iptables imports reconcile",
+		"newpkg: no layer (add it to the rules in internal/layers)",
+		"reconcile imports daemon",
+	}
+	if got := check(graph); !slices.Equal(got, want) {
+		t.Errorf("check reported\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}

@@ -1,12 +1,12 @@
 package chains
 
 import (
-	"github.com/ravel-lb/ravel/netops"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/ravel-lb/ravel/internal/golden"
+	"github.com/ravel-lb/ravel/netops"
 )
 
 func twoServices(opts ...svcOpt) []netops.LocalService {

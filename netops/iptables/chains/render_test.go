@@ -2,13 +2,13 @@ package chains
 
 import (
 	"fmt"
-	"github.com/ravel-lb/ravel/netops"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/ravel-lb/ravel/internal/golden"
+	"github.com/ravel-lb/ravel/netops"
 )
 
 func TestRenderGolden(t *testing.T) {

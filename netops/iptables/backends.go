@@ -66,7 +66,7 @@ func (r *Real) CheckBackends(ctx context.Context) (Backends, error) {
 		return b, err
 	}
 	b.KubeHere = hasKubeServices(here)
-	other, err := exec.LookPath("iptables-" + otherShort(r.mode) + "-save")
+	other, err := exec.LookPath(r.tool + "-" + otherShort(r.mode) + "-save")
 	if err != nil {
 		return b, nil
 	}

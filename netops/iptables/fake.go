@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/ravel-lb/ravel/family"
 	"github.com/ravel-lb/ravel/netops/iptables/chains"
 )
 
@@ -59,9 +60,14 @@ const (
 	OpRestore = "restore" // iptables-restore --noflush
 )
 
-// NewFake returns a fake nat table with only the built-in chains, for ravel's chains under prefix.
-func NewFake(prefix string) *Fake {
-	f := &Fake{t: newNatTable(), calls: map[string]int{}, fail: map[string][]error{}}
+// NewFake returns a fake IPv4 nat table with only the built-in chains, for ravel's chains
+// under prefix.
+func NewFake(prefix string) *Fake { return NewFakeFamily(prefix, family.IPv4) }
+
+// NewFakeFamily is NewFake for the nat table of fam: IPv6 is ip6tables' table, which refuses
+// IPv4 addresses (and IPv4's refuses IPv6 ones).
+func NewFakeFamily(prefix string, fam family.Family) *Fake {
+	f := &Fake{t: newNatTable(fam), calls: map[string]int{}, fail: map[string][]error{}}
 	f.e = engine{prefix: prefix, b: fakeBackend{f}}
 	return f
 }

@@ -3,10 +3,12 @@ package iptables
 import (
 	"fmt"
 	"maps"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
 
+	"github.com/ravel-lb/ravel/family"
 	"github.com/ravel-lb/ravel/netops"
 	"github.com/ravel-lb/ravel/netops/iptables/chains"
 )
@@ -14,6 +16,7 @@ import (
 // natTable is the fake's nat table: chain name -> rules as written after "-A chain ".
 type natTable struct {
 	rules map[string][]string
+	fam   family.Family // iptables' table (IPv4) or ip6tables' (IPv6)
 }
 
 var natBuiltins = []string{"PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"}
@@ -24,8 +27,8 @@ var standardTargets = map[string]bool{
 	"REDIRECT": true, "NETMAP": true, "MARK": true, "CONNMARK": true, "LOG": true,
 }
 
-func newNatTable() natTable {
-	t := natTable{rules: map[string][]string{}}
+func newNatTable(fam family.Family) natTable {
+	t := natTable{rules: map[string][]string{}, fam: fam}
 	for _, c := range natBuiltins {
 		t.rules[c] = nil
 	}
@@ -33,7 +36,7 @@ func newNatTable() natTable {
 }
 
 func (t natTable) clone() natTable {
-	c := natTable{rules: maps.Clone(t.rules)}
+	c := natTable{rules: maps.Clone(t.rules), fam: t.fam}
 	for k, v := range c.rules {
 		c.rules[k] = slices.Clone(v)
 	}
@@ -218,13 +221,47 @@ func (t *natTable) checkRule(rule string) error {
 		if i < 0 || i+1 >= len(args) {
 			return refuse(netops.ErrInvalid, "DNAT needs --to-destination")
 		}
+		to, port, err := t.parseTo(args[i+1])
+		if err != nil {
+			return err
+		}
+		if !t.fam.Has(to) {
+			return refuse(netops.ErrInvalid, "Bad IP address %q", args[i+1])
+		}
 		p := slices.Index(args, "-p")
 		tcpish := p >= 0 && p+1 < len(args) && slices.Contains([]string{"tcp", "udp", "sctp", "dccp"}, args[p+1])
-		if strings.Contains(args[i+1], ":") && !tcpish {
+		if port && !tcpish {
 			return refuse(netops.ErrInvalid, "Need TCP, UDP, SCTP or DCCP with port specification")
 		}
 	}
+	// An address of the other family is refused, as iptables-restore refuses an IPv6 address
+	// ("host/network not found") and ip6tables-restore an IPv4 one.
+	for _, flag := range []string{"-d", "-s"} {
+		if i := slices.Index(args, flag); i >= 0 && i+1 < len(args) {
+			pfx, err := netip.ParsePrefix(args[i+1])
+			if err != nil {
+				if a, aerr := netip.ParseAddr(args[i+1]); aerr == nil {
+					pfx, err = netip.PrefixFrom(a, a.BitLen()), nil
+				}
+			}
+			if err != nil || !t.fam.Has(pfx.Addr()) {
+				return refuse(netops.ErrInvalid, "host/network %q not found", args[i+1])
+			}
+		}
+	}
 	return nil
+}
+
+// parseTo reads DNAT's --to-destination: an address, or an address and a port (IPv6 in
+// brackets), as the table's family writes them.
+func (t *natTable) parseTo(v string) (addr netip.Addr, port bool, err error) {
+	if ap, err := netip.ParseAddrPort(v); err == nil {
+		return ap.Addr(), true, nil
+	}
+	if a, err := netip.ParseAddr(v); err == nil {
+		return a, false, nil
+	}
+	return netip.Addr{}, false, refuse(netops.ErrInvalid, "Bad IP address %q", v)
 }
 
 func ruleTarget(rule string) string {

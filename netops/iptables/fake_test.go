@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/ravel-lb/ravel/family"
 	"github.com/ravel-lb/ravel/internal/golden"
 	"github.com/ravel-lb/ravel/netops"
 )
@@ -70,6 +71,21 @@ var fakeOnlyRefusals = []struct {
 	{"another table", "*filter\nCOMMIT\n", netops.ErrInvalid},
 }
 
+// familyRefusals are batches a table refuses for an address of the other family: iptables'
+// nat table an IPv6 one, ip6tables' an IPv4 one. TestFakeRefuses and TestKernelRefuses run
+// them against the table of fam.
+var familyRefusals = []struct {
+	name  string
+	fam   family.Family
+	batch string
+}{
+	{"IPv6 destination in iptables", family.IPv4, "*nat\n:A - [0:0]\n-A A -d fd00::1/128 -j RETURN\nCOMMIT\n"},
+	{"IPv6 DNAT in iptables", family.IPv4, "*nat\n:A - [0:0]\n-A A -p tcp -j DNAT --to-destination [fd00::1]:80\nCOMMIT\n"},
+	{"IPv4 destination in ip6tables", family.IPv6, "*nat\n:A - [0:0]\n-A A -d 10.0.0.1/32 -j RETURN\nCOMMIT\n"},
+	{"IPv4 DNAT in ip6tables", family.IPv6, "*nat\n:A - [0:0]\n-A A -p tcp -j DNAT --to-destination 10.0.0.1:80\nCOMMIT\n"},
+	{"IPv4 DNAT without port in ip6tables", family.IPv6, "*nat\n:A - [0:0]\n-A A -p tcp -j DNAT --to-destination 10.0.0.1\nCOMMIT\n"},
+}
+
 const refusalSeed = "*nat\n:KEEP - [0:0]\n-A KEEP -j RETURN\nCOMMIT\n"
 
 func TestFakeRefuses(t *testing.T) {
@@ -88,6 +104,25 @@ func TestFakeRefuses(t *testing.T) {
 				t.Errorf("failed batch changed the table:\n%s", cmp.Diff(before, got))
 			}
 		})
+	}
+}
+
+func TestFakeRefusesOtherFamily(t *testing.T) {
+	for _, tt := range familyRefusals {
+		f := NewFakeFamily(prefix, tt.fam)
+		before := f.Save()
+		if err := f.Restore(tt.batch); !errors.Is(err, netops.ErrInvalid) {
+			t.Errorf("%s: err = %v, want %v", tt.name, err, netops.ErrInvalid)
+		}
+		if got := f.Save(); got != before {
+			t.Errorf("%s: failed batch changed the table:\n%s", tt.name, cmp.Diff(before, got))
+		}
+	}
+	// and the same rules in their own family's table pass
+	v6 := NewFakeFamily(prefix, family.IPv6)
+	if err := v6.Restore("*nat\n:A - [0:0]\n-A A -d fd00::1/128 -p tcp -m tcp --dport 80 -j RETURN\n" +
+		"-A A -p tcp -j DNAT --to-destination [fd00::1]:80\n-A A -p tcp -j DNAT --to-destination fd00::2\nCOMMIT\n"); err != nil {
+		t.Errorf("IPv6 rules in the IPv6 table: %v", err)
 	}
 }
 

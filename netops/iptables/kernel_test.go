@@ -13,6 +13,9 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/ravel-lb/ravel/family"
+	"github.com/ravel-lb/ravel/netops"
 )
 
 // The tests in this file run iptables for real, each in a network namespace of its own
@@ -68,6 +71,11 @@ func inNs(ns string, stdin string, name string, args ...string) (string, error) 
 // forModes runs f once per iptables backend installed here (nft, legacy), each with its own
 // namespace and Real.
 func forModes(t *testing.T, f func(t *testing.T, r *Real, ns string, h harness)) {
+	forFamilyModes(t, family.IPv4, f)
+}
+
+// forFamilyModes is forModes for the table of fam (ip6tables for IPv6).
+func forFamilyModes(t *testing.T, fam family.Family, f func(t *testing.T, r *Real, ns string, h harness)) {
 	needRoot(t)
 	for _, mode := range []string{"nft", "legacy"} {
 		t.Run(mode, func(t *testing.T) {
@@ -75,7 +83,7 @@ func forModes(t *testing.T, f func(t *testing.T, r *Real, ns string, h harness))
 				t.Skipf("skipped: iptables-%s is not installed", mode)
 			}
 			ns := newNetns(t)
-			r, err := New(prefix, WithNetns(ns), WithMode(mode))
+			r, err := New(prefix, WithNetns(ns), WithMode(mode), WithFamily(fam))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -126,6 +134,33 @@ func TestKernelRefuses(t *testing.T) {
 			t.Errorf("failed batches changed the table (-before +after):\n%s", cmp.Diff(mustForeign(before), f))
 		}
 	})
+}
+
+// TestKernelRefusesOtherFamily: each family's table refuses the other family's addresses with
+// the class the fake gives (TestFakeRefusesOtherFamily), and nothing is changed.
+func TestKernelRefusesOtherFamily(t *testing.T) {
+	for _, fam := range family.All {
+		t.Run(fam.String(), func(t *testing.T) {
+			forFamilyModes(t, fam, func(t *testing.T, r *Real, ns string, h harness) {
+				if r.Family() != fam {
+					t.Fatalf("Family() = %v, want %v", r.Family(), fam)
+				}
+				before := h.save()
+				for _, tt := range familyRefusals {
+					if tt.fam != fam {
+						continue
+					}
+					err := realBackend{r}.restore(context.Background(), tt.batch)
+					if !errors.Is(err, netops.ErrInvalid) {
+						t.Errorf("%s: err = %v, want %v", tt.name, err, netops.ErrInvalid)
+					}
+				}
+				if after := h.save(); mustForeign(after) != mustForeign(before) {
+					t.Errorf("failed batches changed the table (-before +after):\n%s", cmp.Diff(mustForeign(before), mustForeign(after)))
+				}
+			})
+		})
+	}
 }
 
 func mustForeign(save string) string { _, f := splitSave(save); return f }

@@ -79,7 +79,7 @@ func serve(t *testing.T, ns, addr, name string) {
 	t.Helper()
 	var ln net.Listener
 	err := inNetns("/run/netns/"+ns, func() (err error) {
-		ln, err = net.Listen("tcp4", addr)
+		ln, err = net.Listen("tcp", addr)
 		return err
 	})
 	if err != nil {
@@ -102,10 +102,16 @@ func serve(t *testing.T, ns, addr, name string) {
 // "name remote-ip".
 func hit(t *testing.T, ns string, n int) map[string]int {
 	t.Helper()
+	return hitAt(t, ns, netip.AddrPortFrom(netip.MustParseAddr(vip), vipPort), n)
+}
+
+// hitAt is hit for the VIP:port at (either family).
+func hitAt(t *testing.T, ns string, at netip.AddrPort, n int) map[string]int {
+	t.Helper()
 	got := map[string]int{}
 	err := inNetns("/run/netns/"+ns, func() error {
 		for i := range n {
-			c, err := net.DialTimeout("tcp4", fmt.Sprintf("%s:%d", vip, vipPort), 5*time.Second)
+			c, err := net.DialTimeout("tcp", at.String(), 5*time.Second)
 			if err != nil {
 				return fmt.Errorf("connection %d: %w", i, err)
 			}

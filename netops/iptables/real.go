@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/ravel-lb/ravel/family"
 	"github.com/ravel-lb/ravel/netops"
 	"github.com/ravel-lb/ravel/netops/iptables/chains"
 )
@@ -27,6 +28,8 @@ type Real struct {
 	other bool // the last iptables-save warned that the other backend has tables too
 
 	// Set by New, read-only afterwards.
+	fam     family.Family
+	tool    string // "iptables" or "ip6tables": the base name of every binary run
 	mode    string // "nf_tables" or "legacy"
 	saveBin string
 	restBin string
@@ -40,7 +43,13 @@ type Option func(*options)
 type options struct {
 	mode  string
 	netns string
+	fam   family.Family
 }
+
+// WithFamily picks the table of family f: IPv6 runs the ip6tables tools (ip6tables-save,
+// ip6tables-restore, the same backend choice), whose nat table is separate from iptables'.
+// Without it New programs IPv4.
+func WithFamily(f family.Family) Option { return func(o *options) { o.fam = f } }
 
 // WithMode picks the iptables backend, "nft" or "legacy", instead of the one the `iptables` on
 // PATH uses. Tests use it to run the same checks against both.
@@ -80,14 +89,23 @@ func New(prefix string, opts ...Option) (*Real, error) {
 	for _, opt := range opts {
 		opt(&o)
 	}
-	r := &Real{netns: o.netns}
+	r := &Real{netns: o.netns, fam: o.fam, tool: "iptables"}
+	switch o.fam {
+	case 0:
+		r.fam = family.IPv4
+	case family.IPv4:
+	case family.IPv6:
+		r.tool = "ip6tables"
+	default:
+		return nil, fmt.Errorf("iptables: %v: %w", o.fam, netops.ErrInvalid)
+	}
 	r.e = engine{prefix: prefix, b: realBackend{r}}
 
-	main := "iptables"
+	main := r.tool
 	switch o.mode {
 	case "":
 	case "nft", "legacy":
-		main = "iptables-" + o.mode
+		main = r.tool + "-" + o.mode
 	default:
 		return nil, fmt.Errorf("iptables mode %q: want nft or legacy: %w", o.mode, netops.ErrInvalid)
 	}
@@ -101,11 +119,11 @@ func New(prefix string, opts ...Option) (*Real, error) {
 		dst  *string
 		tool string
 	}{{&r.saveBin, "save"}, {&r.restBin, "restore"}} {
-		*pick.dst, err = exec.LookPath("iptables-" + short + "-" + pick.tool)
+		*pick.dst, err = exec.LookPath(r.tool + "-" + short + "-" + pick.tool)
 		if err != nil {
-			*pick.dst, err = exec.LookPath("iptables-" + pick.tool)
+			*pick.dst, err = exec.LookPath(r.tool + "-" + pick.tool)
 			if err != nil {
-				return nil, fmt.Errorf("iptables-%s not found: %w", pick.tool, err)
+				return nil, fmt.Errorf("%s-%s not found: %w", r.tool, pick.tool, err)
 			}
 			if m, _, err := binaryMode(*pick.dst); err != nil || m != mode {
 				return nil, fmt.Errorf("%s is not the %s backend of %s (%q, %v)", *pick.dst, mode, main, m, err)
@@ -143,6 +161,9 @@ func binaryMode(bin string) (mode string, version [3]int, err error) {
 	}
 	return string(m[4]), version, nil
 }
+
+// Family is the family of the table r programs.
+func (r *Real) Family() family.Family { return r.fam }
 
 // Mode is the backend in use, "nf_tables" or "legacy".
 func (r *Real) Mode() string { return r.mode }
@@ -288,7 +309,11 @@ func classify(stderr string) error {
 	case strings.Contains(stderr, "already exists"), strings.Contains(stderr, "File exists"):
 		return netops.ErrExist
 	case strings.Contains(stderr, "too long"), strings.Contains(stderr, "Invalid"), strings.Contains(stderr, "Index of insertion"),
-		strings.Contains(stderr, "Need TCP, UDP"), strings.Contains(stderr, "Bad argument"):
+		strings.Contains(stderr, "Need TCP, UDP"), strings.Contains(stderr, "Bad argument"),
+		// An address of the other family: iptables says "invalid mask `128'" or "Invalid
+		// address format", ip6tables "host/network `10.0.0.1' not found" or "Bad IP address".
+		strings.Contains(stderr, "invalid mask"), strings.Contains(stderr, "host/network"),
+		strings.Contains(stderr, "Bad IP address"):
 		return netops.ErrInvalid
 	}
 	return nil

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/ravel-lb/ravel/family"
 	"github.com/ravel-lb/ravel/netops"
 )
 
@@ -44,6 +45,17 @@ type Options struct {
 	// MasqMark is the packet mark bit that asks for masquerade; 0 means DefaultMasqMark
 	// (0x2000: kube-proxy uses 0x4000, kubelet 0x8000, Calico the upper 16 bits).
 	MasqMark uint32
+	// Family is the family of the table the chains go to (iptables or ip6tables); services
+	// and endpoints of the other family are left out. 0 means IPv4.
+	Family family.Family
+}
+
+// family is o.Family, IPv4 when unset.
+func (o Options) family() family.Family {
+	if o.Family == 0 {
+		return family.IPv4
+	}
+	return o.Family
 }
 
 // Validate reports whether o.Chain can name ravel's chains in iptables-restore text: 1 to

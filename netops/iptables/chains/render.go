@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/ravel-lb/ravel/family"
 	"github.com/ravel-lb/ravel/netops"
 )
 
@@ -15,18 +16,19 @@ import (
 //
 // Services with the same Key are merged (endpoints united, names joined with ",", the largest
 // Probability kept); endpoints are sorted and deduplicated. A service renders a rule only with a
-// Probability above 0 and at least one endpoint. ravel programs IPv4 only: a service with an
-// IPv6 VIP, or an IPv6 endpoint, is left out (an IPv4-mapped IPv6 address counts as IPv4).
+// Probability above 0 and at least one endpoint. Only services and endpoints of opts.Family are
+// rendered: iptables and ip6tables are separate tables, one Ruleset each (an IPv4-mapped IPv6
+// address counts as IPv4).
 func Render(opts Options, svcs []netops.LocalService) Ruleset {
 	p := opts.Chain
 	top := Chain{Name: p}
 	chains := []Chain{}
-	for _, s := range merge(svcs) {
+	for _, s := range merge(opts.family(), svcs) {
 		if s.Probability <= 0 || len(s.Endpoints) == 0 {
 			continue
 		}
 		name := ServiceChain(p, s.Key)
-		top.Rules = append(top.Rules, serviceRule(s, name))
+		top.Rules = append(top.Rules, serviceRule(s, opts.family(), name))
 		chains = append(chains, endpointChain(opts, s, name))
 	}
 	chains = append(chains, top)
@@ -60,13 +62,13 @@ func Render(opts Options, svcs []netops.LocalService) Ruleset {
 	return Ruleset{Prefix: p, Chains: chains, Jumps: jumps}
 }
 
-// merge groups svcs by key (sorted by key), keeping IPv4 services and endpoints only.
-func merge(svcs []netops.LocalService) []netops.LocalService {
+// merge groups svcs by key (sorted by key), keeping services and endpoints of fam only.
+func merge(fam family.Family, svcs []netops.LocalService) []netops.LocalService {
 	byKey := map[netops.ServiceKey]*netops.LocalService{}
 	var keys []netops.ServiceKey
 	for _, s := range svcs {
 		s.Key.VIP = s.Key.VIP.Unmap()
-		if !s.Key.VIP.Is4() {
+		if !fam.Has(s.Key.VIP) {
 			continue
 		}
 		m, ok := byKey[s.Key]
@@ -84,7 +86,7 @@ func merge(svcs []netops.LocalService) []netops.LocalService {
 		m.Probability = max(m.Probability, s.Probability)
 		for _, e := range s.Endpoints {
 			e = netip.AddrPortFrom(e.Addr().Unmap(), e.Port())
-			if e.Addr().Is4() {
+			if fam.Has(e.Addr()) {
 				m.Endpoints = append(m.Endpoints, e)
 			}
 		}
@@ -101,12 +103,12 @@ func merge(svcs []netops.LocalService) []netops.LocalService {
 }
 
 // serviceRule is the top chain's rule for s, in the order iptables-save prints its parts.
-func serviceRule(s netops.LocalService, chain string) string {
+func serviceRule(s netops.LocalService, fam family.Family, chain string) string {
 	var b strings.Builder
 	proto := s.Key.Proto.String()
 	b.WriteString("-d ")
-	b.WriteString(s.Key.VIP.String())
-	b.WriteString("/32 -p ")
+	b.WriteString(fam.Host(s.Key.VIP).String())
+	b.WriteString(" -p ")
 	b.WriteString(proto)
 	if s.Name != "" {
 		b.WriteString(" -m comment --comment")

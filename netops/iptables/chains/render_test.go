@@ -7,6 +7,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/ravel-lb/ravel/family"
 	"github.com/ravel-lb/ravel/internal/golden"
 	"github.com/ravel-lb/ravel/netops"
 )
@@ -38,6 +39,13 @@ func TestRenderGolden(t *testing.T) {
 			makeService("default/empty:http", "10.0.0.9:80"),
 		}},
 		{"empty", Options{Chain: "LB"}, nil},
+		// The ip6tables table of the same node: its IPv6 services only, /128, endpoints in
+		// brackets with their port, as ip6tables-save prints them (both backends, 1.8.9).
+		{"ipv6", Options{Chain: "RAVEL", Masquerade: true, Family: family.IPv6}, []netops.LocalService{
+			web,
+			makeService("default/web:http", "[fd00::10]:80", withEndpoints("[fd00:1::3]:8080", "[fd00:1::2]:8080", "10.244.1.2:8080")),
+			makeService("default/noport:http", "[fd00::11]:80", withEndpoints("[fd00:1::4]:0")),
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

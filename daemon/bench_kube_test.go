@@ -174,9 +174,8 @@ func benchVIP(i int) netip.Addr {
 
 func benchUpdateToPlan(b *testing.B, rc *rest.Config, c kubernetes.Interface, f *kubeFixture) {
 	cfg := f.cfg
-	refs := kubeRefs(cfg)
-	opts := kube.OptionsFrom(cfg.Kubernetes, nil)
-	opts.Refs = refs
+	opts := kube.OptionsFrom(&cfg.ClusterConfig)
+	refs := opts.Refs
 	opts.Logger = slog.New(slog.DiscardHandler)
 	src, err := kube.NewSourceFromConfig(rc, opts)
 	if err != nil {
@@ -283,17 +282,6 @@ func benchUpdateToPlan(b *testing.B, rc *rest.Config, c kubernetes.Interface, f 
 	report("after-write-", after)
 	b.ReportMetric(float64(n), "updates")
 	b.ReportMetric(0, "ns/op") // one op is not one update when b.N < 200; read the metrics
-}
-
-// kubeRefs are the Kubernetes service references of cfg's services, in order.
-func kubeRefs(cfg *config.Config) []kube.ServiceRef {
-	var refs []kube.ServiceRef
-	for _, s := range cfg.Services {
-		if t := s.Kubernetes; t != nil {
-			refs = append(refs, kube.ServiceRef{Namespace: t.Namespace, Service: t.Service, PortName: t.PortName})
-		}
-	}
-	return refs
 }
 
 // destWeight is the weight of the destination at address dest of IPVS service key.

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ravel-lb/ravel/config"
+	"github.com/ravel-lb/ravel/family"
 	"github.com/ravel-lb/ravel/health"
 	"github.com/ravel-lb/ravel/kube"
 	"github.com/ravel-lb/ravel/netops"
@@ -141,20 +142,24 @@ func (c *Checks) Sync(cfg *config.Config, snap *kube.Snapshot, self reconcile.No
 	seenNodes := map[netip.Addr]bool{}
 	if cfg.Kubernetes != nil && cfg.Health.CheckRealservers && snap != nil {
 		_, port := healthListenPort(cfg)
-		for _, name := range snap.EligibleNodes(cfg.Kubernetes.IncludeCordoned) {
-			n := snap.Nodes[name]
-			if name == self.Name {
-				continue // never a destination
+		// A node is checked on each address a service sends it traffic on: a dual-stack
+		// node's IPv4 and IPv6 paths can fail apart.
+		for _, f := range family.All {
+			for _, name := range snap.EligibleNodes(f, cfg.Kubernetes.IncludeCordoned) {
+				addr := snap.Nodes[name].AddressOf(f)
+				if name == self.Name {
+					continue // never a destination
+				}
+				seenNodes[addr] = true
+				if nc := c.nodes[addr]; nc == nil || nc.name != name {
+					c.nodes[addr] = &nodeCheck{name: name}
+					c.m.BackendUp.WithLabelValues(nodeService, name).Set(1)
+				}
+				id := nodeJob(addr)
+				ids[id] = addr
+				jobs[id] = health.Job{Interval: cfg.Health.Interval.D(), Probe: health.Probe{Kind: health.Node,
+					Addr: netip.AddrPortFrom(addr, port), Timeout: cfg.Health.Timeout.D()}}
 			}
-			seenNodes[n.Address] = true
-			if nc := c.nodes[n.Address]; nc == nil || nc.name != name {
-				c.nodes[n.Address] = &nodeCheck{name: name}
-				c.m.BackendUp.WithLabelValues(nodeService, name).Set(1)
-			}
-			id := nodeJob(n.Address)
-			ids[id] = n.Address
-			jobs[id] = health.Job{Interval: cfg.Health.Interval.D(), Probe: health.Probe{Kind: health.Node,
-				Addr: netip.AddrPortFrom(n.Address, port), Timeout: cfg.Health.Timeout.D()}}
 		}
 	}
 	for a, nc := range c.nodes {
@@ -388,8 +393,7 @@ func (c *Checks) expected() map[string]map[svcID]bool {
 		if s.Kubernetes == nil {
 			continue
 		}
-		ref := kube.ServiceRef{Namespace: s.Kubernetes.Namespace, Service: s.Kubernetes.Service, PortName: s.Kubernetes.PortName}
-		for _, e := range c.snap.Services[ref].Endpoints {
+		for _, e := range c.snap.Services[kube.RefOf(s.Kubernetes, s.VIP)].Endpoints {
 			if !e.Ready {
 				continue
 			}

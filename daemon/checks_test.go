@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/ravel-lb/ravel/config"
+	"github.com/ravel-lb/ravel/family"
 	"github.com/ravel-lb/ravel/health"
 	"github.com/ravel-lb/ravel/kube"
 	"github.com/ravel-lb/ravel/netops"
@@ -214,7 +215,7 @@ services:
   - {name: web, vip: 10.0.0.1, port: 80, kubernetes: {namespace: web, service: nginx, portName: http}}
   - {name: api, vip: 10.0.0.1, port: 81, kubernetes: {namespace: web, service: api, portName: http}}
 `)
-	apiRef := kube.ServiceRef{Namespace: "web", Service: "api", PortName: "http"}
+	apiRef := kube.ServiceRef{Namespace: "web", Service: "api", PortName: "http", Family: family.IPv4}
 	snap := makeSnapshot(withNode("n1", "127.0.0.1"), withNode("n2", "127.0.0.2"),
 		withEndpoints(webRef, ready("10.244.1.5", 8080, "n1"), ready("10.244.1.6", 8080, "n1"), ready("10.244.2.5", 8080, "n2")),
 		withEndpoints(apiRef, ready("10.244.1.7", 8080, "n1"), ready("10.244.2.7", 8080, "n2")))

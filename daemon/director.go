@@ -303,13 +303,15 @@ func (d *Director) OnSnapshot(s *kube.Snapshot) {
 	var keys []netops.ServiceKey
 	var notes []reconcile.Note
 	for i := range d.cfg.Services {
-		t := d.cfg.Services[i].Kubernetes
-		if t == nil || !changed[kube.ServiceRef{Namespace: t.Namespace, Service: t.Service, PortName: t.PortName}] {
+		s := &d.cfg.Services[i]
+		if s.Kubernetes == nil || !changed[kube.RefOf(s.Kubernetes, s.VIP)] {
 			continue
 		}
 		keys = d.recompute(i, keys, &notes)
 	}
-	if m := d.cfg.Management.Kubernetes; m != nil && changed[kube.ServiceRef{Namespace: m.Namespace, Service: m.Service, PortName: m.PortName}] {
+	if m := d.cfg.Management.Kubernetes; m != nil && slices.ContainsFunc(d.cfg.VIPPool, func(vip netip.Addr) bool {
+		return changed[kube.RefOf(m, vip)]
+	}) {
 		keys = d.recomputeManagement(keys, &notes)
 	}
 	d.applyChains()

@@ -19,6 +19,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/ravel-lb/ravel/config"
+	"github.com/ravel-lb/ravel/family"
 	"github.com/ravel-lb/ravel/kube"
 	"github.com/ravel-lb/ravel/netops"
 	"github.com/ravel-lb/ravel/netops/iptables"
@@ -229,8 +230,8 @@ func (a *fakeAnnouncer) take() []string {
 // Snapshot builders.
 
 var (
-	webRef = kube.ServiceRef{Namespace: "web", Service: "nginx", PortName: "http"}
-	apiRef = kube.ServiceRef{Namespace: "web", Service: "api", PortName: "https"}
+	webRef = kube.ServiceRef{Namespace: "web", Service: "nginx", PortName: "http", Family: family.IPv4}
+	apiRef = kube.ServiceRef{Namespace: "web", Service: "api", PortName: "https", Family: family.IPv4}
 )
 
 type snapOpt func(*kube.Snapshot)

@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"cmp"
 	"context"
 	"log/slog"
 	"reflect"
@@ -98,9 +97,7 @@ func (f *KubeFeed) Prepare(cfg *config.Config) (commit func(context.Context), er
 func watchOptions(o kube.Options) kube.Options {
 	o.Logger, o.Registerer = nil, nil
 	o.Refs = slices.Clone(o.Refs)
-	slices.SortFunc(o.Refs, func(a, b kube.ServiceRef) int {
-		return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Service, b.Service), cmp.Compare(a.PortName, b.PortName))
-	})
+	slices.SortFunc(o.Refs, kube.CompareRefs)
 	o.Refs = slices.Compact(o.Refs)
 	return o
 }

@@ -24,9 +24,9 @@ import (
 	"k8s.io/client-go/util/retry"
 
 	"github.com/ravel-lb/ravel/config"
+	"github.com/ravel-lb/ravel/family"
 	"github.com/ravel-lb/ravel/internal/kubeobj"
 	"github.com/ravel-lb/ravel/kube"
-	"github.com/ravel-lb/ravel/schema"
 )
 
 // The environment of TestKubeFeed (kubefeed_test.go): a namespace, two nodes and services
@@ -111,7 +111,7 @@ func newFeedEnv(t *testing.T, base *rest.Config) *feedEnv {
 func (e *feedEnv) node(short string) string { return e.ns + "-" + short }
 
 func (e *feedEnv) ref(svc string) kube.ServiceRef {
-	return kube.ServiceRef{Namespace: e.ns, Service: svc, PortName: "http"}
+	return kube.ServiceRef{Namespace: e.ns, Service: svc, PortName: "http", Family: family.IPv4}
 }
 
 // service creates a Service with port http (80 → 8080) and an EndpointSlice whose endpoints
@@ -213,15 +213,7 @@ services:
 }
 
 // feedOptions is cmd/ravel's kubeOptions.
-func feedOptions(cfg *config.Config) kube.Options {
-	var targets []schema.KubeTarget
-	for _, s := range cfg.Services {
-		if s.Kubernetes != nil {
-			targets = append(targets, *s.Kubernetes)
-		}
-	}
-	return kube.OptionsFrom(cfg.Kubernetes, targets)
-}
+func feedOptions(cfg *config.Config) kube.Options { return kube.OptionsFrom(&cfg.ClusterConfig) }
 
 // build is the feed's build function, as cmd/ravel's kubeSource but on e's API server (or the
 // target set by setTarget), counting its calls.

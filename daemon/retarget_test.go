@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/ravel-lb/ravel/config"
+	"github.com/ravel-lb/ravel/family"
 	"github.com/ravel-lb/ravel/kube"
 )
 
@@ -24,7 +25,7 @@ func retarget(t *testing.T, name string) *config.Config {
 	return next
 }
 
-var otherRef = kube.ServiceRef{Namespace: "web", Service: "other", PortName: "http"}
+var otherRef = kube.ServiceRef{Namespace: "web", Service: "other", PortName: "http", Family: family.IPv4}
 
 // TestDirectorRetargetKeepsDestinations (issue 11, item 4): a reload that points web at
 // another Kubernetes service keeps web's destinations while the snapshots come from watches

@@ -17,6 +17,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/ravel-lb/ravel/family"
 	"github.com/ravel-lb/ravel/internal/kapitest"
 	"github.com/ravel-lb/ravel/internal/kubeobj"
 	"github.com/ravel-lb/ravel/internal/parallel"
@@ -81,7 +82,7 @@ func getFixture(b *testing.B, srv *kapitest.Server, services, nodes, epsPerNode 
 		b.Fatal(err)
 	}
 	for i := range services {
-		f.refs = append(f.refs, ServiceRef{Namespace: f.ns, Service: fmt.Sprintf("svc-%d", i), PortName: "http"})
+		f.refs = append(f.refs, ServiceRef{Namespace: f.ns, Service: fmt.Sprintf("svc-%d", i), PortName: "http", Family: family.IPv4})
 	}
 	b.Logf("fixture %s: %d services, %d nodes, %d endpoints per node and service, built in %v",
 		key, services, nodes, epsPerNode, time.Since(start).Round(time.Millisecond))

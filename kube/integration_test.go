@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/ravel-lb/ravel/family"
 	"github.com/ravel-lb/ravel/internal/kubeobj"
 )
 
@@ -64,8 +65,8 @@ func TestKubeEndpointsFollowTheAPI(t *testing.T) {
 		http:  {Status: StatusOK, Endpoints: []Endpoint{terminating(8080), ep("10.1.0.3", n3, 8080, true)}},
 		https: {Status: StatusOK, Endpoints: []Endpoint{terminating(8443), ep("10.1.0.3", n3, 8443, true)}},
 	}}, settle)
-	if ready := got.Services[http].ReadyByNode(); ready[n3] != 1 || slices.Contains(got.EligibleNodes(true), n3) {
-		t.Errorf("n3: ready endpoints %d, eligible nodes %v: a node outside the selector must never be eligible", ready[n3], got.EligibleNodes(true))
+	if ready := got.Services[http].ReadyByNode(); ready[n3] != 1 || slices.Contains(got.EligibleNodes(family.IPv4, true), n3) {
+		t.Errorf("n3: ready endpoints %d, eligible nodes %v: a node outside the selector must never be eligible", ready[n3], got.EligibleNodes(family.IPv4, true))
 	}
 }
 
@@ -93,19 +94,19 @@ func TestKubeNodeChanges(t *testing.T) {
 	it.updateNode("n1", func(n *corev1.Node) { n.Spec.Unschedulable = true })
 	nodes[n1] = node(n1, "192.0.2.1", true, true, true)
 	got := it.expect(&Snapshot{Nodes: nodes, Services: svcs}, settle)
-	if diff := slices.Compare(got.EligibleNodes(false), []string{n2, n3}); diff != 0 {
-		t.Errorf("eligible without includeCordoned: %v", got.EligibleNodes(false))
+	if diff := slices.Compare(got.EligibleNodes(family.IPv4, false), []string{n2, n3}); diff != 0 {
+		t.Errorf("eligible without includeCordoned: %v", got.EligibleNodes(family.IPv4, false))
 	}
-	if diff := slices.Compare(got.EligibleNodes(true), []string{n1, n2, n3}); diff != 0 {
-		t.Errorf("eligible with includeCordoned: %v", got.EligibleNodes(true))
+	if diff := slices.Compare(got.EligibleNodes(family.IPv4, true), []string{n1, n2, n3}); diff != 0 {
+		t.Errorf("eligible with includeCordoned: %v", got.EligibleNodes(family.IPv4, true))
 	}
 
 	// Relabel n2 out of the selector: not eligible, although it runs a ready pod.
 	it.updateNode("n2", func(n *corev1.Node) { delete(n.Labels, "ravel-lb") })
 	nodes[n2] = node(n2, "192.0.2.2", true, false, false)
 	got = it.expect(&Snapshot{Nodes: nodes, Services: svcs}, settle)
-	if got.Services[web].ReadyByNode()[n2] != 1 || slices.Contains(got.EligibleNodes(true), n2) {
-		t.Errorf("n2 outside the selector is eligible: %v", got.EligibleNodes(true))
+	if got.Services[web].ReadyByNode()[n2] != 1 || slices.Contains(got.EligibleNodes(family.IPv4, true), n2) {
+		t.Errorf("n2 outside the selector is eligible: %v", got.EligibleNodes(family.IPv4, true))
 	}
 
 	// n3 becomes NotReady (status written as a kubelet would), then is deleted.

@@ -20,6 +20,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/util/retry"
 
+	"github.com/ravel-lb/ravel/family"
 	"github.com/ravel-lb/ravel/internal/kapitest"
 	"github.com/ravel-lb/ravel/internal/kubeobj"
 )
@@ -56,7 +57,7 @@ func (it *itest) selector() map[string]string { return map[string]string{"ravel-
 func (it *itest) lb() kubeobj.MetaOption      { return kubeobj.WithLabels(it.selector()) }
 func (it *itest) node(n string) string        { return it.ns + "-" + n }
 func (it *itest) ref(svc, port string) ServiceRef {
-	return ServiceRef{Namespace: it.ns, Service: svc, PortName: port}
+	return ServiceRef{Namespace: it.ns, Service: svc, PortName: port, Family: family.IPv4}
 }
 
 // run starts a Source on the shared API server; it is stopped at the end of the test.

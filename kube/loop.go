@@ -153,7 +153,7 @@ func (s *Source) step(now time.Time) {
 				snap.Changed = append(snap.Changed, ref)
 			}
 		}
-		slices.SortFunc(snap.Changed, compareRefs)
+		slices.SortFunc(snap.Changed, CompareRefs)
 		snap.NodesChanged = nodesDirty && !maps.Equal(l.prev.Nodes, nodes)
 		if !snap.NodesChanged {
 			snap.Nodes = l.prev.Nodes // keep one map while nothing changed
@@ -184,7 +184,7 @@ func (s *Source) resolve(ref ServiceRef) (ServiceState, string) {
 			eps = append(eps, o.(*discoveryv1.EndpointSlice))
 		}
 	}
-	return resolveService(svc, eps, ref.PortName)
+	return resolveService(svc, eps, ref.PortName, ref.Family)
 }
 
 func (s *Source) buildNodes() map[string]Node {
@@ -214,7 +214,7 @@ func (s *Source) publish(snap *Snapshot, now time.Time, latency float64) {
 		case old := <-s.out:
 			snap.NodesChanged = snap.NodesChanged || old.NodesChanged
 			snap.Changed = append(snap.Changed, old.Changed...)
-			slices.SortFunc(snap.Changed, compareRefs)
+			slices.SortFunc(snap.Changed, CompareRefs)
 			snap.Changed = slices.Compact(snap.Changed)
 		default: // the consumer took it meanwhile
 		}

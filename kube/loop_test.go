@@ -8,13 +8,14 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 
+	"github.com/ravel-lb/ravel/family"
 	"github.com/ravel-lb/ravel/internal/kubeobj"
 )
 
 // Loop tests: the Source's publishing and safety valve, with the stores written directly.
 
 var (
-	webHTTP = ServiceRef{Namespace: "ns", Service: "web", PortName: "http"}
+	webHTTP = ServiceRef{Namespace: "ns", Service: "web", PortName: "http", Family: family.IPv4}
 	lbLabel = kubeobj.WithLabels(map[string]string{"ravel/lb": "true"})
 )
 
@@ -114,7 +115,7 @@ func TestLoopPublishesChanges(t *testing.T) {
 	if !got.NodesChanged || len(got.Changed) != 0 || !got.Nodes["n2"].Cordoned || len(got.Nodes) != 2 {
 		t.Errorf("after cordon: %+v", got)
 	}
-	if got.Nodes["n2"].Eligible(false) || !got.Nodes["n2"].Eligible(true) {
+	if got.Nodes["n2"].Eligible(family.IPv4, false) || !got.Nodes["n2"].Eligible(family.IPv4, true) {
 		t.Error("cordoned n2: eligible only with includeCordoned")
 	}
 	// A re-list with the same nodes never duplicates one.
@@ -152,7 +153,7 @@ func TestLoopCoalesces(t *testing.T) {
 
 func TestSlowConsumerGetsLatest(t *testing.T) {
 	opts := baseOptions()
-	opts.Refs = append(opts.Refs, ServiceRef{Namespace: "ns", Service: "api", PortName: "http"})
+	opts.Refs = append(opts.Refs, ServiceRef{Namespace: "ns", Service: "api", PortName: "http", Family: family.IPv4})
 	h := newHarness(t, opts)
 	nodes, svcs, eps := baseObjects()
 	svcs = append(svcs, kubeobj.Service("ns", "api", kubeobj.WithPort("http", 80, 8080)))
@@ -172,9 +173,9 @@ func TestSlowConsumerGetsLatest(t *testing.T) {
 		Nodes: map[string]Node{"n1": baseNodes["n1"]},
 		Services: map[ServiceRef]ServiceState{
 			webHTTP: {Status: StatusNoEndpoints},
-			{Namespace: "ns", Service: "api", PortName: "http"}: {Status: StatusOK, Endpoints: []Endpoint{ep("10.0.1.1", "n1", 8080, true)}},
+			{Namespace: "ns", Service: "api", PortName: "http", Family: family.IPv4}: {Status: StatusOK, Endpoints: []Endpoint{ep("10.0.1.1", "n1", 8080, true)}},
 		},
-		Changed:      []ServiceRef{{Namespace: "ns", Service: "api", PortName: "http"}, webHTTP},
+		Changed:      []ServiceRef{{Namespace: "ns", Service: "api", PortName: "http", Family: family.IPv4}, webHTTP},
 		NodesChanged: true,
 	}
 	diffSnap(t, want, got)

@@ -9,6 +9,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+
+	"github.com/ravel-lb/ravel/family"
 )
 
 // These functions are pure: API objects in, snapshot values out. The Source feeds them from its
@@ -18,7 +20,8 @@ import (
 func nodeFromAPI(n *corev1.Node, selector map[string]string) Node {
 	out := Node{
 		Name:     n.Name,
-		Address:  primaryAddress(n.Status.Addresses),
+		Address:  primaryAddress(n.Status.Addresses, family.IPv4),
+		Address6: primaryAddress(n.Status.Addresses, family.IPv6),
 		Cordoned: n.Spec.Unschedulable,
 		Selected: true,
 	}
@@ -37,27 +40,48 @@ func nodeFromAPI(n *corev1.Node, selector map[string]string) Node {
 	return out
 }
 
-// primaryAddress is the node's first IPv4 InternalIP, or else its first IPv4 ExternalIP; the
-// zero Addr if it has neither (such a node is never eligible). ravel programs IPv4 VIPs only,
-// and a dual-stack node may list its IPv6 InternalIP first: taking it would give an IPv4
-// service an IPv6 destination, which IPVS refuses on every sync.
-func primaryAddress(addrs []corev1.NodeAddress) netip.Addr {
+// primaryAddress is the node's first InternalIP of family f, or else its first ExternalIP of
+// f; the zero Addr if it has neither (such a node is never eligible for f). A dual-stack node
+// may list either family first: each family's services take that family's address (an IPv4
+// service with an IPv6 destination is refused by IPVS).
+func primaryAddress(addrs []corev1.NodeAddress, f family.Family) netip.Addr {
 	for _, want := range []corev1.NodeAddressType{corev1.NodeInternalIP, corev1.NodeExternalIP} {
 		for _, a := range addrs {
 			if a.Type != want {
 				continue
 			}
-			if ip, err := netip.ParseAddr(a.Address); err == nil && ip.Unmap().Is4() {
-				return ip.Unmap()
+			if ip, ok := parseFamily(a.Address, f); ok {
+				return ip
 			}
 		}
 	}
 	return netip.Addr{}
 }
 
+// parseFamily parses s as an address of family f. An IPv4-mapped IPv6 address counts as IPv4
+// (the API server accepts both spellings of an IPv4 address in some fields); a zone is refused.
+func parseFamily(s string, f family.Family) (netip.Addr, bool) {
+	ip, err := netip.ParseAddr(s)
+	if err != nil || ip.Zone() != "" {
+		return netip.Addr{}, false
+	}
+	if ip.Is4In6() {
+		ip = ip.Unmap()
+	}
+	return ip, f.Has(ip)
+}
+
+// sliceType is the EndpointSlice addressType of family f.
+func sliceType(f family.Family) discoveryv1.AddressType {
+	if f == family.IPv6 {
+		return discoveryv1.AddressTypeIPv6
+	}
+	return discoveryv1.AddressTypeIPv4
+}
+
 // resolveService resolves one service port from its Service object (nil if it doesn't exist)
 // and the EndpointSlices labelled with its name. detail explains an exclusion for the log.
-func resolveService(svc *corev1.Service, eps []*discoveryv1.EndpointSlice, portName string) (state ServiceState, detail string) {
+func resolveService(svc *corev1.Service, eps []*discoveryv1.EndpointSlice, portName string, f family.Family) (state ServiceState, detail string) {
 	switch {
 	case svc == nil:
 		return ServiceState{Status: StatusNotFound}, "the Service does not exist"
@@ -69,7 +93,7 @@ func resolveService(svc *corev1.Service, eps []*discoveryv1.EndpointSlice, portN
 	if !hasPort(svc, portName) {
 		return ServiceState{Status: StatusNoSuchPort}, fmt.Sprintf("no port named %q; the Service has %s", portName, portNames(svc))
 	}
-	state.Endpoints = endpointsOf(eps, portName)
+	state.Endpoints = endpointsOf(eps, portName, f)
 	for _, e := range state.Endpoints {
 		if e.Ready {
 			state.Status = StatusOK
@@ -78,7 +102,7 @@ func resolveService(svc *corev1.Service, eps []*discoveryv1.EndpointSlice, portN
 	}
 	state.Status = StatusNoEndpoints
 	if len(state.Endpoints) == 0 {
-		return state, "no IPv4 EndpointSlice lists an endpoint for the port"
+		return state, fmt.Sprintf("no %s EndpointSlice lists an endpoint for the port", f)
 	}
 	return state, fmt.Sprintf("%d endpoints, none ready", len(state.Endpoints))
 }
@@ -108,11 +132,11 @@ func portNames(svc *corev1.Service) string {
 	return "ports " + strings.Join(names, ", ")
 }
 
-// endpointsOf collects the endpoints of port portName from every IPv4 EndpointSlice, deduped by
+// endpointsOf collects the endpoints of port portName from every EndpointSlice of family f, deduped by
 // (address, port) and sorted. An endpoint listed by two slices (the controller moves endpoints
 // between slices in two writes) counts once; if the copies disagree the ready one wins, as in
 // kube-proxy, so the endpoint never flaps out while it moves.
-func endpointsOf(eps []*discoveryv1.EndpointSlice, portName string) []Endpoint {
+func endpointsOf(eps []*discoveryv1.EndpointSlice, portName string, f family.Family) []Endpoint {
 	type key struct {
 		addr netip.Addr
 		port uint16
@@ -123,7 +147,7 @@ func endpointsOf(eps []*discoveryv1.EndpointSlice, portName string) []Endpoint {
 		return cmp.Compare(a.Name, b.Name)
 	})
 	for _, s := range eps {
-		if s.AddressType != discoveryv1.AddressTypeIPv4 {
+		if s.AddressType != sliceType(f) {
 			continue
 		}
 		port, ok := slicePort(s, portName)
@@ -135,12 +159,12 @@ func endpointsOf(eps []*discoveryv1.EndpointSlice, portName string) []Endpoint {
 			if len(e.Addresses) == 0 {
 				continue
 			}
-			ip, err := netip.ParseAddr(e.Addresses[0])
-			if err != nil || !ip.Unmap().Is4() {
+			ip, ok := parseFamily(e.Addresses[0], f)
+			if !ok {
 				continue
 			}
 			ep := Endpoint{
-				Address: ip.Unmap(),
+				Address: ip,
 				Port:    port,
 				// Per the EndpointConditions API docs a nil ready or serving means true, a nil
 				// terminating means false.
@@ -213,7 +237,8 @@ func sameState(a, b ServiceState) bool {
 	return a.Status == b.Status && slices.Equal(a.Endpoints, b.Endpoints)
 }
 
-// compareRefs orders ServiceRefs by namespace, service, port name.
-func compareRefs(a, b ServiceRef) int {
-	return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Service, b.Service), cmp.Compare(a.PortName, b.PortName))
+// CompareRefs orders ServiceRefs by namespace, service, port name.
+func CompareRefs(a, b ServiceRef) int {
+	return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Service, b.Service), cmp.Compare(a.PortName, b.PortName),
+		cmp.Compare(a.Family, b.Family))
 }

@@ -9,6 +9,7 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/ravel-lb/ravel/family"
 	"github.com/ravel-lb/ravel/internal/kubeobj"
 )
 
@@ -48,6 +49,7 @@ func TestResolveService(t *testing.T) {
 		svc      *corev1.Service
 		slices   []*discoveryv1.EndpointSlice
 		portName string
+		fam      family.Family // IPv4 when 0
 		want     ServiceState
 	}{
 		{name: "missing service", portName: "http", slices: []*discoveryv1.EndpointSlice{sliceA},
@@ -84,12 +86,22 @@ func TestResolveService(t *testing.T) {
 				{Address: netip.MustParseAddr("10.0.0.3"), NodeName: "n1", Port: 8080, Serving: true, Terminating: true},
 				ep("10.0.0.3", "n1", 9090, true), ep("10.0.0.4", "", 9090, true),
 			}}},
+		{name: "an IPv6 ref reads the IPv6 slices only", fam: family.IPv6,
+			svc: web, portName: "http", slices: []*discoveryv1.EndpointSlice{sliceB, v6, sliceA, noPortNumber},
+			want: ServiceState{Status: StatusOK, Endpoints: []Endpoint{ep("2001:db8::1", "n1", 8080, true)}}},
+		{name: "an IPv6 ref without IPv6 slices has no endpoints", fam: family.IPv6,
+			svc: web, portName: "http", slices: []*discoveryv1.EndpointSlice{sliceA},
+			want: ServiceState{Status: StatusNoEndpoints}},
 		{name: "unnamed port, nil conditions", svc: unnamed, portName: "", slices: []*discoveryv1.EndpointSlice{nilConds},
 			want: ServiceState{Status: StatusOK, Endpoints: []Endpoint{ep("10.1.0.1", "", 8080, true)}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, detail := resolveService(tt.svc, tt.slices, tt.portName)
+			fam := tt.fam
+			if fam == 0 {
+				fam = family.IPv4
+			}
+			got, detail := resolveService(tt.svc, tt.slices, tt.portName, fam)
 			if diff := cmp.Diff(tt.want, got, addrCmp); diff != "" {
 				t.Errorf("resolveService (-want +got):\n%s", diff)
 			}
@@ -107,7 +119,7 @@ func TestResolveService(t *testing.T) {
 				o, _ := sliceTransform(s)
 				tsl = append(tsl, o.(*discoveryv1.EndpointSlice))
 			}
-			got2, _ := resolveService(ts, tsl, tt.portName)
+			got2, _ := resolveService(ts, tsl, tt.portName, fam)
 			if diff := cmp.Diff(got, got2, addrCmp); diff != "" {
 				t.Errorf("after transform (-before +after):\n%s", diff)
 			}
@@ -123,7 +135,7 @@ func TestDuplicateEndpointPrefersReady(t *testing.T) {
 		kubeobj.WithEndpoint("10.0.0.1", "n1", true, true, false))
 	want := ServiceState{Status: StatusOK, Endpoints: []Endpoint{ep("10.0.0.1", "n1", 8080, true)}}
 	for _, order := range [][]*discoveryv1.EndpointSlice{{a, b}, {b, a}} {
-		got, _ := resolveService(svc, order, "http")
+		got, _ := resolveService(svc, order, "http", family.IPv4)
 		if diff := cmp.Diff(want, got, addrCmp); diff != "" {
 			t.Errorf("(-want +got):\n%s", diff)
 		}
@@ -153,12 +165,16 @@ func TestNodeFromAPI(t *testing.T) {
 				kubeobj.WithNodeAddress(corev1.NodeExternalIP, "198.51.100.1"),
 				kubeobj.WithNodeIP("192.0.2.1"), kubeobj.WithNodeIP("192.0.2.2"), kubeobj.Ready(false)),
 			want: Node{Name: "n1", Address: netip.MustParseAddr("192.0.2.1"), Selected: true}},
-		{name: "IPv4 InternalIP wins over an IPv6 one listed first (dual stack)",
-			node: kubeobj.Node("n1", kubeobj.WithNodeIP("2001:db8::1"), kubeobj.WithNodeIP("192.0.2.7"), kubeobj.Ready(true)),
-			want: Node{Name: "n1", Address: netip.MustParseAddr("192.0.2.7"), Ready: true, Selected: true}},
-		{name: "IPv6 only: no address",
+		{name: "dual stack, IPv6 listed first: one address per family",
+			node: kubeobj.Node("n1", kubeobj.WithNodeIP("2001:db8::1"), kubeobj.WithNodeIP("192.0.2.7"),
+				kubeobj.WithNodeIP("2001:db8::2"), kubeobj.Ready(true)),
+			want: Node{Name: "n1", Address: netip.MustParseAddr("192.0.2.7"), Address6: netip.MustParseAddr("2001:db8::1"), Ready: true, Selected: true}},
+		{name: "IPv6 only: no IPv4 address",
 			node: kubeobj.Node("n1", kubeobj.WithNodeIP("2001:db8::1"), kubeobj.Ready(true)),
-			want: Node{Name: "n1", Ready: true, Selected: true}},
+			want: Node{Name: "n1", Address6: netip.MustParseAddr("2001:db8::1"), Ready: true, Selected: true}},
+		{name: "a zone or a mapped spelling",
+			node: kubeobj.Node("n1", kubeobj.WithNodeIP("fe80::1%eth0"), kubeobj.WithNodeIP("::ffff:192.0.2.9"), kubeobj.Ready(true)),
+			want: Node{Name: "n1", Address: netip.MustParseAddr("192.0.2.9"), Ready: true, Selected: true}},
 		{name: "ExternalIP when no InternalIP",
 			node: kubeobj.Node("n1", kubeobj.WithNodeAddress(corev1.NodeExternalIP, "198.51.100.1"), kubeobj.Unschedulable()),
 			want: Node{Name: "n1", Address: netip.MustParseAddr("198.51.100.1"), Cordoned: true, Selected: true}},

@@ -3,31 +3,57 @@ package kube
 import (
 	"net/netip"
 	"sort"
+
+	"github.com/ravel-lb/ravel/family"
+	"github.com/ravel-lb/ravel/schema"
 )
 
 // Node is what ravel needs to know of a Kubernetes node.
 type Node struct {
 	Name string
-	// Address is the node's primary (InternalIP) address; invalid if it has none.
+	// Address is the node's primary IPv4 address (its first IPv4 InternalIP, else ExternalIP),
+	// the destination of IPv4 services; invalid if it has none.
 	Address netip.Addr
-	Ready   bool
+	// Address6 is the same for IPv6 (a dual-stack or IPv6-only node).
+	Address6 netip.Addr
+	Ready    bool
 	// Cordoned is spec.unschedulable.
 	Cordoned bool
 	// Selected is true when the node carries every label of kubernetes.nodeSelector.
 	Selected bool
 }
 
-// Eligible reports whether the node may receive traffic: Ready, selected, with an address, and
-// not cordoned unless includeCordoned.
-func (n Node) Eligible(includeCordoned bool) bool {
-	return n.Ready && n.Selected && n.Address.IsValid() && (includeCordoned || !n.Cordoned)
+// AddressOf is the node's primary address of family f: the destination a service of that
+// family sends it traffic on.
+func (n Node) AddressOf(f family.Family) netip.Addr {
+	switch f {
+	case family.IPv4:
+		return n.Address
+	case family.IPv6:
+		return n.Address6
+	}
+	return netip.Addr{}
 }
 
-// ServiceRef names a port of a Kubernetes service, as a config service's `kubernetes` does.
+// Eligible reports whether the node may receive traffic of family f: Ready, selected, with an
+// address of f, and not cordoned unless includeCordoned.
+func (n Node) Eligible(f family.Family, includeCordoned bool) bool {
+	return n.Ready && n.Selected && n.AddressOf(f).IsValid() && (includeCordoned || !n.Cordoned)
+}
+
+// ServiceRef names a port of a Kubernetes service in one address family, as a config
+// service's `kubernetes` does with its VIP's family: an IPv4 and an IPv6 VIP on one dual-stack
+// Kubernetes service are two refs, each fed by the EndpointSlices of its own family.
 type ServiceRef struct {
 	Namespace string
 	Service   string
 	PortName  string
+	Family    family.Family
+}
+
+// RefOf is the ref of a config service's Kubernetes target t, served on vip.
+func RefOf(t *schema.KubeTarget, vip netip.Addr) ServiceRef {
+	return ServiceRef{Namespace: t.Namespace, Service: t.Service, PortName: t.PortName, Family: family.Of(vip)}
 }
 
 // Status says why a service does or does not have endpoints.
@@ -110,10 +136,10 @@ func (s *Snapshot) Knows(ref ServiceRef) bool {
 	return ok
 }
 
-func (s *Snapshot) EligibleNodes(includeCordoned bool) []string {
+func (s *Snapshot) EligibleNodes(f family.Family, includeCordoned bool) []string {
 	var out []string
 	for name, n := range s.Nodes {
-		if n.Eligible(includeCordoned) {
+		if n.Eligible(f, includeCordoned) {
 			out = append(out, name)
 		}
 	}

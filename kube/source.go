@@ -55,9 +55,12 @@ type Options struct {
 	Standby bool
 }
 
-// OptionsFrom builds Options from the config's kubernetes section and the kubernetes targets of
-// its services. Logger and Registerer are left for the caller.
-func OptionsFrom(k *schema.Kubernetes, targets []schema.KubeTarget) Options {
+// OptionsFrom builds Options from the config's kubernetes section (which must be set) and the
+// Kubernetes targets of its services, the management service's among them (on every VIP of
+// the pool, so in each family the pool has): one ServiceRef each (RefOf). Logger and
+// Registerer are left for the caller.
+func OptionsFrom(c *schema.ClusterConfig) Options {
+	k := c.Kubernetes
 	o := Options{
 		Kubeconfig:        k.Kubeconfig,
 		NodeSelector:      k.NodeSelector,
@@ -65,8 +68,15 @@ func OptionsFrom(k *schema.Kubernetes, targets []schema.KubeTarget) Options {
 		MaxDelay:          time.Duration(k.Debounce.MaxDelay),
 		KeepLastEndpoints: k.KeepLastEndpoints,
 	}
-	for _, t := range targets {
-		o.Refs = append(o.Refs, ServiceRef{Namespace: t.Namespace, Service: t.Service, PortName: t.PortName})
+	for i := range c.Services {
+		if s := &c.Services[i]; s.Kubernetes != nil {
+			o.Refs = append(o.Refs, RefOf(s.Kubernetes, s.VIP))
+		}
+	}
+	if m := c.Management.Kubernetes; m != nil && c.Management.Port > 0 {
+		for _, vip := range c.VIPPool {
+			o.Refs = append(o.Refs, RefOf(m, vip))
+		}
 	}
 	return o
 }
@@ -171,7 +181,7 @@ func newSource(client kubernetes.Interface, opts Options) (*Source, error) {
 		}
 		s.refs = append(s.refs, r)
 	}
-	slices.SortFunc(s.refs, compareRefs)
+	slices.SortFunc(s.refs, CompareRefs)
 	s.refs = slices.Compact(s.refs)
 	for _, r := range s.refs {
 		k := r.Namespace + "/" + r.Service

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ravel-lb/ravel/family"
 	"github.com/ravel-lb/ravel/internal/kubeobj"
 )
 
@@ -24,7 +25,7 @@ func BenchmarkStep(b *testing.B) {
 			}
 			opts := Options{Logger: slog.New(slog.DiscardHandler)}
 			for i := range services {
-				opts.Refs = append(opts.Refs, ServiceRef{Namespace: "ns", Service: fmt.Sprintf("svc-%d", i), PortName: "http"})
+				opts.Refs = append(opts.Refs, ServiceRef{Namespace: "ns", Service: fmt.Sprintf("svc-%d", i), PortName: "http", Family: family.IPv4})
 			}
 			s, err := newSource(nil, opts)
 			if err != nil {

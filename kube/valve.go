@@ -236,6 +236,6 @@ func (s *Source) confirmList(ctx context.Context, ref ServiceRef) (int, error) {
 	for i := range list.Items {
 		eps[i] = &list.Items[i]
 	}
-	st, _ := resolveService(svc, eps, ref.PortName)
+	st, _ := resolveService(svc, eps, ref.PortName, ref.Family)
 	return readyCount(st), nil
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/ravel-lb/ravel/config"
+	"github.com/ravel-lb/ravel/family"
 	"github.com/ravel-lb/ravel/kube"
 	"github.com/ravel-lb/ravel/netops"
 )
@@ -86,7 +87,7 @@ func benchConfig(b *testing.B, n int, kubernetes bool) *config.Config {
 }
 
 func benchRef(i int) kube.ServiceRef {
-	return kube.ServiceRef{Namespace: "ns", Service: fmt.Sprintf("svc-%d", i), PortName: "http"}
+	return kube.ServiceRef{Namespace: "ns", Service: fmt.Sprintf("svc-%d", i), PortName: "http", Family: family.IPv4}
 }
 
 // benchSnapshot is a cluster of 20 eligible nodes plus the director's own, with 1 to 3
@@ -207,7 +208,7 @@ func BenchmarkOneChange(b *testing.B) {
 			byRef := map[kube.ServiceRef][]int{}
 			for i, s := range cfg.Services {
 				if t := s.Kubernetes; t != nil {
-					ref := kube.ServiceRef{Namespace: t.Namespace, Service: t.Service, PortName: t.PortName}
+					ref := kube.ServiceRef{Namespace: t.Namespace, Service: t.Service, PortName: t.PortName, Family: family.IPv4}
 					byRef[ref] = append(byRef[ref], i)
 				}
 			}

@@ -7,6 +7,7 @@ import (
 	"strconv"
 
 	"github.com/ravel-lb/ravel/config"
+	"github.com/ravel-lb/ravel/family"
 	"github.com/ravel-lb/ravel/kube"
 	"github.com/ravel-lb/ravel/netops"
 	"github.com/ravel-lb/ravel/schema"
@@ -107,7 +108,7 @@ func DesiredManagement(cfg *config.Config, snap *kube.Snapshot, node Node, h Hea
 type inputs struct {
 	cfg    *config.Config
 	snap   *kube.Snapshot
-	elig   eligible
+	elig   [2]eligible // IPv4's and IPv6's (eligibleNodes)
 	health Health
 }
 
@@ -117,23 +118,36 @@ type eligible struct {
 	index map[string]int // node name → position in addrs
 }
 
-// eligibleNodes finds the nodes of snap that may receive traffic under cfg, leaving out the
-// director's own node, which is never an IPVS destination: isolated mode keeps it out
-// entirely, colocated mode serves its share in iptables before IPVS.
-func eligibleNodes(cfg *config.Config, snap *kube.Snapshot, node Node) eligible {
+// eligibleNodes finds the nodes of snap that may receive traffic under cfg, for each family
+// (IPv4 first): a service's destinations are the nodes' addresses of its VIP's family. It
+// leaves out the director's own node, which is never an IPVS destination: isolated mode keeps
+// it out entirely, colocated mode serves its share in iptables before IPVS.
+func eligibleNodes(cfg *config.Config, snap *kube.Snapshot, node Node) [2]eligible {
+	var out [2]eligible
 	if snap == nil {
-		return eligible{}
+		return out
 	}
-	names := snap.EligibleNodes(cfg.Kubernetes != nil && cfg.Kubernetes.IncludeCordoned)
-	e := eligible{addrs: make([]netip.Addr, 0, len(names)), index: make(map[string]int, len(names))}
-	for _, name := range names {
-		if name == node.Name {
-			continue
+	for i, f := range family.All {
+		names := snap.EligibleNodes(f, cfg.Kubernetes != nil && cfg.Kubernetes.IncludeCordoned)
+		e := eligible{addrs: make([]netip.Addr, 0, len(names)), index: make(map[string]int, len(names))}
+		for _, name := range names {
+			if name == node.Name {
+				continue
+			}
+			e.index[name] = len(e.addrs)
+			e.addrs = append(e.addrs, snap.Nodes[name].AddressOf(f))
 		}
-		e.index[name] = len(e.addrs)
-		e.addrs = append(e.addrs, snap.Nodes[name].Address)
+		out[i] = e
 	}
-	return e
+	return out
+}
+
+// eligibleOf is the eligible nodes of family f.
+func (in *inputs) eligibleOf(f family.Family) eligible {
+	if f == family.IPv6 {
+		return in.elig[1]
+	}
+	return in.elig[0]
 }
 
 // wdest is a destination and its weight, before thresholds are split.
@@ -145,7 +159,7 @@ type wdest struct {
 // service computes the virtual services of s. It uses scratch (which may be nil) for its
 // temporary list and returns it for the next call.
 func (in *inputs) service(s *schema.Service, notes *[]Note, scratch []wdest) ([]*VirtualService, []wdest) {
-	snap, elig := in.snap, in.elig
+	snap, elig := in.snap, in.eligibleOf(family.Of(s.VIP))
 	label := s.Name
 	if label == "" {
 		label = fmt.Sprintf("%s:%d", s.VIP, s.Port)
@@ -171,7 +185,7 @@ func (in *inputs) service(s *schema.Service, notes *[]Note, scratch []wdest) ([]
 		for _, a := range elig.addrs {
 			dests = append(dests, wdest{key: netops.DestKey{Addr: a, Port: uint16(s.Port)}, weight: 1})
 		}
-	case s.Kubernetes != nil && snap != nil && !snap.Knows(kubeRef(s.Kubernetes)):
+	case s.Kubernetes != nil && snap != nil && !snap.Knows(kube.RefOf(s.Kubernetes, s.VIP)):
 		// The snapshot comes from watches that do not follow this target (a reload pointed
 		// the service at it and its watch has not synced): keep what the kernel has.
 		return in.keep(s, label), dests
@@ -180,7 +194,7 @@ func (in *inputs) service(s *schema.Service, notes *[]Note, scratch []wdest) ([]
 		for _, a := range elig.addrs {
 			dests = append(dests, wdest{key: netops.DestKey{Addr: a, Port: uint16(s.Port)}})
 		}
-		for _, e := range snap.Services[kubeRef(s.Kubernetes)].Endpoints {
+		for _, e := range snap.Services[kube.RefOf(s.Kubernetes, s.VIP)].Endpoints {
 			if j, ok := elig.index[e.NodeName]; ok && e.Ready {
 				dests[j].weight = min(dests[j].weight+1, netops.MaxWeight)
 			}
@@ -249,11 +263,6 @@ func (in *inputs) keep(s *schema.Service, label string) []*VirtualService {
 		})
 	}
 	return out
-}
-
-// kubeRef is the snapshot's key of a Kubernetes target.
-func kubeRef(t *schema.KubeTarget) kube.ServiceRef {
-	return kube.ServiceRef{Namespace: t.Namespace, Service: t.Service, PortName: t.PortName}
 }
 
 // split gives a destination its share of a service-wide threshold, in proportion to its

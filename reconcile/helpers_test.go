@@ -11,6 +11,7 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/ravel-lb/ravel/config"
+	"github.com/ravel-lb/ravel/family"
 	"github.com/ravel-lb/ravel/kube"
 	"github.com/ravel-lb/ravel/netops"
 )
@@ -221,7 +222,7 @@ func unselected() nodeOpt { return func(n *kube.Node) { n.Selected = false } }
 func noAddress() nodeOpt  { return func(n *kube.Node) { n.Address = netip.Addr{} } }
 
 func ref(ns, name, port string) kube.ServiceRef {
-	return kube.ServiceRef{Namespace: ns, Service: name, PortName: port}
+	return kube.ServiceRef{Namespace: ns, Service: name, PortName: port, Family: family.IPv4}
 }
 
 // withPods gives ref n ready endpoints on node (and notReady unready ones), appended to

@@ -6,6 +6,7 @@ import (
 	"strconv"
 
 	"github.com/ravel-lb/ravel/config"
+	"github.com/ravel-lb/ravel/family"
 	"github.com/ravel-lb/ravel/kube"
 	"github.com/ravel-lb/ravel/netops"
 	"github.com/ravel-lb/ravel/schema"
@@ -29,9 +30,7 @@ func LocalServices(cfg *config.Config, snap *kube.Snapshot, node Node) []netops.
 	}
 	include := cfg.Kubernetes != nil && cfg.Kubernetes.IncludeCordoned
 	self, ok := snap.Nodes[node.Name]
-	if !ok || !self.Eligible(include) {
-		// A node outside the selector (or not ready) must never serve: the security boundary
-		// holds on the node too, not only in the director's choice of destinations.
+	if !ok {
 		return nil
 	}
 	var out []netops.LocalService
@@ -54,6 +53,14 @@ func LocalServices(cfg *config.Config, snap *kube.Snapshot, node Node) []netops.
 		} else {
 			s = &mgmt[i-len(cfg.Services)]
 		}
+		fam := family.Of(s.VIP)
+		if !self.Eligible(fam, include) {
+			// A node outside the selector (or not ready) must never serve: the security
+			// boundary holds on the node too, not only in the director's choice of
+			// destinations. Nor does one without an address of the VIP's family, which no
+			// director sends that family's traffic to.
+			continue
+		}
 		if s.Kubernetes == nil {
 			if s.Backends == nil && !colocated && node.Health.IsValid() {
 				// The management service without a target: this node's health endpoint
@@ -62,8 +69,7 @@ func LocalServices(cfg *config.Config, snap *kube.Snapshot, node Node) []netops.
 			}
 			continue
 		}
-		ref := kube.ServiceRef{Namespace: s.Kubernetes.Namespace, Service: s.Kubernetes.Service, PortName: s.Kubernetes.PortName}
-		st := snap.Services[ref]
+		st := snap.Services[kube.RefOf(s.Kubernetes, s.VIP)]
 		local := st.ReadyOn(node.Name)
 		if len(local) == 0 {
 			continue
@@ -72,7 +78,7 @@ func LocalServices(cfg *config.Config, snap *kube.Snapshot, node Node) []netops.
 		if colocated {
 			total := 0
 			for name, n := range st.ReadyByNode() {
-				if nd, ok := snap.Nodes[name]; ok && nd.Eligible(include) {
+				if nd, ok := snap.Nodes[name]; ok && nd.Eligible(fam, include) {
 					total += n
 				}
 			}
@@ -97,7 +103,7 @@ func UnknownTargets(cfg *config.Config, snap *kube.Snapshot) map[netops.ServiceK
 	var out map[netops.ServiceKey]bool
 	for i := range cfg.Services {
 		s := &cfg.Services[i]
-		if s.Kubernetes == nil || snap.Knows(kubeRef(s.Kubernetes)) {
+		if s.Kubernetes == nil || snap.Knows(kube.RefOf(s.Kubernetes, s.VIP)) {
 			continue
 		}
 		if out == nil {

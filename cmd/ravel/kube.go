@@ -8,20 +8,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ravel-lb/ravel/kube"
-	"github.com/ravel-lb/ravel/schema"
 )
 
-// kubeOptions are the Kubernetes source's options for cfg's kubernetes section and its
-// services' targets.
-func kubeOptions(cfg *configT) kube.Options {
-	var targets []schema.KubeTarget
-	for _, s := range cfg.Services {
-		if s.Kubernetes != nil {
-			targets = append(targets, *s.Kubernetes)
-		}
-	}
-	return kube.OptionsFrom(cfg.Kubernetes, targets)
-}
+// kubeOptions are the Kubernetes source's options for cfg (kube.OptionsFrom).
+func kubeOptions(cfg *configT) kube.Options { return kube.OptionsFrom(&cfg.ClusterConfig) }
 
 // kubeSource builds the Kubernetes source of cfg.
 func kubeSource(cfg *configT, reg prometheus.Registerer, log *slog.Logger, standby bool) (*kube.Source, error) {

@@ -18,7 +18,6 @@ import (
 	"github.com/ravel-lb/ravel/netops"
 	"github.com/ravel-lb/ravel/netops/iptables"
 	"github.com/ravel-lb/ravel/reconcile"
-	"github.com/ravel-lb/ravel/schema"
 )
 
 // director is a director wired as `ravel run` wires it (cmd/ravel: runDirector, kubeFeed): a
@@ -67,15 +66,7 @@ vipPool:
 }
 
 // kubeOptions is cmd/ravel's kubeOptions: the Source options of cfg.
-func kubeOptions(cfg *config.Config) kube.Options {
-	var targets []schema.KubeTarget
-	for _, s := range cfg.Services {
-		if s.Kubernetes != nil {
-			targets = append(targets, *s.Kubernetes)
-		}
-	}
-	return kube.OptionsFrom(cfg.Kubernetes, targets)
-}
+func kubeOptions(cfg *config.Config) kube.Options { return kube.OptionsFrom(&cfg.ClusterConfig) }
 
 // startDirector runs the director until the test ends and waits for its first sync.
 func startDirector(t *testing.T, cfg *config.Config) *director {

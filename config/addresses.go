@@ -1,8 +1,10 @@
 package config
 
 import (
+	"fmt"
 	"net/netip"
 
+	"github.com/ravel-lb/ravel/family"
 	"github.com/ravel-lb/ravel/schema"
 )
 
@@ -65,4 +67,12 @@ func forwardingFrom(forwarding string, own bool) string {
 		return "forwarding " + forwarding
 	}
 	return "forwarding " + forwarding + " (inherited from defaults.ipvs.forwarding)"
+}
+
+// otherFamily says that a, a destination of the service on vip, is of the other family: IPVS
+// refuses an IPv4 destination on an IPv6 service and the other way round, and a realserver's
+// rules live in one family's table.
+func otherFamily(a, vip netip.Addr) string {
+	return fmt.Sprintf("%s is %s, but the service's vip %s is %s: a service and its destinations share one address family",
+		a, family.Of(a), vip, family.Of(vip))
 }

@@ -27,10 +27,27 @@ func (d *decoder) checkBGP(c *schema.ClusterConfig) {
 			d.errAt(index("bgp.largeCommunities", i), "%s is not a large community GLOBAL:LOCAL1:LOCAL2 (each 0..4294967295)", quote(cm))
 		}
 	}
+	// A BGP identifier is 32 bits whatever the session's family (RFC 6286).
+	if b.RouterID != nil && b.RouterID.IsValid() && !b.RouterID.Is4() {
+		d.errAt("bgp.routerId", "%s is IPv6, and a BGP identifier is 32 bits: write an IPv4 address, or leave it out for node.interface's", b.RouterID)
+	}
+	if b.NextHop != nil && b.NextHop.IsValid() && !b.NextHop.Is4() {
+		d.errAt("bgp.nextHop", "%s is IPv6: ravel announces IPv4 routes only for now", b.NextHop)
+	}
+	if c.Node.Role == schema.RoleBGP {
+		for i, v := range c.VIPPool {
+			if v.Is6() {
+				d.errAt(index("vipPool", i), "%s is IPv6: role bgp announces IPv4 VIPs only for now (use role director, which announces IPv6 VIPs by neighbour advertisement)", v)
+			}
+		}
+	}
 	first := map[string]int{}
 	for i := range b.Peers {
 		p := &b.Peers[i]
 		at := func(k string) string { return index("bgp.peers", i) + k }
+		if p.Address.IsValid() && !p.Address.Is4() {
+			d.errAt(at(".address"), "%s is IPv6: ravel's BGP sessions are IPv4 only for now", p.Address)
+		}
 		if p.Address.IsValid() {
 			port := p.Port
 			if port == 0 {

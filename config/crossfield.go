@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strconv"
 
+	"github.com/ravel-lb/ravel/family"
 	"github.com/ravel-lb/ravel/schema"
 )
 
@@ -172,6 +173,9 @@ func (d *decoder) checkBackends(s *schema.Service, i int) {
 		}
 		if unsafeKind(b.Address) != "" { // the path only when there is something to report
 			d.checkBackendAddr(bp(".address"), b.Address)
+		}
+		if s.VIP.IsValid() && family.Of(b.Address) != family.Of(s.VIP) {
+			d.errAt(bp(".address"), "%s", otherFamily(b.Address, s.VIP))
 		}
 		ap := backendAddr(s, j)
 		if firstAt != nil {

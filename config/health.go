@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ravel-lb/ravel/family"
 	"github.com/ravel-lb/ravel/schema"
 )
 
@@ -142,6 +143,9 @@ func (d *decoder) resolveHealthCheck(c *schema.ClusterConfig, i int) {
 			return
 		}
 		d.checkBackendAddr(sp+".address", ss.Address)
+		if s.VIP.IsValid() && family.Of(ss.Address) != family.Of(s.VIP) {
+			d.errAt(sp+".address", "%s", otherFamily(ss.Address, s.VIP))
+		}
 		if ss.Port == 0 {
 			ss.Port = s.Port
 		}

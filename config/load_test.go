@@ -133,10 +133,15 @@ var badFiles = []struct {
 		`testdata/integer-out-of-range.bad.yaml:8:11: coordinator.ports[0]: integer 99999999999999999999 is out of range`,
 	}},
 	{"ipv6.bad.yaml", []string{
-		`testdata/ipv6.bad.yaml:4:26: vipPool[1]: "2001:db8::1" is not an IPv4 address (only IPv4 is supported)`,
-		`testdata/ipv6.bad.yaml:6:12: node.gateway: "fe80::1" is not an IPv4 address (only IPv4 is supported)`,
-		`testdata/ipv6.bad.yaml:12:19: services[0].backends[0].address: "::ffff:10.0.1.5" is not an IPv4 address (only IPv4 is supported)`,
-		`testdata/ipv6.bad.yaml:13:19: services[0].backends[1].address: "::1" is not an IPv4 address (only IPv4 is supported)`,
+		`testdata/ipv6.bad.yaml:6:26: vipPool[1]: 2001:db8::1 is IPv6: role bgp announces IPv4 VIPs only for now (use role director, which announces IPv6 VIPs by neighbour advertisement)`,
+		`testdata/ipv6.bad.yaml:6:41: vipPool[2]: "fe80::1%eth0" has a zone index (%eth0): write the address without it; ravel's addresses are routed, not link-local`,
+		`testdata/ipv6.bad.yaml:12:13: bgp.routerId: 2001:db8::99 is IPv6, and a BGP identifier is 32 bits: write an IPv4 address, or leave it out for node.interface's`,
+		`testdata/ipv6.bad.yaml:13:21: bgp.peers[0].address: 2001:db8::fe is IPv6: ravel's BGP sessions are IPv4 only for now`,
+		`testdata/ipv6.bad.yaml:19:19: services[0].backends[0].address: 10.0.1.5 is IPv4, but the service's vip 2001:db8::1 is IPv6: a service and its destinations share one address family`,
+		`testdata/ipv6.bad.yaml:20:19: services[0].backends[1].address: "::ffff:10.0.1.5" is an IPv4-mapped IPv6 address: write the IPv4 address 10.0.1.5`,
+		`testdata/ipv6.bad.yaml:25:24: services[1].ipvs.forwarding: forwarding tunnel is not supported for an IPv6 vip yet (the realservers would need an ip6tnl device); use dr or nat`,
+		`testdata/ipv6.bad.yaml:27:28: services[1].sorryServer.address: 10.0.9.9 is IPv4, but the service's vip 2001:db8::1 is IPv6: a service and its destinations share one address family`,
+		`testdata/ipv6.bad.yaml:27:18: warning: services[1].sorryServer: no health check (healthCheck.type none): the sorry server is never used`,
 	}},
 	{"kubernetes-target-fields.bad.yaml", []string{
 		`testdata/kubernetes-target-fields.bad.yaml:10:17: services[0].kubernetes.namespace: is required`,
@@ -237,9 +242,9 @@ var badFiles = []struct {
 		`testdata/not-a-mapping-scalar.bad.yaml:2:1: the file must be a mapping of keys (apiVersion, kind, ...), not "ravel/v1 ClusterConfig"`,
 	}},
 	{"null-address.bad.yaml", []string{
-		`testdata/null-address.bad.yaml:4:26: vipPool[1]: must be an IPv4 address, not null`,
-		`testdata/null-address.bad.yaml:7:9: services[0].vip: must be an IPv4 address, not null`,
-		`testdata/null-address.bad.yaml:10:19: services[0].backends[0].address: must be an IPv4 address, not null`,
+		`testdata/null-address.bad.yaml:4:26: vipPool[1]: must be an IP address, not null`,
+		`testdata/null-address.bad.yaml:7:9: services[0].vip: must be an IP address, not null`,
+		`testdata/null-address.bad.yaml:10:19: services[0].backends[0].address: must be an IP address, not null`,
 	}},
 	{"role-bgp.bad.yaml", []string{
 		`testdata/role-bgp.bad.yaml:6:9: node.role: role bgp needs a bgp section (asn and peers)`,
@@ -344,9 +349,9 @@ var badFiles = []struct {
 		`testdata/weight-range.bad.yaml:11:37: services[0].backends[1].weight: must be a weight in 0..65535, not -1`,
 	}},
 	{"wrong-type-address.bad.yaml", []string{
-		`testdata/wrong-type-address.bad.yaml:6:12: node.gateway: must be an IPv4 address, not true`,
-		`testdata/wrong-type-address.bad.yaml:9:10: services[0].vip: must be an IPv4 address, not the integer 3232235777`,
-		`testdata/wrong-type-address.bad.yaml:12:18: services[0].backends[0].address: must be an IPv4 address, not a list`,
+		`testdata/wrong-type-address.bad.yaml:6:12: node.gateway: must be an IP address, not true`,
+		`testdata/wrong-type-address.bad.yaml:9:10: services[0].vip: must be an IP address, not the integer 3232235777`,
+		`testdata/wrong-type-address.bad.yaml:12:18: services[0].backends[0].address: must be an IP address, not a list`,
 	}},
 	{"wrong-type-bool.bad.yaml", []string{
 		`testdata/wrong-type-bool.bad.yaml:6:20: kubernetes.includeCordoned: must be true or false, not "yes"`,

@@ -48,7 +48,7 @@ func addrError(err error) string {
 
 func (d *decoder) addr(n *yaml.Node, v reflect.Value) {
 	if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!str" {
-		d.fail(n, "must be an IPv4 address, not %s", describe(n))
+		d.fail(n, "must be an IP address, not %s", describe(n))
 		return
 	}
 	a, err := netip.ParseAddr(n.Value)
@@ -59,8 +59,14 @@ func (d *decoder) addr(n *yaml.Node, v reflect.Value) {
 		d.fail(n, "%s is not an IP address (host names are not resolved)", quote(n.Value))
 	case err != nil:
 		d.fail(n, "%s is not an IP address: %s", quote(n.Value), addrError(err))
-	case !a.Is4():
-		d.fail(n, "%s is not an IPv4 address (only IPv4 is supported)", quote(n.Value))
+	case a.Zone() != "":
+		// A zone names an interface of one host: it is meaningless to a director, a
+		// realserver and a client alike, and only link-local addresses take one.
+		d.fail(n, "%s has a zone index (%%%s): write the address without it; ravel's addresses are routed, not link-local", quote(n.Value), a.Zone())
+	case a.Is4In6():
+		// ::ffff:10.0.0.1 is IPv4 spelled as IPv6: the kernel would take it for an IPv6
+		// address and no IPv4 packet would ever match it.
+		d.fail(n, "%s is an IPv4-mapped IPv6 address: write the IPv4 address %s", quote(n.Value), a.Unmap())
 	case a.IsUnspecified() || a.IsMulticast() || a == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
 		d.fail(n, "%s cannot be used here (unspecified, multicast or broadcast)", a)
 	default:

@@ -16,8 +16,10 @@ const (
 	// PatternSysctlKey is a key of ipvsSysctls: one file name under /proc/sys/net/ipv4/vs,
 	// never a path.
 	PatternSysctlKey = `^[a-z0-9_]+$`
-	// PatternIPv4 is a dotted-quad IPv4 address without leading zeros.
-	PatternIPv4 = `^(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}$`
+	// PatternIP is a dotted-quad IPv4 address without leading zeros, or an IPv6 address
+	// (hex groups and colons, an embedded IPv4 tail allowed; the loader checks the rest and
+	// refuses zones and IPv4-mapped addresses).
+	PatternIP = `^(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}$|^[0-9A-Fa-f]{0,4}(:[0-9A-Fa-f]{0,4}){1,7}(:[0-9]{1,3}(\.[0-9]{1,3}){3})?$`
 	// PatternDuration is a non-negative Go duration: 500ms, 30s, 1m30s, 2h.
 	PatternDuration = `^[+]?(([0-9]+(\.[0-9]*)?|\.[0-9]+)(ns|us|µs|μs|ms|s|m|h))+$|^[+-]?0$`
 	// PatternHostPort is host:port, the host being empty, a name, an IPv4 address or an IPv6

@@ -43,7 +43,8 @@ type ClusterConfig struct {
 	Colocation string `yaml:"colocation" json:"colocation" validate:"oneof=isolated colocated"`
 	// IPVSSysctls are written to /proc/sys/net/ipv4/vs/<key>, for example conntrack: 1 or
 	// sloppy_tcp: 1. Keys are plain names (lowercase letters, digits and '_'): a key can never
-	// reach a file outside that directory.
+	// reach a file outside that directory. They apply to IPv6 services too: IPVS keeps one
+	// set of settings for both families, under net/ipv4/vs (there is no net/ipv6/vs).
 	IPVSSysctls map[string]int `yaml:"ipvsSysctls" json:"ipvsSysctls" schema:"keys=SysctlKey"`
 	// Coordinator configures the director/realserver failover ports. A reload cannot change it.
 	Coordinator Coordinator `yaml:"coordinator" json:"coordinator"`
@@ -90,7 +91,7 @@ type BGP struct {
 
 // BGPPeer is one BGP neighbour.
 type BGPPeer struct {
-	// Address of the peer (IPv4).
+	// Address of the peer (IPv4; IPv6 sessions are not supported yet).
 	Address netip.Addr `yaml:"address" json:"address" schema:"required"`
 	// ASN of the peer; the session is iBGP when it equals bgp.asn.
 	ASN int64 `yaml:"asn" json:"asn" validate:"min=1,max=4294967294" schema:"required"`
@@ -151,14 +152,15 @@ type Node struct {
 	// realserver (accept traffic for the VIPs) or bgp (a director that announces its serving
 	// VIPs to the bgp peers instead of by ARP; needs the bgp section).
 	Role string `yaml:"role" json:"role" validate:"oneof=director realserver bgp"`
-	// Interface is the primary interface: ARP announcements and tunnel source. At most 15
+	// Interface is the primary interface: ARP and neighbour announcements, tunnel source. At most 15
 	// letters, digits, '.', '_', ':' or '-'.
 	Interface string `yaml:"interface" json:"interface" validate:"ifname"`
 	// VIPInterface is the dummy device ravel creates and owns and binds the VIPs on, or lo. It
 	// must differ from interface.
 	VIPInterface string `yaml:"vipInterface" json:"vipInterface" validate:"ifname"`
-	// Gateway, when set, is the target of gratuitous ARP announcements (an IPv4 address);
-	// empty means broadcast announcements only.
+	// Gateway, when set, is the target of the VIPs' announcements of its family: gratuitous
+	// ARP for an IPv4 gateway, neighbour advertisements for an IPv6 one; empty means
+	// broadcast (all-nodes multicast) announcements only.
 	Gateway *netip.Addr `yaml:"gateway,omitempty" json:"gateway,omitempty"`
 }
 
@@ -251,8 +253,8 @@ type IPVSOptions struct {
 type Service struct {
 	// Name is an optional label for logs and metrics.
 	Name string `yaml:"name,omitempty" json:"name,omitempty" validate:"-"`
-	// VIP is the virtual address; it must be in vipPool. Loopback, link-local and the node's
-	// gateway are refused.
+	// VIP is the virtual address, IPv4 or IPv6; it must be in vipPool. Loopback, link-local and
+	// the node's gateway are refused. Its backends and sorry server are of its family.
 	VIP netip.Addr `yaml:"vip" json:"vip" validate:"-" schema:"required"`
 	// Port is the virtual port, 1..65535. A vip:port:protocol is served by one service only.
 	Port int `yaml:"port" json:"port" validate:"port" schema:"required"`
@@ -309,7 +311,7 @@ type HealthCheck struct {
 
 // SorryServer is where a service's new connections go while no backend is healthy.
 type SorryServer struct {
-	// Address of the sorry server (IPv4); loopback and link-local are refused.
+	// Address of the sorry server, of the vip's family; loopback and link-local are refused.
 	Address netip.Addr `yaml:"address" json:"address" schema:"required"`
 	// Port of the sorry server; 0 means the service port. Another port needs forwarding nat.
 	Port int `yaml:"port,omitempty" json:"port,omitempty" validate:"port0"`
@@ -328,7 +330,8 @@ type KubeTarget struct {
 
 // Backend is a static realserver.
 type Backend struct {
-	// Address of the realserver (IPv4); loopback and link-local are refused.
+	// Address of the realserver, of the vip's family (IPv4 or IPv6); loopback and link-local
+	// are refused.
 	Address netip.Addr `yaml:"address" json:"address" validate:"-" schema:"required"`
 	// Port is the realserver port; 0 means the service port. Another port than the
 	// service's needs forwarding nat (dr and tunnel cannot rewrite it).

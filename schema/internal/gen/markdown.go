@@ -64,14 +64,14 @@ func typeName(k *key) string {
 		}
 		return "list of " + plural(typeName(k.Items))
 	case "address":
-		return "IPv4 address"
+		return "IP address"
 	}
 	return k.Kind
 }
 
 func plural(s string) string {
-	if s == "IPv4 address" {
-		return "IPv4 addresses"
+	if s == "IP address" {
+		return "IP addresses"
 	}
 	return s + "s"
 }
@@ -131,7 +131,7 @@ func valid(k *key) string {
 		}
 		return strings.Join(parts, "; ")
 	case "address":
-		parts = append(parts, "dotted quad, not 0.0.0.0, multicast or 255.255.255.255")
+		parts = append(parts, "IPv4 or IPv6, not unspecified, multicast or 255.255.255.255, no zone, not IPv4-mapped")
 	case "duration":
 		parts = append(parts, "≥ 0, like `500ms`, `30s`, `1m30s`")
 	}

@@ -228,7 +228,7 @@ func (b *builder) typed(k *key, t reflect.Type, def reflect.Value, self, items [
 	switch {
 	case t == typeAddr:
 		k.Kind = "address"
-		k.Pattern = schema.PatternIPv4
+		k.Pattern = schema.PatternIP
 		k.Nullable = k.EmptyOK
 	case t == typeDuration:
 		k.Kind = "duration"

@@ -21,12 +21,17 @@ type linksEnv struct {
 	up     func(t *testing.T, dev string) bool   // is dev up
 	kind   func(t *testing.T, dev string) string // "dummy", "ipip", "device" (lo), ...
 	hwaddr func(dev string) (net.HardwareAddr, error)
+	// unusable lists dev's IPv6 addresses that duplicate address detection holds back
+	// (tentative or dadfailed); nil where there is no DAD (the fake).
+	unusable func(t *testing.T, dev string) []netip.Prefix
 }
 
 // foreignAddr is the address of the foreign device in every linksEnv.
 var foreignAddr = netip.MustParsePrefix("192.0.2.1/24")
 
 func p32(s string) netip.Prefix { return netip.PrefixFrom(netip.MustParseAddr(s), 32) }
+
+func p128(s string) netip.Prefix { return netip.PrefixFrom(netip.MustParseAddr(s), 128) }
 
 func conformanceLinks(t *testing.T, newEnv func(t *testing.T) linksEnv) {
 	addrs := func(t *testing.T, l Links, dev string, want ...netip.Prefix) {
@@ -103,6 +108,26 @@ func conformanceLinks(t *testing.T, newEnv func(t *testing.T) linksEnv) {
 		foreignIntact(t, e)
 	})
 
+	t.Run("IPv6 addresses: /128, usable at once, link-local left out", func(t *testing.T) {
+		e := newEnv(t)
+		checkClass(t, "EnsureDummy", e.links.EnsureDummy("ravel0"), "ok")
+		checkClass(t, "AddAddr v6", e.links.AddAddr("ravel0", p128("2001:db8::2")), "ok")
+		checkClass(t, "AddAddr v4", e.links.AddAddr("ravel0", p32("10.0.0.1")), "ok")
+		checkClass(t, "AddAddr v6", e.links.AddAddr("ravel0", p128("2001:db8::1")), "ok")
+		checkClass(t, "AddAddr v6 again", e.links.AddAddr("ravel0", p128("2001:db8::1")), "exist")
+		// The kernel gives the up dummy a fe80:: address of its own: not listed.
+		addrs(t, e.links, "ravel0", p32("10.0.0.1"), p128("2001:db8::1"), p128("2001:db8::2"))
+		if e.unusable != nil {
+			if u := e.unusable(t, "ravel0"); len(u) > 0 {
+				t.Errorf("VIPs held back by duplicate address detection: %v", u)
+			}
+		}
+		checkClass(t, "DelAddr v6", e.links.DelAddr("ravel0", p128("2001:db8::1")), "ok")
+		checkClass(t, "DelAddr v6 again", e.links.DelAddr("ravel0", p128("2001:db8::1")), "notexist")
+		addrs(t, e.links, "ravel0", p32("10.0.0.1"), p128("2001:db8::2"))
+		foreignIntact(t, e)
+	})
+
 	t.Run("a foreign address with the same IP survives", func(t *testing.T) {
 		e := newEnv(t)
 		checkClass(t, "EnsureDummy", e.links.EnsureDummy("ravel0"), "ok")
@@ -122,7 +147,8 @@ func conformanceLinks(t *testing.T, newEnv func(t *testing.T) linksEnv) {
 		checkClass(t, "EnsureDummy", e.links.EnsureDummy("ravel0"), "ok")
 		for _, p := range []netip.Prefix{
 			netip.MustParsePrefix("10.0.0.0/24"), netip.MustParsePrefix("10.0.0.1/31"),
-			netip.MustParsePrefix("2001:db8::1/128"), {},
+			netip.MustParsePrefix("2001:db8::1/64"), netip.MustParsePrefix("2001:db8::1/32"),
+			netip.MustParsePrefix("::ffff:10.0.0.1/128"), netip.PrefixFrom(netip.MustParseAddr("fe80::1%ravel0"), 128), {},
 		} {
 			checkClass(t, "AddAddr "+p.String(), e.links.AddAddr("ravel0", p), "invalid")
 			checkClass(t, "DelAddr "+p.String(), e.links.DelAddr("ravel0", p), "invalid")

@@ -115,7 +115,7 @@ func (f *FakeLinks) AddrDevices() (map[netip.Addr][]string, error) {
 	return out, nil
 }
 
-// AddAddr adds an IPv4 /32 address to dev; ErrExist if it is there.
+// AddAddr adds a host address (IPv4 /32, IPv6 /128) to dev; ErrExist if it is there.
 func (f *FakeLinks) AddAddr(dev string, p netip.Prefix) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -136,7 +136,7 @@ func (f *FakeLinks) AddAddr(dev string, p netip.Prefix) error {
 	return nil
 }
 
-// DelAddr removes an IPv4 /32 address from dev; ErrNotExist if it is not there (a /24 of the
+// DelAddr removes a host address from dev; ErrNotExist if it is not there (a /24 of the
 // same address is another address and stays).
 func (f *FakeLinks) DelAddr(dev string, p netip.Prefix) error {
 	f.mu.Lock()

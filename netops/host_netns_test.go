@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 )
 
 // Tests against the machine's own kernel that need no IPVS, dummy or ipip: they run on the
@@ -46,7 +47,7 @@ func TestNetnsLinksLoopback(t *testing.T) {
 	checkClass(t, "EnsureDummy(lo)", l.EnsureDummy("lo"), "exist")
 	before, err := l.Addrs("lo")
 	must(t, err)
-	if diff := cmp.Diff([]string{"127.0.0.1/8"}, prefixStrings(before)); diff != "" {
+	if diff := cmp.Diff([]string{"127.0.0.1/8", "::1/128"}, prefixStrings(before)); diff != "" {
 		t.Errorf("Addrs(lo) of a fresh namespace (-want +got):\n%s", diff)
 	}
 	vip := p32("10.0.0.1")
@@ -54,7 +55,7 @@ func TestNetnsLinksLoopback(t *testing.T) {
 	checkClass(t, "AddAddr again", l.AddAddr("lo", vip), "exist")
 	got, err := l.Addrs("lo")
 	must(t, err)
-	if diff := cmp.Diff([]string{"10.0.0.1/32", "127.0.0.1/8"}, prefixStrings(got)); diff != "" {
+	if diff := cmp.Diff([]string{"10.0.0.1/32", "127.0.0.1/8", "::1/128"}, prefixStrings(got)); diff != "" {
 		t.Errorf("Addrs(lo) (-want +got):\n%s", diff)
 	}
 	checkClass(t, "DelAddr", l.DelAddr("lo", vip), "ok")
@@ -62,7 +63,7 @@ func TestNetnsLinksLoopback(t *testing.T) {
 	checkClass(t, "DelAddr 127.0.0.1/32", l.DelAddr("lo", p32("127.0.0.1")), "notexist")
 	got, err = l.Addrs("lo")
 	must(t, err)
-	if diff := cmp.Diff([]string{"127.0.0.1/8"}, prefixStrings(got)); diff != "" {
+	if diff := cmp.Diff([]string{"127.0.0.1/8", "::1/128"}, prefixStrings(got)); diff != "" {
 		t.Errorf("Addrs(lo) after DelAddr (-want +got):\n%s", diff)
 	}
 	_, err = l.Addrs("nosuch0")
@@ -92,10 +93,53 @@ func TestNetnsAddrDevices(t *testing.T) {
 	}
 	want := map[netip.Addr][]string{
 		netip.MustParseAddr("127.0.0.1"): {"lo"},
+		netip.MustParseAddr("::1"):       {"lo"},
 		netip.MustParseAddr("10.0.0.1"):  {"lo", "veth0"},
 		netip.MustParseAddr("10.0.9.2"):  {"veth0"},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("AddrDevices (-want +got):\n%s", diff)
+	}
+}
+
+// TestNetnsIPv6Addrs: on a veth that is up (unlike lo and a dummy device, a veth runs
+// duplicate address detection), an IPv6 VIP that AddAddr binds is usable at once, not
+// tentative, and the fe80:: address the kernel gives the veth is not listed. Unlike IPv4, an
+// IPv6 address is one per device whatever its prefix length: a foreign /64 of the VIP's
+// address makes AddAddr of the /128 ErrExist, and DelAddr of the /128 ErrNotExist, so the
+// foreign address survives.
+func TestNetnsIPv6Addrs(t *testing.T) {
+	requireRoot(t)
+	n := newTestNetns(t, true)
+	l := n.links(t)
+	must(t, n.nl.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "veth0"}, PeerName: "veth1"}))
+	for _, dev := range []string{"veth0", "veth1"} {
+		link, err := n.nl.LinkByName(dev)
+		must(t, err)
+		must(t, n.nl.LinkSetUp(link))
+	}
+	veth, err := n.nl.LinkByName("veth0")
+	must(t, err)
+	foreign := &netlink.Addr{IPNet: &net.IPNet{IP: net.ParseIP("2001:db8::1"), Mask: net.CIDRMask(64, 128)}, Flags: unix.IFA_F_NODAD}
+	must(t, n.nl.AddrAdd(veth, foreign))
+	checkClass(t, "AddAddr over a foreign /64", l.AddAddr("veth0", p128("2001:db8::1")), "exist")
+	checkClass(t, "DelAddr of the /128", l.DelAddr("veth0", p128("2001:db8::1")), "notexist")
+	vip := p128("2001:db8::2")
+	checkClass(t, "AddAddr", l.AddAddr("veth0", vip), "ok")
+	got, err := l.Addrs("veth0")
+	must(t, err)
+	if diff := cmp.Diff([]string{"2001:db8::1/64", "2001:db8::2/128"}, prefixStrings(got)); diff != "" {
+		t.Errorf("Addrs(veth0) (-want +got):\n%s", diff)
+	}
+	for _, p := range n.unusable(t, "veth0") {
+		if !p.Addr().IsLinkLocalUnicast() { // the kernel's own fe80:: runs DAD, as it should
+			t.Errorf("%s held back by duplicate address detection", p)
+		}
+	}
+	checkClass(t, "DelAddr", l.DelAddr("veth0", vip), "ok")
+	got, err = l.Addrs("veth0")
+	must(t, err)
+	if diff := cmp.Diff([]string{"2001:db8::1/64"}, prefixStrings(got)); diff != "" {
+		t.Errorf("Addrs(veth0) after DelAddr (-want +got):\n%s", diff)
 	}
 }

@@ -2,6 +2,7 @@ package netops
 
 import (
 	"fmt"
+	"net/netip"
 	"os"
 	"runtime"
 	"testing"
@@ -123,6 +124,28 @@ func (n *testNetns) linkUp(t *testing.T, dev string) bool {
 	t.Helper()
 	l, err := n.nl.LinkByName(dev)
 	return err == nil && l.Attrs().Flags&unix.IFF_UP != 0
+}
+
+// unusable lists dev's IPv6 addresses that duplicate address detection holds back.
+func (n *testNetns) unusable(t *testing.T, dev string) []netip.Prefix {
+	t.Helper()
+	l, err := n.nl.LinkByName(dev)
+	if err != nil {
+		t.Fatalf("%s: %v", dev, err)
+	}
+	as, err := n.nl.AddrList(l, netlink.FAMILY_V6)
+	if err != nil {
+		t.Fatalf("addresses of %s: %v", dev, err)
+	}
+	var out []netip.Prefix
+	for _, a := range as {
+		if a.Flags&(unix.IFA_F_TENTATIVE|unix.IFA_F_DADFAILED) != 0 {
+			ip, _ := netip.AddrFromSlice(a.IP)
+			bits, _ := a.Mask.Size()
+			out = append(out, netip.PrefixFrom(ip, bits))
+		}
+	}
+	return out
 }
 
 func (n *testNetns) linkKind(t *testing.T, dev string) string {

@@ -27,7 +27,7 @@ func TestKernelConformanceLinks(t *testing.T) {
 		n := newTestNetns(t, false)
 		n.addForeignDummy(t, "foreign0", foreignAddr.String())
 		l := n.links(t)
-		return linksEnv{links: l, up: n.linkUp, kind: n.linkKind, hwaddr: l.HardwareAddr}
+		return linksEnv{links: l, up: n.linkUp, kind: n.linkKind, hwaddr: l.HardwareAddr, unusable: n.unusable}
 	})
 }
 

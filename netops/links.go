@@ -106,7 +106,8 @@ func (l *KernelLinks) ensure(name string, want netlink.Link) error {
 	return nil
 }
 
-// Addrs lists the IPv4 addresses of dev, sorted.
+// Addrs lists the IPv4 and global IPv6 addresses of dev, sorted. The IPv6 link-local address
+// the kernel gives every device that is up is left out: it is nobody's VIP.
 func (l *KernelLinks) Addrs(dev string) ([]netip.Prefix, error) {
 	link, err := l.link(dev)
 	if err != nil {
@@ -116,7 +117,7 @@ func (l *KernelLinks) Addrs(dev string) ([]netip.Prefix, error) {
 	// A dump that races with a change ends with NLM_F_DUMP_INTR; netlink v1.3 then returns
 	// the partial result with ErrDumpInterrupted. Ask again a few times.
 	for range 5 {
-		addrs, err = l.h.AddrList(link, netlink.FAMILY_V4)
+		addrs, err = l.h.AddrList(link, netlink.FAMILY_ALL)
 		if !errors.Is(err, netlink.ErrDumpInterrupted) {
 			break
 		}
@@ -126,7 +127,7 @@ func (l *KernelLinks) Addrs(dev string) ([]netip.Prefix, error) {
 	}
 	set := make(map[netip.Prefix]bool, len(addrs))
 	for _, a := range addrs {
-		ip, ok := netip.AddrFromSlice(a.IP.To4())
+		ip, ok := listedAddr(a)
 		if !ok {
 			continue
 		}
@@ -136,13 +137,13 @@ func (l *KernelLinks) Addrs(dev string) ([]netip.Prefix, error) {
 	return sortedPrefixes(set), nil
 }
 
-// AddrDevices maps every IPv4 address of every device to the devices that hold it: one dump
-// of the namespace's addresses.
+// AddrDevices maps every IPv4 and global IPv6 address of every device to the devices that
+// hold it: one dump of the namespace's addresses.
 func (l *KernelLinks) AddrDevices() (map[netip.Addr][]string, error) {
 	var addrs []netlink.Addr
 	var err error
 	for range 5 { // as in Addrs: a dump interrupted by a change is asked again
-		addrs, err = l.h.AddrList(nil, netlink.FAMILY_V4)
+		addrs, err = l.h.AddrList(nil, netlink.FAMILY_ALL)
 		if !errors.Is(err, netlink.ErrDumpInterrupted) {
 			break
 		}
@@ -153,7 +154,7 @@ func (l *KernelLinks) AddrDevices() (map[netip.Addr][]string, error) {
 	names := map[int]string{}
 	out := map[netip.Addr][]string{}
 	for _, a := range addrs {
-		ip, ok := netip.AddrFromSlice(a.IP.To4())
+		ip, ok := listedAddr(a)
 		if !ok {
 			continue
 		}
@@ -171,7 +172,12 @@ func (l *KernelLinks) AddrDevices() (map[netip.Addr][]string, error) {
 	return out, nil
 }
 
-// AddAddr adds an IPv4 /32 address to dev; ErrExist if it is there.
+// AddAddr adds a host address (IPv4 /32, IPv6 /128) to dev; ErrExist if it is there.
+//
+// An IPv6 address is added with IFA_F_NODAD. Duplicate address detection would keep it
+// tentative for about a second (unusable as a source, not answered), and on a VIP held by
+// several directors at once, as with BGP ECMP or while a failover settles, it would find the
+// other holder and leave the address "dadfailed" for good.
 func (l *KernelLinks) AddAddr(dev string, p netip.Prefix) error {
 	if err := checkAddrPrefix(dev, p); err != nil {
 		return err
@@ -180,10 +186,14 @@ func (l *KernelLinks) AddAddr(dev string, p netip.Prefix) error {
 	if err != nil {
 		return err
 	}
-	return kernelError(l.h.AddrAdd(link, toNetlinkAddr(p)), "add address %s to %s", p, dev)
+	a := toNetlinkAddr(p)
+	if p.Addr().Is6() {
+		a.Flags = unix.IFA_F_NODAD
+	}
+	return kernelError(l.h.AddrAdd(link, a), "add address %s to %s", p, dev)
 }
 
-// DelAddr removes an IPv4 /32 address from dev; ErrNotExist if it is not there. The kernel
+// DelAddr removes a host address (IPv4 /32, IPv6 /128) from dev; ErrNotExist if it is not there. The kernel
 // matches the prefix length too, so a foreign 10.0.0.1/24 survives DelAddr of 10.0.0.1/32;
 // it reports a missing address with EADDRNOTAVAIL.
 func (l *KernelLinks) DelAddr(dev string, p netip.Prefix) error {
@@ -226,8 +236,20 @@ func isLinkNotFound(err error) bool {
 	return errors.As(err, &nf) || errors.Is(err, unix.ENODEV)
 }
 
-// toNetlinkAddr builds a /32 without a broadcast address (netlink adds one only below /31)
-// and without a label.
+// toNetlinkAddr builds a host address without a broadcast address (netlink adds one only below
+// /31) and without a label.
 func toNetlinkAddr(p netip.Prefix) *netlink.Addr {
-	return &netlink.Addr{IPNet: &net.IPNet{IP: net.IP(p.Addr().AsSlice()), Mask: net.CIDRMask(p.Bits(), 32)}}
+	return &netlink.Addr{IPNet: &net.IPNet{IP: net.IP(p.Addr().AsSlice()), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}}
+}
+
+// listedAddr is the address of a dumped entry, or false for one ravel never owns: an IPv6
+// link-local address (the kernel adds fe80::/64 to every device that comes up, the dummy
+// device too).
+func listedAddr(a netlink.Addr) (netip.Addr, bool) {
+	ip, ok := netip.AddrFromSlice(a.IP)
+	if !ok {
+		return netip.Addr{}, false
+	}
+	ip = ip.Unmap()
+	return ip, !(ip.Is6() && ip.IsLinkLocalUnicast())
 }

@@ -3,6 +3,8 @@ package netops
 import (
 	"net/netip"
 	"strings"
+
+	"github.com/ravel-lb/ravel/family"
 )
 
 // schedFlagMask is every scheduler flag bit; the other service flag bits
@@ -112,10 +114,13 @@ func checkLinkName(name string) error {
 	return nil
 }
 
-// checkAddrPrefix refuses addresses other than IPv4 /32, the only ones ravel adds.
+// checkAddrPrefix refuses addresses other than host prefixes (IPv4 /32, IPv6 /128), the only
+// ones ravel adds; IPv4-mapped or zoned ones, which name no address of their own; and IPv6
+// link-local ones, which Addrs leaves out (the kernel's own fe80:: per device).
 func checkAddrPrefix(dev string, p netip.Prefix) error {
-	if !p.IsValid() || !p.Addr().Is4() || p.Bits() != 32 {
-		return refuse(ErrInvalid, "address %s on %s: ravel manages IPv4 /32 addresses only", p, dev)
+	a := p.Addr()
+	if !p.IsValid() || a.Is4In6() || a.Zone() != "" || a.Is6() && a.IsLinkLocalUnicast() || p != family.Of(a).Host(a) {
+		return refuse(ErrInvalid, "address %s on %s: ravel manages host addresses only (IPv4 /32, IPv6 /128)", p, dev)
 	}
 	return nil
 }

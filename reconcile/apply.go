@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/ravel-lb/ravel/family"
 	"github.com/ravel-lb/ravel/netops"
 )
 
@@ -114,13 +115,13 @@ func applyOp(k Kernel, op Op) error {
 	case OpEnsureDevice:
 		return k.Links.EnsureDummy(op.Device)
 	case OpBindVIP:
-		err := k.Links.AddAddr(op.Device, netip.PrefixFrom(op.VIP, 32))
+		err := k.Links.AddAddr(op.Device, family.Of(op.VIP).Host(op.VIP))
 		if errors.Is(err, netops.ErrExist) {
 			return nil // bound meanwhile (e.g. by hand): the goal is reached
 		}
 		return err
 	case OpUnbindVIP:
-		err := k.Links.DelAddr(op.Device, netip.PrefixFrom(op.VIP, 32))
+		err := k.Links.DelAddr(op.Device, family.Of(op.VIP).Host(op.VIP))
 		if errors.Is(err, netops.ErrNotExist) {
 			return nil
 		}
@@ -199,7 +200,7 @@ func ReadVIPsAndSysctls(k Kernel, st *State, owned map[netip.Addr]bool, sysctlKe
 		errs = append(errs, fmt.Errorf("list addresses of %s: %w", st.Device, err))
 	}
 	for _, p := range addrs {
-		if p.Bits() == 32 && owned[p.Addr()] {
+		if owned[p.Addr()] && p == family.Of(p.Addr()).Host(p.Addr()) { // a /24 of a VIP is not its binding
 			st.VIPs[p.Addr()] = true
 		}
 	}

@@ -17,24 +17,34 @@ import (
 	"github.com/ravel-lb/ravel/schema"
 )
 
-// Announcer sends gratuitous ARP for a VIP (netops.GARP in production).
+// Announcer makes the link learn a VIP: gratuitous ARP for IPv4, a neighbour advertisement
+// for IPv6 (netops.Neighbours in production).
 type Announcer interface {
 	Announce(vip netip.Addr) error
+}
+
+// Answerer is an Announcer that also answers neighbour solicitations for the IPv6 VIPs, which
+// the kernel does not do for addresses on the dummy device (netops.Neighbours).
+type Answerer interface {
+	Serve(vips []netip.Addr) error
+	Answered() uint64
 }
 
 // Director is the director role's reconcile loop.
 //
 // Everything below is owned by the goroutine running Run; nothing is shared.
 type Director struct {
-	cfg    *config.Config
-	node   reconcile.Node
-	kernel reconcile.Kernel
-	garp   Announcer       // may be nil
-	tables iptables.Tables // colocated mode only, else nil
-	log    *slog.Logger
-	m      *Metrics
-	status *Status // may be nil
-	now    func() time.Time
+	cfg      *config.Config
+	node     reconcile.Node
+	kernel   reconcile.Kernel
+	garp     Announcer       // may be nil
+	served   []netip.Addr    // the IPv6 VIPs the Answerer answers for, sorted
+	answered uint64          // its Answered() when last read
+	tables   iptables.Tables // colocated mode only, else nil
+	log      *slog.Logger
+	m        *Metrics
+	status   *Status // may be nil
+	now      func() time.Time
 	// reloads carries configs from Reload to the Run goroutine, the only one that touches
 	// the fields below.
 	reloads chan reloadRequest
@@ -603,6 +613,7 @@ func (d *Director) apply(plan *reconcile.Plan, kind string, start time.Time) {
 	d.m.SyncDuration.Observe(d.now().Sub(start).Seconds())
 	d.m.Draining.Set(float64(d.drains.Pending()))
 	d.announceNew()
+	d.serveNeighbours()
 	d.announceBGP()
 }
 
@@ -704,13 +715,48 @@ func (d *Director) announceAll() {
 }
 
 func (d *Director) announce(vip netip.Addr) {
+	sent, failed, what := d.m.GARPSent, d.m.GARPErrors, "gratuitous ARP"
+	if vip.Is6() {
+		sent, failed, what = d.m.NDPSent, d.m.NDPErrors, "neighbour advertisement"
+	}
 	if err := d.garp.Announce(vip); err != nil {
-		d.m.GARPErrors.Inc()
-		d.log.Warn("gratuitous ARP failed", "vip", vip, "err", err)
+		failed.Inc()
+		d.log.Warn(what+" failed", "vip", vip, "err", err)
 		return
 	}
 	d.announced[vip] = true
-	d.m.GARPSent.Inc()
+	sent.Inc()
+}
+
+// serveNeighbours has the IPv6 VIPs of the desired state answered (see Answerer), after each
+// sync: the set follows the bound VIPs.
+func (d *Director) serveNeighbours() {
+	a, ok := d.garp.(Answerer)
+	if !ok || d.desired == nil {
+		return
+	}
+	var v6 []netip.Addr
+	for vip := range d.desired.VIPs {
+		if vip.Is6() {
+			v6 = append(v6, vip)
+		}
+	}
+	slices.SortFunc(v6, netip.Addr.Compare)
+	if !slices.Equal(v6, d.served) {
+		if err := a.Serve(v6); err != nil {
+			d.m.NDPErrors.Inc()
+			d.log.Warn("cannot answer neighbour solicitations for the IPv6 VIPs", "vips", len(v6), "err", err)
+			return // tried again after the next sync
+		}
+		if len(v6) > 0 || len(d.served) > 0 {
+			d.log.Info("answering neighbour solicitations", "vips", len(v6))
+		}
+		d.served = v6
+	}
+	if n := a.Answered(); n > d.answered {
+		d.m.NDPAnswered.Add(float64(n - d.answered))
+		d.answered = n
+	}
 }
 
 // sortedKeys returns the keys of m in order.

@@ -19,6 +19,9 @@ type Metrics struct {
 	Draining         prometheus.Gauge
 	GARPSent         prometheus.Counter
 	GARPErrors       prometheus.Counter
+	NDPSent          prometheus.Counter
+	NDPErrors        prometheus.Counter
+	NDPAnswered      prometheus.Counter
 	LastSync         prometheus.Gauge
 	RoleActive       prometheus.Gauge
 	Failovers        prometheus.Counter
@@ -82,6 +85,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Gratuitous ARP announcements sent."}),
 		GARPErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "ravel_garp_errors_total",
 			Help: "Gratuitous ARP announcements that failed."}),
+		NDPSent: prometheus.NewCounter(prometheus.CounterOpts{Name: "ravel_ndp_advertisements_total",
+			Help: "Unsolicited neighbour advertisements sent for IPv6 VIPs."}),
+		NDPErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "ravel_ndp_errors_total",
+			Help: "Neighbour advertisements that failed, and failures to start answering solicitations."}),
+		NDPAnswered: prometheus.NewCounter(prometheus.CounterOpts{Name: "ravel_ndp_solicitations_answered_total",
+			Help: "Neighbour solicitations for IPv6 VIPs answered (the kernel does not answer for addresses on the dummy device)."}),
 		LastSync: prometheus.NewGauge(prometheus.GaugeOpts{Name: "ravel_last_successful_reconcile_timestamp_seconds",
 			Help: "Unix time of the last reconcile that applied without error."}),
 		RoleActive: prometheus.NewGauge(prometheus.GaugeOpts{Name: "ravel_realserver_role_active",
@@ -137,7 +146,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	if reg != nil {
 		reg.MustRegister(m.Syncs, m.SyncDuration, m.Ops, m.ApplyErrors, m.ApplyRetries, m.ThresholdClamped, m.NoRealservers,
-			m.VirtualServices, m.Destinations, m.VIPs, m.Draining, m.GARPSent, m.GARPErrors, m.LastSync,
+			m.VirtualServices, m.Destinations, m.VIPs, m.Draining, m.GARPSent, m.GARPErrors, m.NDPSent, m.NDPErrors, m.NDPAnswered, m.LastSync,
 			m.RoleActive, m.Failovers, m.ChainWrites, m.IPTablesDuration, m.IPTablesErrors, m.DirectorPresent,
 			m.VIPServices, m.VIPDests, m.ReloadOK, m.ReloadOKTime, m.Reloads, m.ConfigInfo, m.Normalizations,
 			m.BackendUp, m.HealthCheckDuration, m.HealthTransitions, m.HealthInFlight, m.HealthHold, m.RealserverDraining, m.ARPConflict, m.IPTablesBackendMismatch, m.BGPAnnounced, m.BGPPeerUp, m.BGPPeerState, m.BGPUpdates)

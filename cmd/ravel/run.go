@@ -197,9 +197,9 @@ func runDirector(ctx context.Context, env *runEnv) error {
 		if cfg.Node.Gateway != nil {
 			gw = *cfg.Node.Gateway
 		}
-		g, err := netops.NewGARP(cfg.Node.Interface, gw)
+		g, err := netops.NewNeighbours(cfg.Node.Interface, gw)
 		if err != nil {
-			log.Warn("gratuitous ARP disabled", "err", err)
+			log.Warn("gratuitous ARP and neighbour advertisements disabled", "err", err)
 		} else {
 			defer g.Close()
 			garp = g

@@ -1,0 +1,113 @@
+package daemon
+
+import (
+	"context"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ravel-lb/ravel/config"
+)
+
+// fakeAnswerer is a fakeAnnouncer that also answers solicitations (netops.Neighbours).
+type fakeAnswerer struct {
+	fakeAnnouncer
+	mu     sync.Mutex
+	served [][]netip.Addr // every Serve call
+	count  uint64
+}
+
+func (a *fakeAnswerer) Serve(vips []netip.Addr) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.served = append(a.served, slices.Clone(vips))
+	return nil
+}
+
+func (a *fakeAnswerer) Answered() uint64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.count
+}
+
+// TestDirectorDualStack: one director programs an IPv4 and an IPv6 VIP side by side: IPv6
+// services with IPv6 destinations (DR and NAT), the IPv6 VIP bound as a /128; it announces
+// each VIP in its family's protocol (counted apart), has the IPv6 VIP's solicitations
+// answered, and stops answering when the VIP goes.
+func TestDirectorDualStack(t *testing.T) {
+	f := newFakes()
+	a := &fakeAnswerer{}
+	d, _, m := newTestDirector(t, loadConfig(t, "director-dualstack.yaml"), f, a)
+	d.FullSync()
+
+	ipvs := f.ipvs.Dump()
+	for _, want := range []string{
+		"tcp [2001:db8:54::247]:80 wrr",
+		"-> [2001:db8:1::5]:80 dr w=3",
+		"-> [2001:db8:1::6]:80 dr w=1",
+		"tcp [2001:db8:54::247]:443 wrr",
+		"-> [2001:db8:1::7]:8443 nat w=1",
+		"tcp 10.54.213.247:80 wrr",
+		"-> 10.0.1.5:80 dr w=3",
+	} {
+		if !strings.Contains(ipvs, want) {
+			t.Errorf("IPVS has no %q:\n%s", want, ipvs)
+		}
+	}
+	links := f.links.Dump()
+	for _, want := range []string{"2001:db8:54::247/128", "10.54.213.247/32"} {
+		if !strings.Contains(links, want) {
+			t.Errorf("ravel0 has no %s:\n%s", want, links)
+		}
+	}
+	if got, want := a.take(), []string{"10.54.213.247", "2001:db8:54::247"}; !slices.Equal(got, want) {
+		t.Errorf("announced %v, want %v", got, want)
+	}
+	if v4, v6 := value(t, m.GARPSent), value(t, m.NDPSent); v4 != 1 || v6 != 1 {
+		t.Errorf("ravel_garp_sent_total = %v, ravel_ndp_advertisements_total = %v; want 1 and 1", v4, v6)
+	}
+	v6 := []netip.Addr{netip.MustParseAddr("2001:db8:54::247")}
+	if len(a.served) != 1 || !slices.Equal(a.served[0], v6) {
+		t.Fatalf("Serve calls %v, want one with %v", a.served, v6)
+	}
+	a.mu.Lock()
+	a.count = 7
+	a.mu.Unlock()
+	d.FullSync() // the same VIPs: no new Serve, the answers counted
+	if len(a.served) != 1 {
+		t.Errorf("Serve called again with the same VIPs: %v", a.served)
+	}
+	if got := value(t, m.NDPAnswered); got != 7 {
+		t.Errorf("ravel_ndp_solicitations_answered_total = %v, want 7", got)
+	}
+
+	// Without its IPv6 services the VIP is unbound (it stays in the pool): no more answers.
+	cfg, err := config.Parse("v4only.yaml", []byte(`apiVersion: ravel/v1
+kind: ClusterConfig
+node: {name: director-1, role: director, interface: eth0, vipInterface: ravel0}
+vipPool: [10.54.213.247, "2001:db8:54::247"]
+services:
+  - {name: web, vip: 10.54.213.247, port: 80, backends: [{address: 10.0.1.5, weight: 3}, {address: 10.0.1.6, weight: 1}]}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	runDirector(t, d, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := d.Reload(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	a.mu.Lock()
+	last := a.served[len(a.served)-1]
+	a.mu.Unlock()
+	if len(last) != 0 {
+		t.Errorf("after the IPv6 services went, Serve(%v), want none", last)
+	}
+	if strings.Contains(f.links.Dump(), "2001:db8:54::247") {
+		t.Errorf("the IPv6 VIP is still bound:\n%s", f.links.Dump())
+	}
+}

@@ -8,8 +8,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/ravel-lb/ravel/config"
 )
 
 // fakeAnswerer is a fakeAnnouncer that also answers solicitations (netops.Neighbours).
@@ -85,16 +83,13 @@ func TestDirectorDualStack(t *testing.T) {
 	}
 
 	// Without its IPv6 services the VIP is unbound (it stays in the pool): no more answers.
-	cfg, err := config.Parse("v4only.yaml", []byte(`apiVersion: ravel/v1
+	cfg := loadConfigText(t, `apiVersion: ravel/v1
 kind: ClusterConfig
 node: {name: director-1, role: director, interface: eth0, vipInterface: ravel0}
 vipPool: [10.54.213.247, "2001:db8:54::247"]
 services:
   - {name: web, vip: 10.54.213.247, port: 80, backends: [{address: 10.0.1.5, weight: 3}, {address: 10.0.1.6, weight: 1}]}
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
+`)
 	runDirector(t, d, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

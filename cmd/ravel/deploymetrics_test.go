@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ravel-lb/ravel/daemon"
+	"github.com/ravel-lb/ravel/family"
 	"github.com/ravel-lb/ravel/internal/deploynames"
 	"github.com/ravel-lb/ravel/netops"
 	"github.com/ravel-lb/ravel/netops/iptables"
@@ -33,7 +34,9 @@ func TestDeployMetricsExist(t *testing.T) {
 	openKernel = func() (reconcile.Kernel, func(), error) {
 		return reconcile.Kernel{IPVS: netops.NewFakeIPVS(), Links: netops.NewFakeLinks(), Sysctl: netops.NewFakeSysctl()}, func() {}, nil
 	}
-	openTables = func(string, string) (iptables.Tables, error) { return iptables.NewFake("RAVEL"), nil }
+	openTables = func(_, _ string, fam family.Family) (iptables.Tables, error) {
+		return iptables.NewFakeFamily("RAVEL", fam), nil
+	}
 	coordinatorSettle = 0
 
 	file := filepath.Join(t.TempDir(), "ravel.yaml")

@@ -9,6 +9,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/ravel-lb/ravel/config"
+	"github.com/ravel-lb/ravel/family"
 	"github.com/ravel-lb/ravel/netops"
 	"github.com/ravel-lb/ravel/netops/iptables"
 	"github.com/ravel-lb/ravel/reconcile"
@@ -25,19 +26,20 @@ func init() {
 	logrus.SetOutput(io.Discard)
 }
 
-// openTables opens ravel's iptables chains in the backend iptables.backend names (auto: the
-// one kube-proxy's KUBE-SERVICES is in, see iptables.DetectMode); a variable so that tests of
-// the command run on fakes.
-var openTables = func(chain, backend string) (iptables.Tables, error) {
+// openTables opens ravel's chains of family fam (iptables or ip6tables) in the backend
+// iptables.backend names (auto: the one kube-proxy's KUBE-SERVICES is in, see
+// iptables.DetectMode; kube-proxy uses one backend for both families); a variable so that
+// tests of the command run on fakes.
+var openTables = func(chain, backend string, fam family.Family) (iptables.Tables, error) {
 	if backend == "auto" {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		backend = iptables.DetectMode(ctx, "")
 	}
 	if backend == "" {
-		return iptables.New(chain)
+		return iptables.New(chain, iptables.WithFamily(fam))
 	}
-	return iptables.New(chain, iptables.WithMode(backend))
+	return iptables.New(chain, iptables.WithMode(backend), iptables.WithFamily(fam))
 }
 
 // openKernel opens the real netops implementations for this network namespace (a variable so

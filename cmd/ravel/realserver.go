@@ -9,8 +9,10 @@ import (
 	"time"
 
 	"github.com/ravel-lb/ravel/daemon"
+	"github.com/ravel-lb/ravel/family"
 	"github.com/ravel-lb/ravel/health"
 	"github.com/ravel-lb/ravel/netops"
+	"github.com/ravel-lb/ravel/netops/iptables"
 )
 
 // coordinatorHost is where a realserver looks for the director's coordinator port; empty means
@@ -51,7 +53,7 @@ func runRealserver(ctx context.Context, env *runEnv) error {
 		return &exitError{exitInvalid, fmt.Errorf("opening netlink: %w", err)}
 	}
 	defer closeLinks()
-	tables, err := openTables(cfg.IPTables.Chain, cfg.IPTables.Backend)
+	tables, err := openTables(cfg.IPTables.Chain, cfg.IPTables.Backend, family.IPv4)
 	if err != nil {
 		return &exitError{exitInvalid, err}
 	}
@@ -75,6 +77,9 @@ func runRealserver(ctx context.Context, env *runEnv) error {
 		}()
 	}
 	rs := daemon.NewRealserver(cfg, env.node, links, newSysctl(), tables, latest, log, env.m)
+	rs.SetTables6(func() (iptables.Tables, error) {
+		return openTables(cfg.IPTables.Chain, cfg.IPTables.Backend, family.IPv6)
+	})
 	rs.SetStatus(env.status)
 	rec := daemon.NewSysctlRecord(daemon.DefaultStateDir)
 	rs.SetSysctlRecord(&rec)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/ravel-lb/ravel/config"
 	"github.com/ravel-lb/ravel/daemon"
+	"github.com/ravel-lb/ravel/family"
 	"github.com/ravel-lb/ravel/kube"
 	"github.com/ravel-lb/ravel/netops"
 	"github.com/ravel-lb/ravel/reconcile"
@@ -227,7 +228,7 @@ func runDirector(ctx context.Context, env *runEnv) error {
 	d.SetManagement(daemon.NewManagementListener(env.node.Name, log))
 	rec := daemon.NewSysctlRecord(daemon.DefaultStateDir)
 	d.SetSysctlRecord(&rec)
-	tables, err := openTables(cfg.IPTables.Chain, cfg.IPTables.Backend)
+	tables, err := openTables(cfg.IPTables.Chain, cfg.IPTables.Backend, family.IPv4)
 	switch {
 	case err == nil:
 		// Isolated directors get the tables too: they remove chains a colocated run left.

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/ravel-lb/ravel/daemon"
+	"github.com/ravel-lb/ravel/family"
 	"github.com/ravel-lb/ravel/netops"
 	"github.com/ravel-lb/ravel/netops/iptables"
 	"github.com/ravel-lb/ravel/reconcile"
@@ -86,16 +87,22 @@ func notifySocket(t *testing.T) <-chan string {
 // is unbound and its per-VIP series disappear; SIGTERM sends STOPPING=1 and leaves the kernel.
 func TestRunReloadLifecycle(t *testing.T) {
 	f := struct {
-		ipvs   *netops.FakeIPVS
-		links  *netops.FakeLinks
-		tables *iptables.Fake
-	}{netops.NewFakeIPVS(), netops.NewFakeLinks(), iptables.NewFake("RAVEL")}
+		ipvs    *netops.FakeIPVS
+		links   *netops.FakeLinks
+		tables  *iptables.Fake
+		tables6 *iptables.Fake
+	}{netops.NewFakeIPVS(), netops.NewFakeLinks(), iptables.NewFake("RAVEL"), iptables.NewFakeFamily("RAVEL", family.IPv6)}
 	oldKernel, oldTables, oldSettle := openKernel, openTables, coordinatorSettle
 	t.Cleanup(func() { openKernel, openTables, coordinatorSettle = oldKernel, oldTables, oldSettle })
 	openKernel = func() (reconcile.Kernel, func(), error) {
 		return reconcile.Kernel{IPVS: f.ipvs, Links: f.links, Sysctl: netops.NewFakeSysctl()}, func() {}, nil
 	}
-	openTables = func(string, string) (iptables.Tables, error) { return f.tables, nil }
+	openTables = func(_, _ string, fam family.Family) (iptables.Tables, error) {
+		if fam == family.IPv6 {
+			return f.tables6, nil
+		}
+		return f.tables, nil
+	}
 	coordinatorSettle = 0
 	notes := notifySocket(t)
 

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"maps"
 	"net/netip"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ravel-lb/ravel/config"
+	"github.com/ravel-lb/ravel/family"
 	"github.com/ravel-lb/ravel/kube"
 	"github.com/ravel-lb/ravel/netops"
 	"github.com/ravel-lb/ravel/netops/iptables"
@@ -41,6 +43,7 @@ type Director struct {
 	served   []netip.Addr    // the IPv6 VIPs the Answerer answers for, sorted
 	answered uint64          // its Answered() when last read
 	tables   iptables.Tables // colocated mode only, else nil
+	t6       tables6         // ip6tables' chains of the colocated share
 	log      *slog.Logger
 	m        *Metrics
 	status   *Status // may be nil
@@ -183,6 +186,11 @@ func (d *Director) setConfig(cfg *config.Config) {
 // share of new connections before IPVS sees them (colocation: colocated). With colocation
 // isolated the director only removes ravel chains it finds there. Call before Run.
 func (d *Director) SetColocated(t iptables.Tables) { d.tables = t }
+
+// SetColocated6 gives the director the way to open ip6tables' chains, for its own pods' share
+// of the IPv6 services (opened once the pool has an IPv6 VIP, as the realserver does). Call
+// before Run.
+func (d *Director) SetColocated6(open func() (iptables.Tables, error)) { d.t6.open = open }
 
 // Run reconciles until ctx ends. With a Kubernetes source (snapshots non-nil) it waits for the
 // first snapshot before programming anything, so a half-synced cache never empties a service.
@@ -544,16 +552,23 @@ func (d *Director) applyChains() {
 		return
 	}
 	if d.cfg.Colocation != schema.ColocationColocated {
-		if err := d.tables.Cleanup(context.Background()); err != nil {
+		err := errors.Join(d.tables.Cleanup(context.Background()), d.t6.remove(context.Background()))
+		if err != nil {
 			d.m.IPTablesErrors.Inc()
 			d.failed("chains", "removing colocated iptables chains failed; next cycle is a full resync", err)
 		}
 		return
 	}
-	rs := chains.Render(chains.Options{Chain: d.cfg.IPTables.Chain, Masquerade: d.cfg.IPTables.Masquerade},
-		reconcile.LocalServices(d.cfg, d.snap, d.node))
+	local := reconcile.LocalServices(d.cfg, d.snap, d.node)
+	rs := chains.Render(chains.Options{Chain: d.cfg.IPTables.Chain, Masquerade: d.cfg.IPTables.Masquerade, Family: family.IPv4}, local)
 	start := time.Now()
 	patch, err := d.tables.Apply(context.Background(), rs)
+	patch6, err6 := d.t6.sync(context.Background(), d.cfg, local)
+	err = errors.Join(err, err6)
+	if !patch6.Empty() {
+		d.m.ChainWrites.Inc()
+		d.log.Info("colocated ip6tables chains updated", "chains", patch6.Changed())
+	}
 	d.m.IPTablesDuration.Observe(time.Since(start).Seconds())
 	if err != nil {
 		d.m.IPTablesErrors.Inc()

@@ -8,6 +8,10 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ravel-lb/ravel/family"
+	"github.com/ravel-lb/ravel/kube"
+	"github.com/ravel-lb/ravel/netops/iptables"
 )
 
 // fakeAnswerer is a fakeAnnouncer that also answers solicitations (netops.Neighbours).
@@ -105,4 +109,55 @@ services:
 	if strings.Contains(f.links.Dump(), "2001:db8:54::247") {
 		t.Errorf("the IPv6 VIP is still bound:\n%s", f.links.Dump())
 	}
+}
+
+// TestDirectorColocatedIPv6: a colocated director's own pods take their share of an IPv6
+// service in ip6tables (the IPv4 service's share stays in iptables), and its IPv6 IPVS
+// service has the other nodes' IPv6 addresses as destinations, weighted by the IPv6 slices.
+func TestDirectorColocatedIPv6(t *testing.T) {
+	f := newFakes()
+	cfg := loadConfigText(t, `apiVersion: ravel/v1
+kind: ClusterConfig
+node: {name: director-1, role: director, interface: eth0, vipInterface: ravel0}
+kubernetes: {}
+vipPool: [10.54.213.247, "2001:db8:54::247"]
+services:
+  - {name: web, vip: 10.54.213.247, port: 80, kubernetes: {namespace: web, service: nginx, portName: http}}
+  - {name: web6, vip: "2001:db8:54::247", port: 80, kubernetes: {namespace: web, service: nginx, portName: http}}
+colocation: colocated
+`)
+	web6 := kube.ServiceRef{Namespace: "web", Service: "nginx", PortName: "http", Family: family.IPv6}
+	snap := makeSnapshot(
+		withNode("director-1", "10.1.0.10", withAddress6("2001:db8:1::10")), withNode("n1", "10.1.0.1", withAddress6("2001:db8:1::1")),
+		withNode("n2", "10.1.0.2"), // no IPv6 address: never an IPv6 destination
+		withEndpoints(webRef, ready("10.244.0.5", 8080, "director-1"), ready("10.244.1.5", 8080, "n1")),
+		withEndpoints(web6, ready("fd00:244::5", 8080, "director-1"), ready("fd00:244:1::5", 8080, "n1"), ready("fd00:244:1::6", 8080, "n1")),
+		withChanged(webRef, web6), withNodesChanged)
+	d, _, _ := newTestDirector(t, cfg, f, nil)
+	d.SetColocated(f.tables)
+	t6 := iptables.NewFakeFamily("RAVEL", family.IPv6)
+	d.SetColocated6(func() (iptables.Tables, error) { return t6, nil })
+	d.OnSnapshot(snap)
+
+	v6 := t6.Save()
+	for _, want := range []string{
+		"-A RAVEL -d 2001:db8:54::247/128 -p tcp -m comment --comment web6 -m tcp --dport 80 -m statistic --mode random --probability 0.33333333349",
+		"-j DNAT --to-destination [fd00:244::5]:8080",
+	} {
+		if !strings.Contains(v6, want) {
+			t.Errorf("ip6tables has no %q:\n%s", want, v6)
+		}
+	}
+	if v4 := f.tables.Save(); !strings.Contains(v4, "--probability 0.50000000000") || strings.Contains(v4, "fd00") {
+		t.Errorf("iptables: want the IPv4 share 1/2 and nothing of IPv6:\n%s", v4)
+	}
+	ipvs := f.ipvs.Dump()
+	if !strings.Contains(ipvs, "tcp [2001:db8:54::247]:80 wrr flags=0x0\n  -> [2001:db8:1::1]:80 dr w=2 x=0 y=0\n") {
+		t.Errorf("IPVS: want the IPv6 service with n1's IPv6 address at weight 2 only:\n%s", ipvs)
+	}
+}
+
+// withAddress6 gives a node an IPv6 address.
+func withAddress6(addr string) nodeOpt {
+	return func(n *kube.Node) { n.Address6 = netip.MustParseAddr(addr) }
 }

@@ -26,15 +26,12 @@ type Realserver struct {
 	links  netops.Links
 	sysctl netops.Sysctl
 	tables iptables.Tables // iptables' (IPv4) chains
-	// open6 opens ip6tables' chains, the first time the pool has an IPv6 VIP (nil: no IPv6
-	// rules); tables6 is what it opened, nil before.
-	open6   func() (iptables.Tables, error)
-	tables6 iptables.Tables
-	snaps   *Latest // nil without Kubernetes
-	log     *slog.Logger
-	m       *Metrics
-	status  *Status       // may be nil
-	poke    chan struct{} // a reload wakes Run
+	t6     tables6         // ip6tables' chains (SetTables6)
+	snaps  *Latest         // nil without Kubernetes
+	log    *slog.Logger
+	m      *Metrics
+	status *Status       // may be nil
+	poke   chan struct{} // a reload wakes Run
 
 	mu    sync.Mutex // guards cfg and owned: Reload writes them while the role runs
 	cfg   *config.Config
@@ -69,7 +66,7 @@ func NewRealserver(cfg *config.Config, node reconcile.Node, links netops.Links, 
 // SetTables6 gives the role the way to open ip6tables' chains, for the IPv6 VIPs. They are
 // opened only once the pool has an IPv6 VIP: a node that serves IPv4 only never runs
 // ip6tables (which may load modules or not exist). Call before Run.
-func (r *Realserver) SetTables6(open func() (iptables.Tables, error)) { r.open6 = open }
+func (r *Realserver) SetTables6(open func() (iptables.Tables, error)) { r.t6.open = open }
 
 // SetStatus gives the role the shared status it reports its syncs to. Call before Run.
 func (r *Realserver) SetStatus(s *Status) { r.status = s }
@@ -183,9 +180,8 @@ func (r *Realserver) Sync(ctx context.Context) (err error) {
 	rs := chains.Render(chains.Options{Chain: cfg.IPTables.Chain, Masquerade: cfg.IPTables.Masquerade, Family: family.IPv4}, local)
 	tstart := time.Now()
 	patch, err := r.tables.Apply(ctx, rs)
-	if err6 := r.apply6(ctx, cfg, local); err6 != nil {
-		err = errors.Join(err, err6)
-	}
+	patch6, err6 := r.t6.sync(ctx, cfg, local)
+	err = errors.Join(err, err6)
 	r.m.IPTablesDuration.Observe(time.Since(tstart).Seconds())
 	if r.health != nil && snap != nil {
 		r.health.Programmed(cfg, local, err == nil)
@@ -199,44 +195,17 @@ func (r *Realserver) Sync(ctx context.Context) (err error) {
 	if err != nil {
 		r.m.IPTablesErrors.Inc()
 		errs = append(errs, fmt.Errorf("iptables: %w", err))
-	} else if !patch.Empty() {
-		r.m.ChainWrites.Inc()
-		r.log.Info("iptables chains updated", "chains", patch.Changed())
+	}
+	for _, p := range []struct {
+		patch chains.Patch
+		what  string
+	}{{patch, "iptables chains updated"}, {patch6, "ip6tables chains updated"}} {
+		if !p.patch.Empty() {
+			r.m.ChainWrites.Inc()
+			r.log.Info(p.what, "chains", p.patch.Changed())
+		}
 	}
 	return errors.Join(errs...)
-}
-
-// apply6 programs ip6tables' chains with the IPv6 local services while the pool has an IPv6
-// VIP, and removes them (once) when it no longer has.
-func (r *Realserver) apply6(ctx context.Context, cfg *config.Config, local []netops.LocalService) error {
-	want := slices.ContainsFunc(cfg.VIPPool, netip.Addr.Is6)
-	if r.tables6 == nil {
-		if !want || r.open6 == nil {
-			return nil
-		}
-		t, err := r.open6()
-		if err != nil {
-			return fmt.Errorf("ip6tables: %w", err)
-		}
-		r.tables6 = t
-	}
-	if !want {
-		if err := r.tables6.Cleanup(ctx); err != nil {
-			return fmt.Errorf("ip6tables cleanup: %w", err)
-		}
-		r.tables6 = nil
-		return nil
-	}
-	rs := chains.Render(chains.Options{Chain: cfg.IPTables.Chain, Masquerade: cfg.IPTables.Masquerade, Family: family.IPv6}, local)
-	patch, err := r.tables6.Apply(ctx, rs)
-	if err != nil {
-		return fmt.Errorf("ip6tables: %w", err)
-	}
-	if !patch.Empty() {
-		r.m.ChainWrites.Inc()
-		r.log.Info("ip6tables chains updated", "chains", patch.Changed())
-	}
-	return nil
 }
 
 // converge makes VIP bindings and sysctls equal to desired, through the same Diff and Apply the
@@ -278,17 +247,8 @@ func (r *Realserver) Cleanup(ctx context.Context) error {
 		errs = append(errs, fmt.Errorf("iptables cleanup: %w", err))
 	}
 	cfg, owned := r.current()
-	if r.tables6 == nil && r.open6 != nil && slices.ContainsFunc(cfg.VIPPool, netip.Addr.Is6) {
-		t, err := r.open6() // stopping before the first sync: chains of a previous run
-		if err != nil {
-			errs = append(errs, fmt.Errorf("ip6tables: %w", err))
-		}
-		r.tables6 = t
-	}
-	if r.tables6 != nil {
-		if err := r.tables6.Cleanup(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("ip6tables cleanup: %w", err))
-		}
+	if err := r.t6.cleanup(ctx, cfg); err != nil {
+		errs = append(errs, err)
 	}
 	if _, err := r.converge(cfg, owned, reconcile.NewState(cfg.Node.VIPInterface)); err != nil {
 		errs = append(errs, fmt.Errorf("unbinding VIPs: %w", err))

@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"context"
-	"net/netip"
 	"strings"
 	"testing"
 
@@ -20,15 +19,10 @@ func TestRealserverDualStack(t *testing.T) {
 	f := newRealserverFakes(t, "eth0")
 	web6 := kube.ServiceRef{Namespace: "web", Service: "nginx", PortName: "http", Family: family.IPv6}
 	snap := makeSnapshot(
-		withNode("rs-1", "10.1.0.1"), withNode("rs-2", "10.1.0.2"),
+		withNode("rs-1", "10.1.0.1", withAddress6("2001:db8:1::1")), withNode("rs-2", "10.1.0.2", withAddress6("2001:db8:1::2")),
 		withEndpoints(webRef, ready("10.244.1.5", 8080, "rs-1"), ready("10.244.1.6", 8080, "rs-1"), ready("10.244.2.5", 8080, "rs-2")),
 		withEndpoints(web6, ready("fd00:244:1::5", 8080, "rs-1"), ready("fd00:244:2::5", 8080, "rs-2")),
 		withChanged(webRef, web6), withNodesChanged)
-	for _, n := range []string{"rs-1", "rs-2"} {
-		nd := snap.Nodes[n]
-		nd.Address6 = netip.MustParseAddr("2001:db8:1::" + n[len(n)-1:])
-		snap.Nodes[n] = nd
-	}
 	rs := newTestRealserver(t, "realserver-dualstack.yaml", f, snap)
 	t6 := iptables.NewFakeFamily("RAVEL", family.IPv6)
 	opened := 0

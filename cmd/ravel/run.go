@@ -20,6 +20,7 @@ import (
 	"github.com/ravel-lb/ravel/family"
 	"github.com/ravel-lb/ravel/kube"
 	"github.com/ravel-lb/ravel/netops"
+	"github.com/ravel-lb/ravel/netops/iptables"
 	"github.com/ravel-lb/ravel/reconcile"
 	"github.com/ravel-lb/ravel/schema"
 )
@@ -233,6 +234,9 @@ func runDirector(ctx context.Context, env *runEnv) error {
 	case err == nil:
 		// Isolated directors get the tables too: they remove chains a colocated run left.
 		d.SetColocated(tables)
+		d.SetColocated6(func() (iptables.Tables, error) {
+			return openTables(cfg.IPTables.Chain, cfg.IPTables.Backend, family.IPv6)
+		})
 	case cfg.Colocation == schema.ColocationColocated:
 		return &exitError{exitInvalid, err}
 	default:

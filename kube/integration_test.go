@@ -1,6 +1,7 @@
 package kube
 
 import (
+	"net/netip"
 	"slices"
 	"testing"
 	"time"
@@ -171,4 +172,34 @@ func TestKubeServiceLifecycle(t *testing.T) {
 	it.createService(kubeobj.Service(it.ns, "web", kubeobj.WithPort("http", 80, 8080)))
 	svcs[web], svcs[grpc] = ok, ServiceState{Status: StatusNoSuchPort}
 	it.expect(&Snapshot{Nodes: nodes, Services: svcs}, settle)
+}
+
+// TestKubeDualStack: on the real API server, a dual-stack Service with an IPv4 and an IPv6
+// EndpointSlice, followed in both families: each ref gets its own family's endpoints, and
+// the nodes both their InternalIPs (one IPv6-only node is eligible for IPv6 only).
+func TestKubeDualStack(t *testing.T) {
+	it := newITest(t)
+	it.createNode("n1", "192.0.2.1", it.lb(), kubeobj.Ready(true), kubeobj.WithNodeIP("2001:db8::1"))
+	it.createNode("n2", "2001:db8::2", it.lb(), kubeobj.Ready(true))
+	it.createService(kubeobj.Service(it.ns, "web", kubeobj.WithPort("http", 80, 8080)))
+	it.putSlice(it.slice("web", "web-v4", kubeobj.WithSlicePort("http", 8080),
+		kubeobj.WithEndpoint("10.1.0.1", "n1", true, true, false)))
+	it.putSlice(it.slice("web", "web-v6", kubeobj.WithSlicePort("http", 8080),
+		kubeobj.WithEndpoint("fd00:1::1", "n1", true, true, false),
+		kubeobj.WithEndpoint("fd00:1::2", "n2", true, true, false)))
+	v4 := it.ref("web", "http")
+	v6 := v4
+	v6.Family = family.IPv6
+	it.run(Options{NodeSelector: it.selector(), Quiet: 10 * time.Millisecond, MaxDelay: 100 * time.Millisecond, Refs: []ServiceRef{v4, v6}})
+	n1, n2 := it.node("n1"), it.node("n2")
+	node1 := node(n1, "192.0.2.1", true, false, true)
+	node1.Address6 = netip.MustParseAddr("2001:db8::1")
+	node2 := Node{Name: n2, Address6: netip.MustParseAddr("2001:db8::2"), Ready: true, Selected: true}
+	got := it.expect(&Snapshot{Nodes: map[string]Node{n1: node1, n2: node2}, Services: map[ServiceRef]ServiceState{
+		v4: {Status: StatusOK, Endpoints: []Endpoint{ep("10.1.0.1", n1, 8080, true)}},
+		v6: {Status: StatusOK, Endpoints: []Endpoint{ep("fd00:1::1", n1, 8080, true), ep("fd00:1::2", n2, 8080, true)}},
+	}}, settle)
+	if e4, e6 := got.EligibleNodes(family.IPv4, false), got.EligibleNodes(family.IPv6, false); !slices.Equal(e4, []string{n1}) || !slices.Equal(e6, []string{n1, n2}) {
+		t.Errorf("eligible: IPv4 %v, IPv6 %v; want [n1] and [n1 n2]", e4, e6)
+	}
 }

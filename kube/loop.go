@@ -259,7 +259,7 @@ func (s *Source) logChanges(prev, snap *Snapshot, details map[ServiceRef]string)
 	}
 	for name, n := range snap.Nodes {
 		if o, ok := prev.Nodes[name]; !ok || o != n {
-			s.log.Info("kubernetes node", "node", name, "address", n.Address, "ready", n.Ready,
+			s.log.Info("kubernetes node", "node", name, "address", n.Address, "address6", n.Address6, "ready", n.Ready,
 				"cordoned", n.Cordoned, "selected", n.Selected, "new", !ok)
 		}
 	}

@@ -96,7 +96,7 @@ func ImportRavel(name string, data []byte) ([]byte, Findings, error) {
 			warn(fmt.Sprintf("vipPool[%d]", i), "%q is not an IP address; left out", v)
 			continue
 		case !a.Is4():
-			warn(fmt.Sprintf("vipPool[%d]", i), "%s: IPv6 VIPs are not supported by ravel yet; left out", v)
+			warn(fmt.Sprintf("vipPool[%d]", i), "%s: IPv6 VIPs are not imported yet (ravel serves IPv6: add them and their services by hand); left out", v)
 			continue
 		}
 		if !inPool[a.String()] {
@@ -142,7 +142,7 @@ func ImportRavel(name string, data []byte) ([]byte, Findings, error) {
 				continue
 			}
 			if s.IPv6Enabled {
-				warn(at+".ipv6Enabled", "IPv6 is not supported by ravel yet; only the IPv4 service is imported")
+				warn(at+".ipv6Enabled", "the IPv6 side is not imported yet (ravel serves IPv6: add an IPv6 service by hand); only the IPv4 service is imported")
 			}
 			if s.ProxyProtocol {
 				warn(at+".proxyProtocolEnabled", "ignored (Ravel never used it)")
@@ -213,7 +213,7 @@ func ImportRavel(name string, data []byte) ([]byte, Findings, error) {
 		}
 	}
 	for _, vip := range slices.Sorted(maps.Keys(rc.Config6)) {
-		warn(fmt.Sprintf("config6[%q]", vip), "IPv6 services are not supported by ravel yet; left out")
+		warn(fmt.Sprintf("config6[%q]", vip), "IPv6 services are not imported yet (ravel serves IPv6: write them as services of IPv6 VIPs by hand); left out")
 	}
 	for _, k := range []struct {
 		key string
@@ -222,7 +222,7 @@ func ImportRavel(name string, data []byte) ([]byte, Findings, error) {
 		if len(k.m) > 0 {
 			what := "ravel sets no MTU on VIPs; set the MTU of node.interface and the tunnel yourself"
 			if k.key == "ipv6" {
-				what = "IPv6 VIPs are not supported by ravel yet"
+				what = "IPv6 VIPs are not imported yet (ravel serves IPv6: add them by hand)"
 			}
 			warn(k.key, "%d entries not imported: %s", len(k.m), what)
 		}

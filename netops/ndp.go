@@ -37,7 +37,6 @@ type NDP struct {
 
 	mu     sync.Mutex
 	conn   *ndp.Conn
-	src    netip.Addr          // the interface's link-local address, the source of what NDP sends
 	vips   map[netip.Addr]bool // answered (Serve)
 	groups map[netip.Addr]bool // solicited-node groups joined on conn
 	stats  NDPStats

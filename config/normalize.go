@@ -4,7 +4,6 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/ravel-lb/ravel/family"
 	"github.com/ravel-lb/ravel/schema"
 )
 
@@ -161,16 +160,6 @@ func (d *decoder) resolveService(c *schema.ClusterConfig, i int) {
 	*s.IPVS = eff
 	if s.Kubernetes != nil && eff.Forwarding == schema.ForwardNAT {
 		d.refuseNATForKubernetes(i, own.Forwarding != "")
-	}
-	if eff.Forwarding == schema.ForwardTunnel && family.Of(s.VIP) == family.IPv6 {
-		// IPVS encapsulates an IPv6 service in IPv6 (ip6ip6): the realservers would need an
-		// ip6tnl decapsulation device, which ravel does not make yet.
-		at := index("services", i)
-		if own.Forwarding != "" {
-			at += ".ipvs.forwarding"
-		}
-		d.errAt(at, "%s is not supported for an IPv6 vip yet (the realservers would need an ip6tnl device); use dr or nat",
-			forwardingFrom(schema.ForwardTunnel, own.Forwarding != ""))
 	}
 	for j := range s.Backends {
 		b := &s.Backends[j]

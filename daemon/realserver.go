@@ -160,11 +160,11 @@ func (r *Realserver) Sync(ctx context.Context) (err error) {
 			r.status.RecordSync(rep)
 		}
 	}()
-	desired, tunnel := reconcile.RealserverDesired(cfg)
+	desired, tunnels := reconcile.RealserverDesired(cfg)
 	var errs []error
-	if tunnel {
-		if err := r.links.EnsureIPIP("tunl0"); err != nil {
-			errs = append(errs, fmt.Errorf("tunl0: %w", err))
+	for _, f := range tunnels {
+		if err := netops.EnsureTunnel(r.links, f); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", netops.TunnelDevice(f), err))
 		}
 	}
 	summary, err = r.converge(cfg, owned, desired)

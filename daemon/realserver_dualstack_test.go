@@ -86,3 +86,47 @@ func loadConfigText(t *testing.T, text string) *config.Config {
 	}
 	return cfg
 }
+
+// TestRealserverTunnelsPerFamily: a tunnelled IPv6 VIP needs ip6tnl0 (IPVS encapsulates an
+// IPv6 service in IPv6), an IPv4 one tunl0 and its rp_filter; each only when some service of
+// its family tunnels.
+func TestRealserverTunnelsPerFamily(t *testing.T) {
+	for _, tt := range []struct {
+		name, vips, fwd4, fwd6 string
+		want, notWant          []string
+	}{
+		{"IPv6 tunnel only", `[10.54.213.247, "2001:db8:54::247"]`, "dr", "tunnel",
+			[]string{"ip6tnl0 ip6tnl up"}, []string{"tunl0 ipip", "conf/tunl0/rp_filter"}},
+		{"both", `[10.54.213.247, "2001:db8:54::247"]`, "tunnel", "tunnel",
+			[]string{"ip6tnl0 ip6tnl up", "tunl0 ipip up", "net/ipv4/conf/tunl0/rp_filter = 0"}, nil},
+		{"IPv4 tunnel only", `[10.54.213.247, "2001:db8:54::247"]`, "tunnel", "dr",
+			[]string{"tunl0 ipip up"}, []string{"ip6tnl0"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newRealserverFakes(t, "eth0")
+			cfg := loadConfigText(t, `apiVersion: ravel/v1
+kind: ClusterConfig
+node: {name: rs-1, role: realserver, interface: eth0, vipInterface: lo}
+vipPool: `+tt.vips+`
+services:
+  - {name: web, vip: 10.54.213.247, port: 80, ipvs: {forwarding: `+tt.fwd4+`}, backends: [{address: 10.1.0.1}]}
+  - {name: web6, vip: "2001:db8:54::247", port: 80, ipvs: {forwarding: `+tt.fwd6+`}, backends: [{address: "2001:db8:1::1"}]}
+`)
+			rs := NewRealserver(cfg, nodeOf(cfg), f.kernelLinks(), f.sysctl, f.tables, nil, discard, NewMetrics(nil))
+			if err := rs.Sync(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			state := f.links.Dump() + f.sysctl.Dump()
+			for _, w := range tt.want {
+				if !strings.Contains(state, w) {
+					t.Errorf("no %q in:\n%s", w, state)
+				}
+			}
+			for _, w := range tt.notWant {
+				if strings.Contains(state, w) {
+					t.Errorf("%q in:\n%s", w, state)
+				}
+			}
+		})
+	}
+}

@@ -8,6 +8,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/ravel-lb/ravel/family"
 )
 
 // The Links conformance suite, run against FakeLinks everywhere and against the kernel in
@@ -84,6 +86,19 @@ func conformanceLinks(t *testing.T, newEnv func(t *testing.T) linksEnv) {
 			t.Errorf("tunl0: up=%v kind=%s, want an up ipip device", e.up(t, "tunl0"), e.kind(t, "tunl0"))
 		}
 		checkClass(t, "EnsureDummy(tunl0)", e.links.EnsureDummy("tunl0"), "exist")
+	})
+
+	t.Run("EnsureIP6Tnl makes ip6tnl0 exist and be up", func(t *testing.T) {
+		e := newEnv(t)
+		for i := range 2 {
+			checkClass(t, fmt.Sprintf("EnsureTunnel(IPv6) #%d", i), EnsureTunnel(e.links, family.IPv6), "ok")
+		}
+		if !e.up(t, "ip6tnl0") || e.kind(t, "ip6tnl0") != "ip6tnl" {
+			t.Errorf("ip6tnl0: up=%v kind=%s, want an up ip6tnl device", e.up(t, "ip6tnl0"), e.kind(t, "ip6tnl0"))
+		}
+		checkClass(t, "EnsureIP6Tnl(lo)", e.links.EnsureIP6Tnl("lo"), "exist")
+		checkClass(t, "EnsureDummy(ip6tnl0)", e.links.EnsureDummy("ip6tnl0"), "exist")
+		foreignIntact(t, e)
 	})
 
 	t.Run("bad device names are ErrInvalid", func(t *testing.T) {

@@ -37,7 +37,7 @@ func NewFakeLinks() *FakeLinks {
 		devices: map[string]*fakeDevice{},
 		book: newCallBook(
 			[]string{"Addrs", "AddrDevices", "HardwareAddr"},
-			[]string{"EnsureDummy", "EnsureIPIP", "AddAddr", "DelAddr"}),
+			[]string{"EnsureDummy", "EnsureIPIP", "EnsureIP6Tnl", "AddAddr", "DelAddr"}),
 	}
 	// netlink reports the loopback device's kind as "device" (no IFLA_INFO_KIND), and no
 	// hardware address because it is all zeroes.
@@ -53,6 +53,11 @@ func (f *FakeLinks) EnsureDummy(name string) error {
 // EnsureIPIP creates an ipip device if missing and sets it up.
 func (f *FakeLinks) EnsureIPIP(name string) error {
 	return f.ensure("EnsureIPIP", name, "ipip")
+}
+
+// EnsureIP6Tnl creates an ip6tnl device if missing and sets it up.
+func (f *FakeLinks) EnsureIP6Tnl(name string) error {
+	return f.ensure("EnsureIP6Tnl", name, "ip6tnl")
 }
 
 func (f *FakeLinks) ensure(op, name, kind string) error {
@@ -78,7 +83,7 @@ func (f *FakeLinks) ensure(op, name, kind string) error {
 func (f *FakeLinks) newDevice(name, kind string) *fakeDevice {
 	f.nextMAC++
 	d := &fakeDevice{kind: kind, addrs: map[netip.Prefix]bool{}}
-	if kind != "ipip" { // tunl0's link address is 0.0.0.0, which netlink reports as nil
+	if kind != "ipip" && kind != "ip6tnl" { // a tunnel's link address is all zeroes, which netlink reports as nil
 		d.hw = net.HardwareAddr{0x02, 0, 0, 0, 0, f.nextMAC}
 	}
 	f.devices[name] = d

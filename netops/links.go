@@ -10,6 +10,8 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/ravel-lb/ravel/family"
 )
 
 var _ Links = (*KernelLinks)(nil)
@@ -73,6 +75,35 @@ func (l *KernelLinks) EnsureIPIP(name string) error {
 		PMtuDisc:  1, // as the fallback device
 		Proto:     unix.IPPROTO_IPIP,
 	})
+}
+
+// EnsureIP6Tnl makes the IPv6 tunnel device name (ip6tnl0) exist and be up: IPVS's tunnel
+// forwarding for an IPv6 service encapsulates in IPv6 (ip6ip6), and ip6tnl0, the catch-all
+// device the ip6_tunnel module makes when it loads (any local, any remote), is what
+// decapsulates it on a realserver, as tunl0 does for IPIP. Creating it loads the module,
+// which makes ip6tnl0 itself: the same EEXIST and look-up as for tunl0.
+func (l *KernelLinks) EnsureIP6Tnl(name string) error {
+	return l.ensure(name, &netlink.Ip6tnl{
+		LinkAttrs: netlink.LinkAttrs{Name: name},
+		Proto:     unix.IPPROTO_IPV6,
+	})
+}
+
+// EnsureTunnel makes the catch-all decapsulation device of family f exist and be up on l:
+// tunl0 for IPv4 (IPIP), ip6tnl0 for IPv6 (ip6ip6).
+func EnsureTunnel(l Links, f family.Family) error {
+	if f == family.IPv6 {
+		return l.EnsureIP6Tnl(TunnelDevice(f))
+	}
+	return l.EnsureIPIP(TunnelDevice(f))
+}
+
+// TunnelDevice is the name of family f's catch-all decapsulation device.
+func TunnelDevice(f family.Family) string {
+	if f == family.IPv6 {
+		return "ip6tnl0"
+	}
+	return "tunl0"
 }
 
 func (l *KernelLinks) ensure(name string, want netlink.Link) error {

@@ -208,7 +208,11 @@ type Links interface {
 	EnsureDummy(name string) error
 	// EnsureIPIP makes sure the IPIP decapsulation device (tunl0) exists and is up.
 	EnsureIPIP(name string) error
-	// Addrs lists the IPv4 addresses on dev.
+	// EnsureIP6Tnl makes sure the IPv6 tunnel decapsulation device (ip6tnl0) exists and is
+	// up.
+	EnsureIP6Tnl(name string) error
+	// Addrs lists the host and network addresses on dev (IPv4 and IPv6, link-local left
+	// out).
 	Addrs(dev string) ([]netip.Prefix, error)
 	AddAddr(dev string, p netip.Prefix) error
 	DelAddr(dev string, p netip.Prefix) error

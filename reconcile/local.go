@@ -136,29 +136,42 @@ func localName(s *schema.Service) string {
 // guest: the packets count as IPReversePathFilter drops). The kernel uses the larger of
 // conf/all and conf/tunl0, so both are set to 0; every other interface keeps its own value
 // (systemd distributions set rp_filter on each interface and leave conf/all at 0).
-func RealserverDesired(cfg *config.Config) (st *State, tunnel bool) {
+//
+// tunnels lists the families whose VIPs some service tunnels to this node, in family.All
+// order: each needs its catch-all decapsulation device (netops.EnsureTunnel). IPv6 needs no
+// sysctl for it: it has no reverse-path filter, and a realserver never answers neighbour
+// solicitations for a VIP that is not on the receiving interface.
+func RealserverDesired(cfg *config.Config) (st *State, tunnels []family.Family) {
 	st = NewState(cfg.Node.VIPInterface)
+	tunnelled := map[family.Family]bool{}
 	for i := range cfg.Services {
 		s := &cfg.Services[i]
 		st.VIPs[s.VIP] = true
 		if s.IPVS.Forwarding == schema.ForwardTunnel {
-			tunnel = true
+			tunnelled[family.Of(s.VIP)] = true
 		}
 	}
 	if cfg.Management.Port > 0 {
 		// The management service is on every VIP of the pool (see ManagementServices).
 		for _, vip := range cfg.VIPPool {
 			st.VIPs[vip] = true
+			if cfg.Defaults.IPVS.Forwarding == schema.ForwardTunnel {
+				tunnelled[family.Of(vip)] = true
+			}
 		}
-		tunnel = tunnel || cfg.Defaults.IPVS.Forwarding == schema.ForwardTunnel
 	}
 	for _, dev := range []string{"all", cfg.Node.Interface} {
 		st.Sysctls["net/ipv4/conf/"+dev+"/arp_ignore"] = strconv.Itoa(1)
 		st.Sysctls["net/ipv4/conf/"+dev+"/arp_announce"] = strconv.Itoa(2)
 	}
-	if tunnel {
+	if tunnelled[family.IPv4] {
 		st.Sysctls["net/ipv4/conf/all/rp_filter"] = "0"
 		st.Sysctls["net/ipv4/conf/tunl0/rp_filter"] = "0"
 	}
-	return st, tunnel
+	for _, f := range family.All {
+		if tunnelled[f] {
+			tunnels = append(tunnels, f)
+		}
+	}
+	return st, tunnels
 }

@@ -39,7 +39,7 @@ func run(t *testing.T, name string, args ...string) {
 	}
 }
 
-// birdBed is a speaker namespace (10.99.0.1) and a router namespace (10.99.0.2) on a veth
+// birdBed is a speaker namespace (10.99.0.1, fd99::1) and a router namespace (10.99.0.2, fd99::2) on a veth
 // pair, bird running in the router's with conf (bird.conf's text); it returns the namespaces,
 // bird's control socket and a directory for files.
 type birdBed struct {
@@ -60,6 +60,9 @@ func newBirdBed(t *testing.T, conf string) birdBed {
 	run(t, "ip", "link", "add", "vs"+id, "netns", sns, "type", "veth", "peer", "name", "vr"+id, "netns", rns)
 	run(t, "ip", "-n", sns, "addr", "add", "10.99.0.1/30", "dev", "vs"+id)
 	run(t, "ip", "-n", rns, "addr", "add", "10.99.0.2/30", "dev", "vr"+id)
+	// and fd99::1/64, fd99::2/64 for the IPv6 sessions (nodad: usable at once)
+	run(t, "ip", "-n", sns, "addr", "add", "fd99::1/64", "dev", "vs"+id, "nodad")
+	run(t, "ip", "-n", rns, "addr", "add", "fd99::2/64", "dev", "vr"+id, "nodad")
 	run(t, "ip", "-n", sns, "link", "set", "vs"+id, "up")
 	run(t, "ip", "-n", rns, "link", "set", "vr"+id, "up")
 
@@ -176,4 +179,75 @@ func TestBirdHelper(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, "the session back with the right ASN", established)
+}
+
+// birdDualStack is bird with an IPv4 session (ipv4 channel) and an IPv6 session (ipv6
+// channel) with the speaker.
+const birdDualStack = birdBase + `}
+protocol bgp ravel6 {
+	local fd99::2 as 65000;
+	neighbor fd99::1 as 65010;
+	error wait time 1, 5;
+	connect delay time 1;
+	ipv6 { import all; export none; };
+}
+`
+
+// TestBirdIPv6: the speaker announces an IPv6 VIP as a /128 on an IPv6 session and an IPv4
+// VIP as a /32 on the IPv4 one, each with the session's local address as next hop, and
+// withdraws the IPv6 one alone.
+func TestBirdIPv6(t *testing.T) {
+	bed := newBirdBed(t, birdDualStack)
+	helper := exec.Command("ip", "netns", "exec", bed.sns, os.Args[0], "-test.run", "^TestBirdIPv6Helper$", "-test.v", "-test.count=1")
+	helper.Env = append(os.Environ(), birdHelperEnv+"="+bed.sock)
+	out, err := helper.CombinedOutput()
+	t.Logf("speaker side:\n%s", out)
+	if err != nil || !strings.Contains(string(out), "--- PASS: TestBirdIPv6Helper") {
+		t.Fatalf("the speaker side failed (%v); bird's log:\n%s", err, bed.birdLog())
+	}
+}
+
+// TestBirdIPv6Helper is the speaker's side of TestBirdIPv6.
+func TestBirdIPv6Helper(t *testing.T) {
+	sock := os.Getenv(birdHelperEnv)
+	if sock == "" {
+		t.Skip("helper of TestBirdIPv6")
+	}
+	ctx := context.Background()
+	sp, err := Start(ctx, Config{ASN: 65010, RouterID: netip.MustParseAddr("10.99.0.1"), ListenPort: -1}, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sp.Stop(ctx)
+	peer := func(addr, local string) Peer {
+		return Peer{Address: netip.MustParseAddr(addr), ASN: 65000, LocalAddress: netip.MustParseAddr(local),
+			HoldTime: 9 * time.Second, Keepalive: 3 * time.Second, ConnectRetry: time.Second}
+	}
+	if err := sp.SetPeers(ctx, []Peer{peer("10.99.0.2", "10.99.0.1"), peer("fd99::2", "fd99::1")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := sp.Set(nil); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "both sessions with bird", func() bool {
+		ps, err := sp.Peers(ctx)
+		return err == nil && len(ps) == 2 && ps[0].State == "established" && ps[1].State == "established"
+	})
+	if err := sp.Set(vips("10.0.0.100", "fd00:99::100")); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "fd00:99::100/128 in birdc show route", func() bool { return birdRoute(t, sock, "fd00:99::100/128") })
+	eventually(t, "10.0.0.100/32 in birdc show route", func() bool { return birdRoute(t, sock, "10.0.0.100/32") })
+	out, _ := exec.Command("birdc", "-s", sock, "show", "route", "all", "fd00:99::100/128").CombinedOutput()
+	t.Logf("bird:\n%s", out)
+	if !strings.Contains(string(out), "fd99::1") || !strings.Contains(string(out), "ravel6") {
+		t.Errorf("the IPv6 route is not from the IPv6 session with next hop fd99::1:\n%s", out)
+	}
+	if err := sp.Set(vips("10.0.0.100")); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "fd00:99::100/128 gone from bird", func() bool { return !birdRoute(t, sock, "fd00:99::100/128") })
+	if !birdRoute(t, sock, "10.0.0.100/32") {
+		t.Error("the IPv4 route went with the IPv6 one")
+	}
 }

@@ -1,6 +1,6 @@
 // Package bgp is the embedded BGP speaker of node.role bgp (GoBGP as a library, no external
 // daemon): it keeps sessions with the configured peers and announces a set of VIPs as /32
-// routes. Callers hand it the whole set they want announced (Set), never events; the speaker
+// (IPv4) and /128 (IPv6) routes, each to the peers of its family. Callers hand it the whole set they want announced (Set), never events; the speaker
 // works out what to announce and withdraw. Peers change by diff (SetPeers): a reload never
 // resets a session it does not have to.
 //

@@ -16,6 +16,8 @@ import (
 	"github.com/osrg/gobgp/v4/pkg/apiutil"
 	"github.com/osrg/gobgp/v4/pkg/packet/bgp"
 	"github.com/osrg/gobgp/v4/pkg/server"
+
+	"github.com/ravel-lb/ravel/family"
 )
 
 // Peer is one neighbour's session settings.
@@ -112,8 +114,10 @@ func apiPeer(p Peer, restarting bool) *api.Peer {
 			ConnectRetry: uint64(max(p.ConnectRetry, time.Second).Seconds()),
 		}},
 		Transport: &api.Transport{RemotePort: uint32(p.Port)},
+		// A peer carries the routes of its own family: IPv4 VIPs to IPv4 peers, IPv6 VIPs
+		// (/128) to IPv6 peers, each with the session's local address as next hop.
 		AfiSafis: []*api.AfiSafi{{Config: &api.AfiSafiConfig{
-			Family: &api.Family{Afi: api.Family_AFI_IP, Safi: api.Family_SAFI_UNICAST}, Enabled: true}}},
+			Family: &api.Family{Afi: afi(family.Of(p.Address)), Safi: api.Family_SAFI_UNICAST}, Enabled: true}}},
 	}
 	if p.Port == 0 {
 		ap.Transport.RemotePort = 179
@@ -192,14 +196,28 @@ func (sp *Speaker) setPeers(ctx context.Context, peers []Peer, restarting bool) 
 	return errors.Join(errs...)
 }
 
+// afi is the address family identifier of f.
+func afi(f family.Family) api.Family_Afi {
+	if f == family.IPv6 {
+		return api.Family_AFI_IP6
+	}
+	return api.Family_AFI_IP
+}
+
 func (sp *Speaker) path(vip netip.Addr, withdraw bool) (*apiutil.Path, error) {
-	nlri, err := bgp.NewIPAddrPrefix(netip.PrefixFrom(vip, 32))
+	f := family.Of(vip)
+	nlri, err := bgp.NewIPAddrPrefix(f.Host(vip))
 	if err != nil {
 		return nil, err
 	}
-	nh := sp.cfg.NextHop
-	if !nh.IsValid() {
-		nh = netip.IPv4Unspecified() // GoBGP puts the session's local address there
+	rf, nh := bgp.RF_IPv4_UC, netip.IPv4Unspecified()
+	if f == family.IPv6 {
+		rf, nh = bgp.RF_IPv6_UC, netip.IPv6Unspecified()
+	}
+	// The unspecified address makes GoBGP put the session's local address there; a
+	// configured next hop applies to the routes of its own family.
+	if family.Of(sp.cfg.NextHop) == f {
+		nh = sp.cfg.NextHop
 	}
 	nhAttr, err := bgp.NewPathAttributeNextHop(nh)
 	if err != nil {
@@ -222,7 +240,7 @@ func (sp *Speaker) path(vip netip.Addr, withdraw bool) (*apiutil.Path, error) {
 	if sp.cfg.MED > 0 {
 		attrs = append(attrs, bgp.NewPathAttributeMultiExitDisc(sp.cfg.MED))
 	}
-	return &apiutil.Path{Family: bgp.RF_IPv4_UC, Nlri: nlri, Attrs: attrs, Withdrawal: withdraw}, nil
+	return &apiutil.Path{Family: rf, Nlri: nlri, Attrs: attrs, Withdrawal: withdraw}, nil
 }
 
 // Set announces exactly vips: the ones not announced yet are added, the ones no longer in
@@ -259,7 +277,7 @@ func (sp *Speaker) set(vips map[netip.Addr]bool) []error {
 			err = sp.s.DeletePath(apiutil.DeletePathRequest{Paths: []*apiutil.Path{p}})
 		}
 		if err != nil {
-			errs = append(errs, fmt.Errorf("withdraw %s/32: %w", v, err))
+			errs = append(errs, fmt.Errorf("withdraw %s: %w", family.Of(v).Host(v), err))
 			continue
 		}
 		delete(sp.announced, v)
@@ -275,7 +293,7 @@ func (sp *Speaker) set(vips map[netip.Addr]bool) []error {
 			_, err = sp.s.AddPath(apiutil.AddPathRequest{Paths: []*apiutil.Path{p}})
 		}
 		if err != nil {
-			errs = append(errs, fmt.Errorf("announce %s/32: %w", v, err))
+			errs = append(errs, fmt.Errorf("announce %s: %w", family.Of(v).Host(v), err))
 			continue
 		}
 		sp.announced[v] = true
@@ -304,7 +322,7 @@ func (sp *Speaker) SetAttributes(cfg Config) error {
 			_, err = sp.s.AddPath(apiutil.AddPathRequest{Paths: []*apiutil.Path{p}}) // replaces the path
 		}
 		if err != nil {
-			errs = append(errs, fmt.Errorf("re-announce %s/32: %w", v, err))
+			errs = append(errs, fmt.Errorf("re-announce %s: %w", family.Of(v).Host(v), err))
 			continue
 		}
 		sp.sent("announce")

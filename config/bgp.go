@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ravel-lb/ravel/family"
 	"github.com/ravel-lb/ravel/schema"
 )
 
@@ -31,13 +32,16 @@ func (d *decoder) checkBGP(c *schema.ClusterConfig) {
 	if b.RouterID != nil && b.RouterID.IsValid() && !b.RouterID.Is4() {
 		d.errAt("bgp.routerId", "%s is IPv6, and a BGP identifier is 32 bits: write an IPv4 address, or leave it out for node.interface's", b.RouterID)
 	}
-	if b.NextHop != nil && b.NextHop.IsValid() && !b.NextHop.Is4() {
-		d.errAt("bgp.nextHop", "%s is IPv6: ravel announces IPv4 routes only for now", b.NextHop)
-	}
+	// Each VIP is announced to the peers of its family (IPv6 VIPs as /128 on IPv6 sessions):
+	// a family of the pool without a peer would be bound and never announced.
 	if c.Node.Role == schema.RoleBGP {
+		peers := map[family.Family]bool{}
+		for _, p := range b.Peers {
+			peers[family.Of(p.Address)] = true
+		}
 		for i, v := range c.VIPPool {
-			if v.Is6() {
-				d.errAt(index("vipPool", i), "%s is IPv6: role bgp announces IPv4 VIPs only for now (use role director, which announces IPv6 VIPs by neighbour advertisement)", v)
+			if f := family.Of(v); !peers[f] && len(b.Peers) > 0 {
+				d.errAt(index("vipPool", i), "%s is %s, and bgp.peers has no %s peer to announce it to (each VIP goes to the peers of its family)", v, f, f)
 			}
 		}
 	}
@@ -45,9 +49,6 @@ func (d *decoder) checkBGP(c *schema.ClusterConfig) {
 	for i := range b.Peers {
 		p := &b.Peers[i]
 		at := func(k string) string { return index("bgp.peers", i) + k }
-		if p.Address.IsValid() && !p.Address.Is4() {
-			d.errAt(at(".address"), "%s is IPv6: ravel's BGP sessions are IPv4 only for now", p.Address)
-		}
 		if p.Address.IsValid() {
 			port := p.Port
 			if port == 0 {

@@ -126,7 +126,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		IPTablesBackendMismatch: prometheus.NewGauge(prometheus.GaugeOpts{Name: "ravel_iptables_backend_mismatch",
 			Help: "1 while kube-proxy's KUBE-SERVICES is in the other iptables backend (legacy vs nf_tables) only: ravel's rules never come first."}),
 		BGPAnnounced: prometheus.NewGauge(prometheus.GaugeOpts{Name: "ravel_bgp_announced_prefixes",
-			Help: "VIPs (/32) the bgp role announces now: those with a healthy destination of weight above 0, none while drained."}),
+			Help: "VIPs (/32 and /128 routes) the bgp role announces now: those with a healthy destination of weight above 0, none while drained."}),
 		BGPPeerUp: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "ravel_bgp_peer_up",
 			Help: "1 while the BGP session with the peer is established."}, []string{"peer"}),
 		BGPPeerState: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "ravel_bgp_peer_state",

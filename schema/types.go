@@ -65,7 +65,8 @@ type ClusterConfig struct {
 	BGP *BGP `yaml:"bgp,omitempty" json:"bgp,omitempty"`
 }
 
-// BGP is the embedded speaker's configuration: the VIPs are announced as /32 routes to peers.
+// BGP is the embedded speaker's configuration: the VIPs are announced as /32 (IPv4) and /128
+// (IPv6) routes, each to the peers of its family.
 type BGP struct {
 	// ASN is this speaker's autonomous system number, 1..4294967294 (0 and 4294967295 are
 	// reserved).
@@ -85,13 +86,15 @@ type BGP struct {
 	LocalPreference int64 `yaml:"localPreference" json:"localPreference" validate:"min=0,max=4294967295"`
 	// MED (multi-exit discriminator) of the announcements; 0 means not sent.
 	MED int64 `yaml:"med" json:"med" validate:"min=0,max=4294967295"`
-	// NextHop of the announcements; empty means the session's local address.
+	// NextHop of the announcements of its family (IPv4 or IPv6); empty, and for the other
+	// family, the session's local address.
 	NextHop *netip.Addr `yaml:"nextHop,omitempty" json:"nextHop,omitempty"`
 }
 
 // BGPPeer is one BGP neighbour.
 type BGPPeer struct {
-	// Address of the peer (IPv4; IPv6 sessions are not supported yet).
+	// Address of the peer, IPv4 or IPv6: the session carries the routes of the VIPs of its
+	// family.
 	Address netip.Addr `yaml:"address" json:"address" schema:"required"`
 	// ASN of the peer; the session is iBGP when it equals bgp.asn.
 	ASN int64 `yaml:"asn" json:"asn" validate:"min=1,max=4294967294" schema:"required"`

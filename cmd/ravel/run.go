@@ -69,7 +69,7 @@ nothing: the last good config keeps running, every finding is logged with its po
 ravel_config_last_reload_successful drops to 0 until a good file is applied.
 
 As bgp it is a director that announces, instead of ARP, each VIP with a healthy destination
-as a /32 route to the bgp peers (embedded GoBGP), and withdraws it when none is left; on
+as a /32 or /128 route to the bgp peers of its family (embedded GoBGP), and withdraws it when none is left; on
 SIGTERM it withdraws every route, then closes the sessions, unless a peer has
 gracefulRestart: then the routes stay on the peers for its restartTime and the next start
 takes them back without a withdrawal. SIGUSR1 withdraws every route (before maintenance)

@@ -39,7 +39,11 @@ type backendID struct {
 // gives it ready pods. A pair that is up and settled is not kept: with 1,000 nodes and 10,000
 // services, most pairs are.
 type nodeCheck struct {
-	name    string
+	name string
+	// label names the check in metrics and logs: the node's name for its IPv4 address, the
+	// name and "(IPv6)" for its IPv6 one, so that a dual-stack node's two checks keep series
+	// of their own.
+	label   string
 	m       reconcile.Machine
 	missing map[svcID]*reconcile.Machine
 }
@@ -152,8 +156,12 @@ func (c *Checks) Sync(cfg *config.Config, snap *kube.Snapshot, self reconcile.No
 				}
 				seenNodes[addr] = true
 				if nc := c.nodes[addr]; nc == nil || nc.name != name {
-					c.nodes[addr] = &nodeCheck{name: name}
-					c.m.BackendUp.WithLabelValues(nodeService, name).Set(1)
+					nc = &nodeCheck{name: name, label: name}
+					if f == family.IPv6 {
+						nc.label = name + " (IPv6)"
+					}
+					c.nodes[addr] = nc
+					c.m.BackendUp.WithLabelValues(nodeService, nc.label).Set(1)
 				}
 				id := nodeJob(addr)
 				ids[id] = addr
@@ -165,9 +173,9 @@ func (c *Checks) Sync(cfg *config.Config, snap *kube.Snapshot, self reconcile.No
 	for a, nc := range c.nodes {
 		if !seenNodes[a] {
 			delete(c.nodes, a)
-			c.forgetSeries(nodeService, nc.name)
+			c.forgetSeries(nodeService, nc.label)
 			for sid := range nc.missing {
-				c.forgetSeries(sid.String(), nc.name)
+				c.forgetSeries(sid.String(), nc.label)
 			}
 		}
 	}
@@ -322,7 +330,7 @@ func (c *Checks) observeNode(nc *nodeCheck, r health.Result, now time.Time, log 
 	expect := c.expected()[nc.name]
 	wasFailing := nc.m.Failing()
 	if nc.m.Observe(ok, reason, h.Rise, h.Fall, now) {
-		c.transition(nodeService, nc.name, &nc.m, log)
+		c.transition(nodeService, nc.label, &nc.m, log)
 		tr.Management = true
 		for sid := range expect {
 			tr.add(sid)
@@ -351,12 +359,12 @@ func (c *Checks) observeNode(nc *nodeCheck, r health.Result, now time.Time, log 
 		}
 		why := "not served by the node: no rules or no local endpoint"
 		if mm.Observe(serving, why, h.Rise, h.Fall, now) {
-			c.transition(sid.String(), nc.name, mm, log)
+			c.transition(sid.String(), nc.label, mm, log)
 			tr.add(sid)
 		}
 		if mm.Settled() {
 			delete(nc.missing, sid)
-			c.forgetSeries(sid.String(), nc.name)
+			c.forgetSeries(sid.String(), nc.label)
 		}
 	}
 	for sid := range expect {
@@ -438,11 +446,11 @@ func (c *Checks) Unhealthy() []UnhealthyBackend {
 	var out []UnhealthyBackend
 	for a, nc := range c.nodes {
 		if !nc.m.Up() {
-			out = append(out, UnhealthyBackend{Service: "*", Backend: nc.name + " (" + a.String() + ")", Reason: nc.m.Reason(), Since: nc.m.Since()})
+			out = append(out, UnhealthyBackend{Service: "*", Backend: nc.label + " (" + a.String() + ")", Reason: nc.m.Reason(), Since: nc.m.Since()})
 		}
 		for sid, mm := range nc.missing {
 			if !mm.Up() {
-				out = append(out, UnhealthyBackend{Service: sid.String(), Backend: nc.name, Reason: mm.Reason(), Since: mm.Since()})
+				out = append(out, UnhealthyBackend{Service: sid.String(), Backend: nc.label, Reason: mm.Reason(), Since: mm.Since()})
 			}
 		}
 	}

@@ -9,9 +9,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/ravel-lb/ravel/family"
 	"github.com/ravel-lb/ravel/kube"
 	"github.com/ravel-lb/ravel/netops/iptables"
+	"github.com/ravel-lb/ravel/reconcile"
 )
 
 // fakeAnswerer is a fakeAnnouncer that also answers solicitations (netops.Neighbours).
@@ -160,4 +163,35 @@ colocation: colocated
 // withAddress6 gives a node an IPv6 address.
 func withAddress6(addr string) nodeOpt {
 	return func(n *kube.Node) { n.Address6 = netip.MustParseAddr(addr) }
+}
+
+// TestChecksDualStackNodes: a dual-stack node is checked on each address a service sends it
+// traffic on, and each check has series of its own.
+func TestChecksDualStackNodes(t *testing.T) {
+	cfg := loadConfigText(t, `apiVersion: ravel/v1
+kind: ClusterConfig
+node: {name: director-1, role: director, interface: eth0, vipInterface: ravel0}
+kubernetes: {}
+vipPool: [10.54.213.247, "2001:db8:54::247"]
+services:
+  - {name: web, vip: 10.54.213.247, port: 80, kubernetes: {namespace: web, service: nginx, portName: http}}
+  - {name: web6, vip: "2001:db8:54::247", port: 80, kubernetes: {namespace: web, service: nginx, portName: http}}
+`)
+	snap := makeSnapshot(withNode("n1", "10.1.0.1", withAddress6("2001:db8:1::1")), withNode("n2", "10.1.0.2"))
+	m := NewMetrics(prometheus.NewRegistry())
+	c := NewChecks(m, 4)
+	c.Sync(cfg, snap, reconcile.Node{Name: "director-1", Role: "director"})
+	var addrs []string
+	for a := range c.nodes {
+		addrs = append(addrs, a.String())
+	}
+	slices.Sort(addrs)
+	if want := []string{"10.1.0.1", "10.1.0.2", "2001:db8:1::1"}; !slices.Equal(addrs, want) {
+		t.Errorf("node checks on %v, want %v", addrs, want)
+	}
+	for _, label := range []string{"n1", "n1 (IPv6)", "n2"} {
+		if got := value(t, m.BackendUp.WithLabelValues("*", label)); got != 1 {
+			t.Errorf(`ravel_backend_up{service="*",backend=%q} = %v, want 1`, label, got)
+		}
+	}
 }

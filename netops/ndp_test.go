@@ -250,3 +250,23 @@ func waitNeigh(t *testing.T, tp ndpTopo, want string) string {
 	}
 	return got
 }
+
+// TestNetnsProxyNDPNeedsForwarding shows on the kernel why NDP answers solicitations itself
+// rather than through proxy NDP entries: with an entry for the VIP on the interface and
+// proxy_ndp=1, the kernel still does not answer while forwarding is off
+// (net/ipv6/ndisc.c, ndisc_recv_ns), and turning forwarding on makes the director a router.
+func TestNetnsProxyNDPNeedsForwarding(t *testing.T) {
+	tp := setupNDP(t)
+	ipCmd(t, "-n", tp.director, "-6", "neigh", "add", "proxy", ndpVIP, "dev", tp.dev)
+	ipCmd(t, "netns", "exec", tp.director, "sysctl", "-qw", "net.ipv6.conf."+tp.dev+".proxy_ndp=1",
+		"net.ipv6.neigh."+tp.dev+".proxy_delay=0")
+	ipCmd(t, "-n", tp.client, "-6", "neigh", "flush", "dev", tp.dev)
+	if err := tp.ping(t); err == nil {
+		t.Fatal("a proxy entry was answered with forwarding off: NDP's reason to answer itself is gone")
+	}
+	ipCmd(t, "netns", "exec", tp.director, "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1")
+	ipCmd(t, "-n", tp.client, "-6", "neigh", "flush", "dev", tp.dev)
+	if err := tp.ping(t); err != nil {
+		t.Fatalf("with forwarding on the proxy entry is still not answered (%v): the test shows nothing", err)
+	}
+}

@@ -195,3 +195,24 @@ services:
 		}
 	}
 }
+
+// TestHealthAddrs: an empty health.listen host means node.interface's addresses, one per
+// family (never a link-local one); a host names the only address, in its family's slot.
+func TestHealthAddrs(t *testing.T) {
+	ifAddrs := []netip.Addr{netip.MustParseAddr("fe80::1"), netip.MustParseAddr("10.0.0.5"),
+		netip.MustParseAddr("2001:db8::5"), netip.MustParseAddr("10.0.0.6"), netip.MustParseAddr("2001:db8::6")}
+	for _, tt := range []struct{ listen, v4, v6 string }{
+		{":10236", "10.0.0.5:10236", "[2001:db8::5]:10236"},
+		{"10.0.0.9:1", "10.0.0.9:1", "invalid AddrPort"},
+		{"[2001:db8::9]:1", "invalid AddrPort", "[2001:db8::9]:1"},
+	} {
+		cfg := loadConfigText(t, "apiVersion: ravel/v1\nkind: ClusterConfig\nhealth: {listen: \""+tt.listen+"\"}\n")
+		v4, v6 := HealthAddrs(cfg, ifAddrs)
+		if v4.String() != tt.v4 || v6.String() != tt.v6 {
+			t.Errorf("listen %q: %s and %s, want %s and %s", tt.listen, v4, v6, tt.v4, tt.v6)
+		}
+	}
+	if v4, v6 := HealthAddrs(loadConfigText(t, "apiVersion: ravel/v1\nkind: ClusterConfig\n"), ifAddrs[:1]); v4.IsValid() || v6.IsValid() {
+		t.Errorf("only a link-local address: %s and %s, want neither", v4, v6)
+	}
+}

@@ -108,11 +108,26 @@ func DrainDelay(cfg *config.Config) time.Duration {
 	return 2*cfg.Health.Interval.D() + time.Second
 }
 
-// HealthAddr resolves health.listen: an empty host takes ifAddr, node.interface's address.
-func HealthAddr(cfg *config.Config, ifAddr netip.Addr) netip.AddrPort {
+// HealthAddrs resolves health.listen for each family: a host names the one address the
+// endpoint listens on (in its family's slot); an empty host means node.interface's addresses,
+// its first IPv4 and its first global IPv6 one among ifAddrs. The director checks a node on
+// its Kubernetes address of each family, at this port. A slot is invalid when the node has no
+// such address.
+func HealthAddrs(cfg *config.Config, ifAddrs []netip.Addr) (v4, v6 netip.AddrPort) {
 	host, port := healthListenPort(cfg)
-	if !host.IsValid() {
-		host = ifAddr
+	if host.IsValid() {
+		if host.Is6() {
+			return netip.AddrPort{}, netip.AddrPortFrom(host, port)
+		}
+		return netip.AddrPortFrom(host, port), netip.AddrPort{}
 	}
-	return netip.AddrPortFrom(host, port)
+	for _, a := range ifAddrs {
+		switch {
+		case a.Is4() && !v4.IsValid():
+			v4 = netip.AddrPortFrom(a, port)
+		case a.Is6() && !a.IsLinkLocalUnicast() && !v6.IsValid():
+			v6 = netip.AddrPortFrom(a, port)
+		}
+	}
+	return v4, v6
 }

@@ -17,9 +17,18 @@ import (
 type Node struct {
 	Name string
 	Role string
-	// Health is where this node's realserver health endpoint listens (health.listen, its
-	// host resolved); the management service without a target is DNATed there.
-	Health netip.AddrPort
+	// Health and Health6 are where this node's realserver health endpoint listens for each
+	// family (health.listen, its host resolved; daemon.HealthAddrs); the management service
+	// without a target is DNATed to the one of its VIP's family.
+	Health, Health6 netip.AddrPort
+}
+
+// HealthOf is where the node's health endpoint listens for family f.
+func (n Node) HealthOf(f family.Family) netip.AddrPort {
+	if f == family.IPv6 {
+		return n.Health6
+	}
+	return n.Health
 }
 
 // Note is something Desired noticed and the caller should log (and count): a threshold clamped

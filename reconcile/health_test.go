@@ -228,6 +228,41 @@ services:
 		t.Error("realserver does not bind 10.0.0.2, a pool VIP without services that the management port is on")
 	}
 
+	// An IPv6 VIP of the pool: its management service goes to the nodes' IPv6 addresses and,
+	// on the realserver, to the health endpoint's IPv6 listener; a node without one serves
+	// it nowhere rather than DNATing across families.
+	dual := parseCfg(t, `kubernetes: {}
+vipPool: [10.0.0.1, "2001:db8::100"]
+management: {port: 8080}
+services:
+  - {vip: 10.0.0.1, port: 80, kubernetes: {namespace: web, service: nginx}}
+`)
+	snap6 := makeSnapshot(withNode("n1", "10.1.0.1"), withNode("n2", "10.1.0.2"))
+	n1 := snap6.Nodes["n1"]
+	n1.Address6 = netip.MustParseAddr("2001:db8:1::1")
+	snap6.Nodes["n1"] = n1
+	st, _ = Desired(dual, snap6, director)
+	if d := cmp.Diff(map[string]int{"[2001:db8:1::1]:8080": 1}, weights(st, "tcp [2001:db8::100]:8080")); d != "" {
+		t.Errorf("management on the IPv6 VIP (-want +got):\n%s", d)
+	}
+	local := func(n Node) []string {
+		var out []string
+		for _, s := range LocalServices(dual, snap6, n) {
+			for _, e := range s.Endpoints {
+				out = append(out, s.Key.String()+" -> "+e.String())
+			}
+		}
+		return out
+	}
+	rs6 := rs
+	rs6.Health6 = netip.MustParseAddrPort("[2001:db8:1::1]:10236")
+	if d := cmp.Diff([]string{"tcp 10.0.0.1:8080 -> 10.1.0.1:10236", "tcp [2001:db8::100]:8080 -> [2001:db8:1::1]:10236"}, local(rs6)); d != "" {
+		t.Errorf("dual-stack realserver (-want +got):\n%s", d)
+	}
+	if d := cmp.Diff([]string{"tcp 10.0.0.1:8080 -> 10.1.0.1:10236"}, local(rs)); d != "" {
+		t.Errorf("realserver without an IPv6 health address (-want +got):\n%s", d)
+	}
+
 	static := parseCfg(t, `vipPool: [10.0.0.1, 10.0.0.2]
 management: {port: 8080}
 services:

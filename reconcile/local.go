@@ -62,10 +62,10 @@ func LocalServices(cfg *config.Config, snap *kube.Snapshot, node Node) []netops.
 			continue
 		}
 		if s.Kubernetes == nil {
-			if s.Backends == nil && !colocated && node.Health.IsValid() {
+			if ep := node.HealthOf(fam); s.Backends == nil && !colocated && ep.IsValid() {
 				// The management service without a target: this node's health endpoint
 				// answers it, so curl VIP:port/healthz names the node that got the request.
-				add(s, []netip.AddrPort{node.Health}, 1)
+				add(s, []netip.AddrPort{ep}, 1)
 			}
 			continue
 		}

@@ -380,8 +380,9 @@ type IPTables struct {
 // checks of it. Static backends are checked by their services' healthCheck instead.
 type Health struct {
 	// Listen is host:port of the realserver's health endpoint, plain HTTP and read-only. An
-	// empty host means the address of node.interface. The director checks every realserver
-	// node's address at this port. A reload cannot change it.
+	// empty host means the addresses of node.interface, its first IPv4 and first global IPv6
+	// one. The director checks every realserver node's address of each family at this port.
+	// A reload cannot change it.
 	Listen string `yaml:"listen" json:"listen" validate:"hostport"`
 	// CheckRealservers makes the director check each realserver node's endpoint and give a
 	// node weight 0 for the services it says it does not serve.

@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
+	"net/http"
 	"net/netip"
 	"strconv"
 	"time"
@@ -91,12 +93,29 @@ func runRealserver(ctx context.Context, env *runEnv) error {
 		defer hcancel()
 		nh = daemon.NewNodeHealth(env.node.Name)
 		rs.SetNodeHealth(nh)
-		addr := cfg.Health.Listen
-		if env.node.Health.Addr().IsValid() {
-			addr = env.node.Health.String()
+		// One listener per address of node.interface (IPv4 and IPv6: the director checks the
+		// node on its address of each family); on all addresses when it has neither.
+		var addrs []string
+		for _, ap := range []netip.AddrPort{env.node.Health, env.node.Health6} {
+			if ap.IsValid() {
+				addrs = append(addrs, ap.String())
+			}
 		}
-		if _, err := daemon.StartHealthHTTP(hctx, addr, health.NewHandler(nh.View), log); err != nil {
-			return &exitError{exitInvalid, err}
+		if len(addrs) == 0 {
+			addrs = []string{cfg.Health.Listen}
+		}
+		for _, addr := range addrs {
+			_, err := daemon.StartHealthHTTP(hctx, addr, health.NewHandler(nh.View), log)
+			switch {
+			case err == nil:
+			case addr == env.node.Health6.String():
+				// An IPv6 address stays tentative for a moment after it appears (duplicate
+				// address detection), and cannot be bound meanwhile: keep trying.
+				log.Warn("health endpoint: cannot listen on the IPv6 address yet; retrying every second", "listen", addr, "err", err)
+				go retryHealthHTTP(hctx, addr, health.NewHandler(nh.View), log)
+			default:
+				return &exitError{exitInvalid, err}
+			}
 		}
 	}
 	env.reloader.Apply = applyWith(feed, func(_ context.Context, c *configT) error {
@@ -121,4 +140,22 @@ func runRealserver(ctx context.Context, env *runEnv) error {
 	}
 	log.Info("realserver waiting for the director to be gone before taking over", "coordinator", w.Addr, "failover_timeout", w.FailoverTimeout)
 	return w.Run(ctx)
+}
+
+// retryHealthHTTP starts the health endpoint on addr once it can, trying every second until
+// ctx ends.
+func retryHealthHTTP(ctx context.Context, addr string, h http.Handler, log *slog.Logger) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if _, err := daemon.StartHealthHTTP(ctx, addr, h, log); err == nil {
+			log.Info("health endpoint listening", "listen", addr)
+			return
+		}
+	}
 }

@@ -108,7 +108,7 @@ RELOADING=1/READY=1 around each reload and STOPPING=1 on stop.`,
 			if err := checkNodeAddrs(cfg, addrs); err != nil {
 				return &exitError{exitInvalid, err}
 			}
-			node.Health = daemon.HealthAddr(cfg, firstIPv4(addrs))
+			node.Health, node.Health6 = daemon.HealthAddrs(cfg, addrs)
 			triggers := daemon.NewTriggers()
 			ctx, stop := signalContext(cmd.Context(), log, func() { triggers.Request(daemon.TriggerSignal) })
 			defer stop()

@@ -129,7 +129,7 @@ func (d *decoder) checkService(c *schema.ClusterConfig, i int, pool map[netip.Ad
 		}
 		k := vkey{s.VIP, s.Port, pr}
 		if j, dup := seen.vip[k]; dup {
-			d.errAt(p(""), "%s %s:%d is already served by services[%d]", pr, s.VIP, s.Port, j)
+			d.errAt(p(""), "%s %s is already served by services[%d]", pr, netip.AddrPortFrom(s.VIP, uint16(s.Port)), j)
 		} else {
 			seen.vip[k] = i
 		}

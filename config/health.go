@@ -182,7 +182,7 @@ func (d *decoder) checkManagement(c *schema.ClusterConfig, seen *seenServices) {
 	}
 	for _, vip := range c.VIPPool {
 		if j, dup := seen.vip[vkey{vip, m.Port, m.Protocol}]; dup {
-			d.errAt(index("services", j), "%s %s:%d is the management service's (management.port on every vipPool address)", m.Protocol, vip, m.Port)
+			d.errAt(index("services", j), "%s %s is the management service's (management.port on every vipPool address)", m.Protocol, netip.AddrPortFrom(vip, uint16(m.Port)))
 		}
 	}
 }

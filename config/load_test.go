@@ -139,6 +139,7 @@ var badFiles = []struct {
 		`testdata/ipv6.bad.yaml:19:19: services[0].backends[0].address: 10.0.1.5 is IPv4, but the service's vip 2001:db8::1 is IPv6: a service and its destinations share one address family`,
 		`testdata/ipv6.bad.yaml:20:19: services[0].backends[1].address: "::ffff:10.0.1.5" is an IPv4-mapped IPv6 address: write the IPv4 address 10.0.1.5`,
 		`testdata/ipv6.bad.yaml:27:28: services[1].sorryServer.address: 10.0.9.9 is IPv4, but the service's vip 2001:db8::1 is IPv6: a service and its destinations share one address family`,
+		`testdata/ipv6.bad.yaml:28:5: services[2]: tcp [2001:db8::1]:80 is already served by services[0]`,
 		`testdata/ipv6.bad.yaml:27:18: warning: services[1].sorryServer: no health check (healthCheck.type none): the sorry server is never used`,
 	}},
 	{"kubernetes-target-fields.bad.yaml", []string{

@@ -487,5 +487,5 @@ func serviceLabel(s *schema.Service) string {
 	if s.Name != "" {
 		return s.Name
 	}
-	return fmt.Sprintf("%s:%d", s.VIP, s.Port)
+	return netip.AddrPortFrom(s.VIP, uint16(s.Port)).String() // [v6]:port: unambiguous
 }

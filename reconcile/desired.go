@@ -171,7 +171,7 @@ func (in *inputs) service(s *schema.Service, notes *[]Note, scratch []wdest) ([]
 	snap, elig := in.snap, in.eligibleOf(family.Of(s.VIP))
 	label := s.Name
 	if label == "" {
-		label = fmt.Sprintf("%s:%d", s.VIP, s.Port)
+		label = netip.AddrPortFrom(s.VIP, uint16(s.Port)).String()
 	}
 	o := s.IPVS // the loader resolved it: every field is set
 	fwd, _ := netops.ParseForward(o.Forwarding)

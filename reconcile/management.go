@@ -2,6 +2,7 @@ package reconcile
 
 import (
 	"fmt"
+	"net/netip"
 
 	"github.com/ravel-lb/ravel/config"
 	"github.com/ravel-lb/ravel/schema"
@@ -24,7 +25,7 @@ func ManagementServices(cfg *config.Config) []schema.Service {
 	out := make([]schema.Service, 0, len(cfg.VIPPool))
 	for _, vip := range cfg.VIPPool {
 		out = append(out, schema.Service{
-			Name:       fmt.Sprintf("%s %s:%d", ManagementName, vip, m.Port),
+			Name:       fmt.Sprintf("%s %s", ManagementName, netip.AddrPortFrom(vip, uint16(m.Port))),
 			VIP:        vip,
 			Port:       m.Port,
 			Protocols:  []string{m.Protocol},

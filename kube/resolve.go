@@ -237,7 +237,7 @@ func sameState(a, b ServiceState) bool {
 	return a.Status == b.Status && slices.Equal(a.Endpoints, b.Endpoints)
 }
 
-// CompareRefs orders ServiceRefs by namespace, service, port name.
+// CompareRefs orders ServiceRefs by namespace, service, port name and family.
 func CompareRefs(a, b ServiceRef) int {
 	return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Service, b.Service), cmp.Compare(a.PortName, b.PortName),
 		cmp.Compare(a.Family, b.Family))

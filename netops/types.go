@@ -1,6 +1,8 @@
 package netops
 
 import (
+	"crypto/sha256"
+	"encoding/base32"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -55,6 +57,14 @@ type ServiceKey struct {
 	Proto Proto
 }
 
+// Hash names k in rules that must fit a short name (an iptables chain): 12 base32 characters of
+// sha256("vip:port:proto"), 60 bits, stable across restarts and independent of the service's
+// name (10,000 services collide with odds below 1e-10).
+func (k ServiceKey) Hash() string {
+	sum := sha256.Sum256([]byte(fmt.Sprintf("%s:%d:%s", k.VIP, k.Port, k.Proto)))
+	return base32.StdEncoding.EncodeToString(sum[:])[:12]
+}
+
 func (k ServiceKey) String() string {
 	return fmt.Sprintf("%s %s", k.Proto, netip.AddrPortFrom(k.VIP, k.Port))
 }
@@ -85,6 +95,22 @@ type LocalService struct {
 	// anything else sees them: 1 on a realserver, local/total ready endpoints on a colocated
 	// director (the rest falls through to IPVS). 0 serves nothing.
 	Probability float64
+	// Zone is where clients inside the zone (this node's own processes, and its pods) are
+	// sent when Endpoints is empty: the ready endpoints on other nodes (pod addresses are
+	// routable inside the cluster) or a static service's backends, each with its weight, so
+	// that they are spread the way the director spreads. Traffic the director forwarded
+	// never uses it: it keeps going to local pods only, or nowhere.
+	Zone []Target
+	// ZoneMasquerade says the Zone targets may not route replies back to pod addresses (static
+	// backends outside the cluster): in-zone connections from pods are masqueraded too, not
+	// only the node's own (whose source would be the VIP, bound on every realserver).
+	ZoneMasquerade bool
+}
+
+// Target is an address to DNAT to and its weight (0 takes nothing).
+type Target struct {
+	Addr   netip.AddrPort
+	Weight int
 }
 
 // SchedFlags are IPVS scheduler flags (IP_VS_SVC_F_SCHED1..3).

@@ -45,6 +45,22 @@ func LocalServices(cfg *config.Config, snap *kube.Snapshot, node Node) []netops.
 			})
 		}
 	}
+	// zone serves clients inside the zone only: the realserver's own processes and pods,
+	// for a VIP this node has no ready endpoint of (see netops.LocalService.Zone).
+	zone := func(s *schema.Service, to []netops.Target, masq bool) {
+		if len(to) == 0 {
+			return
+		}
+		for _, p := range s.Protocols {
+			proto, _ := netops.ParseProto(p)
+			out = append(out, netops.LocalService{
+				Name:           localName(s),
+				Key:            netops.ServiceKey{VIP: s.VIP, Port: uint16(s.Port), Proto: proto},
+				Zone:           to,
+				ZoneMasquerade: masq,
+			})
+		}
+	}
 	mgmt := ManagementServices(cfg)
 	for i := range len(cfg.Services) + len(mgmt) {
 		var s *schema.Service
@@ -62,16 +78,22 @@ func LocalServices(cfg *config.Config, snap *kube.Snapshot, node Node) []netops.
 			continue
 		}
 		if s.Kubernetes == nil {
-			if ep := node.HealthOf(fam); s.Backends == nil && !colocated && ep.IsValid() {
+			switch ep := node.HealthOf(fam); {
+			case s.Backends == nil && !colocated && ep.IsValid():
 				// The management service without a target: this node's health endpoint
 				// answers it, so curl VIP:port/healthz names the node that got the request.
 				add(s, []netip.AddrPort{ep}, 1)
+			case s.Backends != nil && !colocated:
+				zone(s, backendTargets(s), true)
 			}
 			continue
 		}
 		st := snap.Services[kube.RefOf(s.Kubernetes, s.VIP)]
 		local := st.ReadyOn(node.Name)
 		if len(local) == 0 {
+			if !colocated {
+				zone(s, remoteTargets(st, snap, node.Name, fam, include), false)
+			}
 			continue
 		}
 		prob := 1.0
@@ -89,6 +111,42 @@ func LocalServices(cfg *config.Config, snap *kube.Snapshot, node Node) []netops.
 			eps[j] = netip.AddrPortFrom(e.Address, e.Port)
 		}
 		add(s, eps, prob)
+	}
+	return out
+}
+
+// remoteTargets are st's ready endpoints on the eligible nodes other than self, weight 1 each:
+// the director weighs a node by its ready endpoints and the node spreads evenly over them, so
+// each endpoint takes the same share.
+func remoteTargets(st kube.ServiceState, snap *kube.Snapshot, self string, fam family.Family, include bool) []netops.Target {
+	var out []netops.Target
+	for _, e := range st.Endpoints {
+		if !e.Ready || e.NodeName == self || !fam.Has(e.Address) {
+			continue
+		}
+		if nd, ok := snap.Nodes[e.NodeName]; !ok || !nd.Eligible(fam, include) {
+			continue
+		}
+		out = append(out, netops.Target{Addr: netip.AddrPortFrom(e.Address, e.Port), Weight: 1})
+	}
+	return out
+}
+
+// backendTargets are a static service's backends with their weights (port 0: the service's).
+func backendTargets(s *schema.Service) []netops.Target {
+	var out []netops.Target
+	for _, b := range s.Backends {
+		w := 1
+		if b.Weight != nil {
+			w = *b.Weight
+		}
+		port := b.Port
+		if port == 0 {
+			port = s.Port
+		}
+		if w > 0 {
+			out = append(out, netops.Target{Addr: netip.AddrPortFrom(b.Address, uint16(port)), Weight: w})
+		}
 	}
 	return out
 }

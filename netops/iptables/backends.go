@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"strings"
 
+	"github.com/ravel-lb/ravel/netops"
 	"github.com/ravel-lb/ravel/netops/iptables/chains"
 )
 
@@ -74,7 +75,7 @@ func (r *Real) CheckBackends(ctx context.Context) (Backends, error) {
 	var out, stderr bytes.Buffer
 	cmd := exec.CommandContext(ctx, other, "-t", chains.Table)
 	cmd.Stdout, cmd.Stderr = &out, &stderr
-	if err := inNetns(r.netns, cmd.Run); err != nil {
+	if err := netops.InNetns(r.netns, cmd.Run); err != nil {
 		// A legacy save on a kernel without ip_tables, say: nothing can be there.
 		return b, nil
 	}
@@ -103,7 +104,7 @@ func DetectMode(ctx context.Context, netns string) string {
 		var out bytes.Buffer
 		cmd := exec.CommandContext(ctx, bin, "-t", chains.Table)
 		cmd.Stdout = &out
-		if inNetns(netns, cmd.Run) == nil {
+		if netops.InNetns(netns, cmd.Run) == nil {
 			has[m] = hasKubeServices(out.String())
 		}
 	}

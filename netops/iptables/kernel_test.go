@@ -61,7 +61,7 @@ func inNs(ns string, stdin string, name string, args ...string) (string, error) 
 	var out, stderr bytes.Buffer
 	cmd := exec.Command(name, args...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = strings.NewReader(stdin), &out, &stderr
-	err := inNetns("/run/netns/"+ns, cmd.Run)
+	err := netops.InNetns("/run/netns/"+ns, cmd.Run)
 	if err != nil {
 		return out.String(), fmt.Errorf("%s %s: %w: %s", name, strings.Join(args, " "), err, stderr.String())
 	}

@@ -25,7 +25,7 @@ import (
 //
 // The client's route to the VIP through the node stands in for the director: in DR mode the
 // node receives the packet addressed to the VIP exactly like this. The pods' TCP servers are
-// goroutines whose listening socket was opened on a thread inside the pod's namespace (inNetns):
+// goroutines whose listening socket was opened on a thread inside the pod's namespace (netops.InNetns):
 // a socket stays in the namespace it was made in, so no re-exec of the test binary is needed;
 // the client dials the same way from its namespace.
 
@@ -78,7 +78,7 @@ func setupTopo(t *testing.T) topo {
 func serve(t *testing.T, ns, addr, name string) {
 	t.Helper()
 	var ln net.Listener
-	err := inNetns("/run/netns/"+ns, func() (err error) {
+	err := netops.InNetns("/run/netns/"+ns, func() (err error) {
 		ln, err = net.Listen("tcp", addr)
 		return err
 	})
@@ -109,7 +109,7 @@ func hit(t *testing.T, ns string, n int) map[string]int {
 func hitAt(t *testing.T, ns string, at netip.AddrPort, n int) map[string]int {
 	t.Helper()
 	got := map[string]int{}
-	err := inNetns("/run/netns/"+ns, func() error {
+	err := netops.InNetns("/run/netns/"+ns, func() error {
 		for i := range n {
 			c, err := net.DialTimeout("tcp", at.String(), 5*time.Second)
 			if err != nil {

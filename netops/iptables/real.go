@@ -58,7 +58,7 @@ func WithMode(mode string) Option { return func(o *options) { o.mode = mode } }
 // WithNetns runs every iptables command in the network namespace at path (or named name under
 // /run/netns, as `ip netns add` makes them). Tests use it to program throwaway namespaces.
 //
-// It is done with setns(2) on a locked OS thread around each command's fork (see inNetns)
+// It is done with setns(2) on a locked OS thread around each command's fork (see netops.InNetns)
 // rather than by prefixing `ip netns exec NAME`: the commands keep their own argv and exit
 // status, nothing depends on ip(8), and the test's servers and clients join namespaces the
 // same way.
@@ -208,7 +208,7 @@ func (b realBackend) save(ctx context.Context) (string, error) {
 	cmd := exec.CommandContext(ctx, b.r.saveBin, "-t", chains.Table)
 	// stdout only: iptables-nft-save warns on stderr when legacy tables also exist.
 	cmd.Stdout, cmd.Stderr = &out, &stderr
-	if err := inNetns(b.r.netns, cmd.Run); err != nil {
+	if err := netops.InNetns(b.r.netns, cmd.Run); err != nil {
 		return "", commandError(b.r.saveBin, err, stderr.String())
 	}
 	b.r.other = strings.Contains(stderr.String(), "tables present") // r.mu is held by the caller
@@ -219,7 +219,7 @@ func (b realBackend) restore(ctx context.Context, batch string) error {
 	var stderr bytes.Buffer
 	cmd := exec.CommandContext(ctx, b.r.restBin, b.r.restArg...)
 	cmd.Stdin, cmd.Stderr = strings.NewReader(batch), &stderr
-	if err := inNetns(b.r.netns, cmd.Run); err != nil {
+	if err := netops.InNetns(b.r.netns, cmd.Run); err != nil {
 		return restoreError(b.r.restBin, err, stderr.String(), batch)
 	}
 	return nil

@@ -1,8 +1,6 @@
 package chains
 
 import (
-	"crypto/sha256"
-	"encoding/base32"
 	"fmt"
 	"strings"
 
@@ -90,8 +88,7 @@ func Owned(prefix, chain string) bool {
 // ServiceChain is the name of the per-service chain of k: prefix-SVC- and 12 base32 characters
 // of sha256("vip:port:proto"), stable across restarts and independent of the service's name.
 func ServiceChain(prefix string, k netops.ServiceKey) string {
-	sum := sha256.Sum256([]byte(fmt.Sprintf("%s:%d:%s", k.VIP, k.Port, k.Proto)))
-	return prefix + svcInfix + base32.StdEncoding.EncodeToString(sum[:])[:hashLen]
+	return prefix + svcInfix + k.Hash()
 }
 
 // MasqChain is the chain that marks a connection for masquerade.

@@ -1,4 +1,4 @@
-package iptables
+package netops
 
 import (
 	"fmt"
@@ -8,7 +8,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// inNetns runs fn on an OS thread that has joined the network namespace at path; with path ""
+// InNetns runs fn on an OS thread that has joined the network namespace at path; with path ""
 // it just runs fn.
 //
 // A process started with os/exec inherits the network namespace of the thread that forks it,
@@ -16,7 +16,7 @@ import (
 // has joined path makes every command fn starts run there. The thread goes back to its own
 // namespace afterwards; if that fails it stays locked, and Go ends the thread when the
 // goroutine exits rather than reusing it in the wrong namespace.
-func inNetns(path string, fn func() error) error {
+func InNetns(path string, fn func() error) error {
 	if path == "" {
 		return fn()
 	}

@@ -9,7 +9,7 @@ RAVEL := $(BIN)/ravel
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 REVISION ?= $(shell git rev-parse HEAD 2>/dev/null)
 # Debian packages the tests and the demo use.
-DEB_PACKAGES := qemu-system-x86 ipvsadm busybox-static cpio kmod iptables iproute2 curl systemd libcap2-bin procps util-linux python3-minimal bird2 rpm debootstrap
+DEB_PACKAGES := qemu-system-x86 ipvsadm busybox-static cpio kmod iptables nftables iproute2 curl systemd libcap2-bin procps util-linux python3-minimal bird2 rpm debootstrap
 
 .PHONY: all build test unit e2e demo lint check bench bench-scale deps kapi clean fuzz fuzz-long install uninstall soak package package-test
 

@@ -73,6 +73,11 @@ func (d *decoder) checkCrossField(c *schema.ClusterConfig) {
 	d.checkCheckTiming("defaults.healthCheck", c.Defaults.HealthCheck.Interval.D(), c.Defaults.HealthCheck.Timeout.D(), true, true)
 	d.checkManagement(c, seen)
 	d.checkBGP(c)
+	if reTable.MatchString(c.Rules.Table) {
+		if err := schema.TableConflict(c.Rules.Table); err != nil {
+			d.errAt("rules.table", "%v", err)
+		}
+	}
 	if reChain.MatchString(c.IPTables.Chain) {
 		// The pattern covers length and characters; a valid name may still be a built-in
 		// or own another program's chains (KUBE-*, DOCKER*, cali-*, ...), which ravel would

@@ -32,6 +32,7 @@ var (
 	// Chain names are at most 28 characters in iptables; ravel appends "-SVC-" and a 10-char
 	// hash to the configured chain for per-service chains, which leaves 13 for the prefix.
 	reChain = regexp.MustCompile(schema.PatternChain)
+	reTable = regexp.MustCompile(schema.PatternTable)
 	// Sysctl keys are single file names under /proc/sys/net/ipv4/vs: never a path.
 	reSysctlKey = regexp.MustCompile(schema.PatternSysctlKey)
 )
@@ -56,6 +57,9 @@ func validatorInstance() *validator.Validate {
 		}))
 		must(v.RegisterValidation("chain", func(fl validator.FieldLevel) bool {
 			return reChain.MatchString(fl.Field().String())
+		}))
+		must(v.RegisterValidation("table", func(fl validator.FieldLevel) bool {
+			return reTable.MatchString(fl.Field().String())
 		}))
 		must(v.RegisterValidation("hostport", func(fl validator.FieldLevel) bool {
 			_, p, err := net.SplitHostPort(fl.Field().String())

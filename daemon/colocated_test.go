@@ -64,10 +64,18 @@ func TestDirectorColocated(t *testing.T) {
 			snap:   colocatedSnapshot(),
 			wantChains: `*nat
 :RAVEL - [0:0]
+:RAVEL-MASQ - [0:0]
+:RAVEL-POSTROUTING - [0:0]
 :RAVEL-SVC-L6YVRQ6ZPLBJ - [0:0]
 -A PREROUTING -j RAVEL
 -A OUTPUT -j RAVEL
+-A POSTROUTING -j RAVEL-POSTROUTING
 -A RAVEL -d 10.54.213.247/32 -p tcp -m comment --comment web -m tcp --dport 80 -m statistic --mode random --probability 0.33333333349 -j RAVEL-SVC-L6YVRQ6ZPLBJ
+-A RAVEL-MASQ -j MARK --set-xmark 0x2000/0x2000
+-A RAVEL-POSTROUTING -m mark ! --mark 0x2000/0x2000 -j RETURN
+-A RAVEL-POSTROUTING -j MARK --set-xmark 0x2000/0x0
+-A RAVEL-POSTROUTING -j MASQUERADE --random-fully
+-A RAVEL-SVC-L6YVRQ6ZPLBJ -s 10.244.0.5/32 -j RAVEL-MASQ
 -A RAVEL-SVC-L6YVRQ6ZPLBJ -p tcp -j DNAT --to-destination 10.244.0.5:8080
 COMMIT
 `,
@@ -81,10 +89,19 @@ COMMIT
 				ready("10.244.0.5", 8080, "director-1"), ready("10.244.0.6", 8080, "director-1"))),
 			wantChains: `*nat
 :RAVEL - [0:0]
+:RAVEL-MASQ - [0:0]
+:RAVEL-POSTROUTING - [0:0]
 :RAVEL-SVC-L6YVRQ6ZPLBJ - [0:0]
 -A PREROUTING -j RAVEL
 -A OUTPUT -j RAVEL
+-A POSTROUTING -j RAVEL-POSTROUTING
 -A RAVEL -d 10.54.213.247/32 -p tcp -m comment --comment web -m tcp --dport 80 -j RAVEL-SVC-L6YVRQ6ZPLBJ
+-A RAVEL-MASQ -j MARK --set-xmark 0x2000/0x2000
+-A RAVEL-POSTROUTING -m mark ! --mark 0x2000/0x2000 -j RETURN
+-A RAVEL-POSTROUTING -j MARK --set-xmark 0x2000/0x0
+-A RAVEL-POSTROUTING -j MASQUERADE --random-fully
+-A RAVEL-SVC-L6YVRQ6ZPLBJ -s 10.244.0.5/32 -j RAVEL-MASQ
+-A RAVEL-SVC-L6YVRQ6ZPLBJ -s 10.244.0.6/32 -j RAVEL-MASQ
 -A RAVEL-SVC-L6YVRQ6ZPLBJ -p tcp -m statistic --mode random --probability 0.50000000000 -j DNAT --to-destination 10.244.0.5:8080
 -A RAVEL-SVC-L6YVRQ6ZPLBJ -p tcp -j DNAT --to-destination 10.244.0.6:8080
 COMMIT
@@ -170,10 +187,19 @@ func TestDirectorColocatedEndpointChange(t *testing.T) {
 	}
 	want := `*nat
 :RAVEL - [0:0]
+:RAVEL-MASQ - [0:0]
+:RAVEL-POSTROUTING - [0:0]
 :RAVEL-SVC-L6YVRQ6ZPLBJ - [0:0]
 -A PREROUTING -j RAVEL
 -A OUTPUT -j RAVEL
+-A POSTROUTING -j RAVEL-POSTROUTING
 -A RAVEL -d 10.54.213.247/32 -p tcp -m comment --comment web -m tcp --dport 80 -m statistic --mode random --probability 0.50000000000 -j RAVEL-SVC-L6YVRQ6ZPLBJ
+-A RAVEL-MASQ -j MARK --set-xmark 0x2000/0x2000
+-A RAVEL-POSTROUTING -m mark ! --mark 0x2000/0x2000 -j RETURN
+-A RAVEL-POSTROUTING -j MARK --set-xmark 0x2000/0x0
+-A RAVEL-POSTROUTING -j MASQUERADE --random-fully
+-A RAVEL-SVC-L6YVRQ6ZPLBJ -s 10.244.0.5/32 -j RAVEL-MASQ
+-A RAVEL-SVC-L6YVRQ6ZPLBJ -s 10.244.0.6/32 -j RAVEL-MASQ
 -A RAVEL-SVC-L6YVRQ6ZPLBJ -p tcp -m statistic --mode random --probability 0.50000000000 -j DNAT --to-destination 10.244.0.5:8080
 -A RAVEL-SVC-L6YVRQ6ZPLBJ -p tcp -j DNAT --to-destination 10.244.0.6:8080
 COMMIT

@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"maps"
 	"net/netip"
@@ -10,11 +9,10 @@ import (
 	"time"
 
 	"github.com/ravel-lb/ravel/config"
-	"github.com/ravel-lb/ravel/family"
 	"github.com/ravel-lb/ravel/kube"
 	"github.com/ravel-lb/ravel/netops"
 	"github.com/ravel-lb/ravel/netops/iptables"
-	"github.com/ravel-lb/ravel/netops/iptables/chains"
+	"github.com/ravel-lb/ravel/netops/nftables"
 	"github.com/ravel-lb/ravel/reconcile"
 	"github.com/ravel-lb/ravel/schema"
 )
@@ -39,11 +37,10 @@ type Director struct {
 	cfg      *config.Config
 	node     reconcile.Node
 	kernel   reconcile.Kernel
-	garp     Announcer       // may be nil
-	served   []netip.Addr    // the IPv6 VIPs the Answerer answers for, sorted
-	answered uint64          // its Answered() when last read
-	tables   iptables.Tables // colocated mode only, else nil
-	t6       tables6         // ip6tables' chains of the colocated share
+	garp     Announcer    // may be nil
+	served   []netip.Addr // the IPv6 VIPs the Answerer answers for, sorted
+	answered uint64       // its Answered() when last read
+	rules    localRules   // the colocated share's rules; none set: no rules at all
 	log      *slog.Logger
 	m        *Metrics
 	status   *Status // may be nil
@@ -185,12 +182,18 @@ func (d *Director) setConfig(cfg *config.Config) {
 // SetColocated gives the director the iptables chains through which its own pods take their
 // share of new connections before IPVS sees them (colocation: colocated). With colocation
 // isolated the director only removes ravel chains it finds there. Call before Run.
-func (d *Director) SetColocated(t iptables.Tables) { d.tables = t }
+func (d *Director) SetColocated(t iptables.Tables) { d.rules.ipt = t }
+
+// SetNFTables gives the director ravel's nftables table, as Realserver.SetNFTables. Call
+// before Run.
+func (d *Director) SetNFTables(t *nftables.Tables, use bool) {
+	d.rules.nft, d.rules.useNFT = t, use && t != nil
+}
 
 // SetColocated6 gives the director the way to open ip6tables' chains, for its own pods' share
 // of the IPv6 services (opened once the pool has an IPv6 VIP, as the realserver does). Call
 // before Run.
-func (d *Director) SetColocated6(open func() (iptables.Tables, error)) { d.t6.open = open }
+func (d *Director) SetColocated6(open func() (iptables.Tables, error)) { d.rules.t6.open = open }
 
 // Run reconciles until ctx ends. With a Kubernetes source (snapshots non-nil) it waits for the
 // first snapshot before programming anything, so a half-synced cache never empties a service.
@@ -332,7 +335,7 @@ func (d *Director) OnSnapshot(s *kube.Snapshot) {
 	}) {
 		keys = d.recomputeManagement(keys, &notes)
 	}
-	d.applyChains()
+	d.applyChains(false)
 	d.partial(keys, notes)
 }
 
@@ -490,7 +493,7 @@ func (d *Director) reloadSync(old *config.Config, committed *reconcile.State) bo
 	d.gauges(desired)
 	d.reportHealth()
 	d.checkARP()
-	d.applyChains()
+	d.applyChains(false)
 	return true
 }
 
@@ -526,7 +529,7 @@ func (d *Director) FullSync() {
 	d.gauges(desired)
 	d.reportHealth()
 	d.checkARP()
-	d.applyChains()
+	d.applyChains(true)
 	if d.fullResync {
 		d.retry.Failed(d.now())
 	} else {
@@ -538,8 +541,8 @@ func (d *Director) FullSync() {
 // checkBackends reports kube-proxy's chains in the other iptables backend (colocated only:
 // an isolated director writes no rules in front of kube-proxy's).
 func (d *Director) checkBackends() {
-	if d.tables != nil && d.cfg.Colocation == schema.ColocationColocated {
-		d.backends.run(context.Background(), d.tables, d.log, d.m, d.status)
+	if d.rules.ipt != nil && !d.rules.useNFT && d.cfg.Colocation == schema.ColocationColocated {
+		d.backends.run(context.Background(), d.rules.ipt, d.log, d.m, d.status)
 	}
 }
 
@@ -547,37 +550,20 @@ func (d *Director) checkBackends() {
 // tables removes any ravel chains instead (Cleanup changes nothing when there are none): a
 // colocated run of this node may have left them, and they would keep sending a share of new
 // connections to local pods that isolated mode must never serve.
-func (d *Director) applyChains() {
-	if d.tables == nil {
+func (d *Director) applyChains(full bool) {
+	if !d.rules.set() {
 		return
 	}
+	ctx := context.Background()
 	if d.cfg.Colocation != schema.ColocationColocated {
-		err := errors.Join(d.tables.Cleanup(context.Background()), d.t6.remove(context.Background()))
-		if err != nil {
-			d.m.IPTablesErrors.Inc()
-			d.failed("chains", "removing colocated iptables chains failed; next cycle is a full resync", err)
+		if err := d.rules.remove(ctx); err != nil {
+			d.failed("chains", "removing colocated rules failed; next cycle is a full resync", err)
 		}
 		return
 	}
 	local := reconcile.LocalServices(d.cfg, d.snap, d.node)
-	rs := chains.Render(chains.Options{Chain: d.cfg.IPTables.Chain, Masquerade: d.cfg.IPTables.Masquerade, Family: family.IPv4}, local)
-	start := time.Now()
-	patch, err := d.tables.Apply(context.Background(), rs)
-	patch6, err6 := d.t6.sync(context.Background(), d.cfg, local)
-	err = errors.Join(err, err6)
-	if !patch6.Empty() {
-		d.m.ChainWrites.Inc()
-		d.log.Info("colocated ip6tables chains updated", "chains", patch6.Changed())
-	}
-	d.m.IPTablesDuration.Observe(time.Since(start).Seconds())
-	if err != nil {
-		d.m.IPTablesErrors.Inc()
-		d.failed("chains", "colocated iptables chains failed; next cycle is a full resync", err)
-		return
-	}
-	if !patch.Empty() {
-		d.m.ChainWrites.Inc()
-		d.log.Info("colocated iptables chains updated", "chains", patch.Changed())
+	if err := d.rules.sync(ctx, d.cfg, local, full, d.log, d.m); err != nil {
+		d.failed("chains", "colocated rules failed; next cycle is a full resync", err)
 	}
 }
 

@@ -28,7 +28,12 @@ type Metrics struct {
 	ChainWrites      prometheus.Counter
 	IPTablesDuration prometheus.Histogram
 	IPTablesErrors   prometheus.Counter
-	DirectorPresent  prometheus.Gauge
+	// NFTDuration, NFTTransactions, NFTErrors and NFTDrift are the nftables backend's.
+	NFTDuration     prometheus.Histogram
+	NFTTransactions *prometheus.CounterVec
+	NFTErrors       prometheus.Counter
+	NFTDrift        prometheus.Counter
+	DirectorPresent prometheus.Gauge
 	// Per VIP of the desired state; a VIP's series are deleted when it leaves the config.
 	VIPServices *prometheus.GaugeVec
 	VIPDests    *prometheus.GaugeVec
@@ -103,6 +108,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Time of one iptables apply of ravel's chains (read, diff, iptables-restore).", Buckets: prometheus.ExponentialBuckets(0.001, 2, 14)}),
 		IPTablesErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "ravel_iptables_apply_errors_total",
 			Help: "iptables applies of ravel's chains that failed."}),
+		NFTDuration: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "ravel_nftables_apply_duration_seconds",
+			Help: "Time of one apply of ravel's nftables table (a partial transaction, or a resync's read and full rewrite).", Buckets: prometheus.ExponentialBuckets(0.001, 2, 14)}),
+		NFTTransactions: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ravel_nftables_transactions_total",
+			Help: "nft transactions sent to ravel's table, by kind: partial (only what changed) or full (the whole table: start, resync, after a failure)."}, []string{"kind"}),
+		NFTErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "ravel_nftables_apply_errors_total",
+			Help: "nftables applies that failed (nft refused the transaction, which then changed nothing)."}),
+		NFTDrift: prometheus.NewCounter(prometheus.CounterOpts{Name: "ravel_nftables_drift_total",
+			Help: "Resyncs that found ravel's nftables table different from what ravel committed (then rewrote it)."}),
 		DirectorPresent: prometheus.NewGauge(prometheus.GaugeOpts{Name: "ravel_coordinator_director_present",
 			Help: "1 while the director answers on its coordinator port (on a director: 1 while it listens)."}),
 		VIPServices: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "ravel_vip_virtual_services",
@@ -147,7 +160,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	if reg != nil {
 		reg.MustRegister(m.Syncs, m.SyncDuration, m.Ops, m.ApplyErrors, m.ApplyRetries, m.ThresholdClamped, m.NoRealservers,
 			m.VirtualServices, m.Destinations, m.VIPs, m.Draining, m.GARPSent, m.GARPErrors, m.NDPSent, m.NDPErrors, m.NDPAnswered, m.LastSync,
-			m.RoleActive, m.Failovers, m.ChainWrites, m.IPTablesDuration, m.IPTablesErrors, m.DirectorPresent,
+			m.RoleActive, m.Failovers, m.ChainWrites, m.IPTablesDuration, m.IPTablesErrors, m.NFTDuration, m.NFTTransactions, m.NFTErrors, m.NFTDrift, m.DirectorPresent,
 			m.VIPServices, m.VIPDests, m.ReloadOK, m.ReloadOKTime, m.Reloads, m.ConfigInfo, m.Normalizations,
 			m.BackendUp, m.HealthCheckDuration, m.HealthTransitions, m.HealthInFlight, m.HealthHold, m.RealserverDraining, m.ARPConflict, m.IPTablesBackendMismatch, m.BGPAnnounced, m.BGPPeerUp, m.BGPPeerState, m.BGPUpdates)
 	}

@@ -11,11 +11,10 @@ import (
 	"time"
 
 	"github.com/ravel-lb/ravel/config"
-	"github.com/ravel-lb/ravel/family"
 	"github.com/ravel-lb/ravel/kube"
 	"github.com/ravel-lb/ravel/netops"
 	"github.com/ravel-lb/ravel/netops/iptables"
-	"github.com/ravel-lb/ravel/netops/iptables/chains"
+	"github.com/ravel-lb/ravel/netops/nftables"
 	"github.com/ravel-lb/ravel/reconcile"
 )
 
@@ -25,9 +24,8 @@ type Realserver struct {
 	node   reconcile.Node
 	links  netops.Links
 	sysctl netops.Sysctl
-	tables iptables.Tables // iptables' (IPv4) chains
-	t6     tables6         // ip6tables' chains (SetTables6)
-	snaps  *Latest         // nil without Kubernetes
+	rules  localRules // iptables chains (both families) or ravel's nftables table
+	snaps  *Latest    // nil without Kubernetes
 	log    *slog.Logger
 	m      *Metrics
 	status *Status       // may be nil
@@ -47,7 +45,9 @@ type Realserver struct {
 	// caller): kept for a target a reload switched to until its watch has synced.
 	lastLocal map[netops.ServiceKey]netops.LocalService
 	backends  tablesBackendCheck // owned by Run
-	record    *SysctlRecord      // the sysctls this role overwrote, to set back; may be nil
+	// resyncDue asks the next Sync to check the rules against the kernel (owned by Run).
+	resyncDue bool
+	record    *SysctlRecord // the sysctls this role overwrote, to set back; may be nil
 }
 
 // SetSysctlRecord makes the role remember the sysctl values it overwrites (before it does) and
@@ -59,14 +59,21 @@ func (r *Realserver) SetNodeHealth(h *NodeHealth) { r.health = h }
 
 // NewRealserver returns the role; snaps may be nil (static config: VIPs and ARP only).
 func NewRealserver(cfg *config.Config, node reconcile.Node, links netops.Links, sysctl netops.Sysctl, tables iptables.Tables, snaps *Latest, log *slog.Logger, m *Metrics) *Realserver {
-	return &Realserver{cfg: cfg, node: node, links: links, sysctl: sysctl, tables: tables, snaps: snaps, log: log, m: m,
+	return &Realserver{cfg: cfg, node: node, links: links, sysctl: sysctl, rules: localRules{ipt: tables}, snaps: snaps, log: log, m: m,
 		owned: reconcile.OwnedVIPs(cfg), retired: map[netip.Addr]bool{}, poke: make(chan struct{}, 1)}
 }
 
 // SetTables6 gives the role the way to open ip6tables' chains, for the IPv6 VIPs. They are
 // opened only once the pool has an IPv6 VIP: a node that serves IPv4 only never runs
 // ip6tables (which may load modules or not exist). Call before Run.
-func (r *Realserver) SetTables6(open func() (iptables.Tables, error)) { r.t6.open = open }
+func (r *Realserver) SetTables6(open func() (iptables.Tables, error)) { r.rules.t6.open = open }
+
+// SetNFTables gives the role ravel's nftables table: with use it serves the local services
+// there and removes ravel's iptables chains (of an earlier run with rules.backend iptables)
+// once it does; without, iptables serves and the table is removed once. Call before Run.
+func (r *Realserver) SetNFTables(t *nftables.Tables, use bool) {
+	r.rules.nft, r.rules.useNFT = t, use && t != nil
+}
 
 // SetStatus gives the role the shared status it reports its syncs to. Call before Run.
 func (r *Realserver) SetStatus(s *Status) { r.status = s }
@@ -118,7 +125,7 @@ func (r *Realserver) Run(ctx context.Context) error {
 	period := max(cfg.Resync.D(), time.Second)
 	t := time.NewTicker(period)
 	defer t.Stop()
-	r.backends.run(ctx, r.tables, r.log, r.m, r.status)
+	r.checkBackends(ctx)
 	for {
 		if err := r.Sync(ctx); err != nil {
 			if ctx.Err() != nil {
@@ -133,7 +140,8 @@ func (r *Realserver) Run(ctx context.Context) error {
 			return nil
 		case <-changed:
 		case <-t.C:
-			r.backends.run(ctx, r.tables, r.log, r.m, r.status)
+			r.checkBackends(ctx)
+			r.resyncDue = true
 		case <-r.poke:
 			if cfg, _ := r.current(); max(cfg.Resync.D(), time.Second) != period {
 				period = max(cfg.Resync.D(), time.Second)
@@ -143,7 +151,14 @@ func (r *Realserver) Run(ctx context.Context) error {
 	}
 }
 
-// Sync programs VIPs, sysctls, tunl0 and the chains, in one pass, collecting every error.
+// checkBackends reports kube-proxy's chains in the other iptables backend, when iptables serves.
+func (r *Realserver) checkBackends(ctx context.Context) {
+	if !r.rules.useNFT && r.rules.ipt != nil {
+		r.backends.run(ctx, r.rules.ipt, r.log, r.m, r.status)
+	}
+}
+
+// Sync programs VIPs, sysctls, tunl0 and the rules, in one pass, collecting every error.
 func (r *Realserver) Sync(ctx context.Context) (err error) {
 	cfg, owned := r.current()
 	start := time.Now()
@@ -177,12 +192,9 @@ func (r *Realserver) Sync(ctx context.Context) (err error) {
 			local = append(local, prev) // a reload never removes rules before the new target is known
 		}
 	}
-	rs := chains.Render(chains.Options{Chain: cfg.IPTables.Chain, Masquerade: cfg.IPTables.Masquerade, Family: family.IPv4}, local)
-	tstart := time.Now()
-	patch, err := r.tables.Apply(ctx, rs)
-	patch6, err6 := r.t6.sync(ctx, cfg, local)
-	err = errors.Join(err, err6)
-	r.m.IPTablesDuration.Observe(time.Since(tstart).Seconds())
+	full := r.resyncDue
+	r.resyncDue = false
+	err = r.rules.sync(ctx, cfg, local, full, r.log, r.m)
 	if r.health != nil && snap != nil {
 		r.health.Programmed(cfg, local, err == nil)
 	}
@@ -193,17 +205,8 @@ func (r *Realserver) Sync(ctx context.Context) (err error) {
 		}
 	}
 	if err != nil {
-		r.m.IPTablesErrors.Inc()
-		errs = append(errs, fmt.Errorf("iptables: %w", err))
-	}
-	for _, p := range []struct {
-		patch chains.Patch
-		what  string
-	}{{patch, "iptables chains updated"}, {patch6, "ip6tables chains updated"}} {
-		if !p.patch.Empty() {
-			r.m.ChainWrites.Inc()
-			r.log.Info(p.what, "chains", p.patch.Changed())
-		}
+		r.resyncDue = r.resyncDue || full // a failed check is tried again at the next sync
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }
@@ -243,11 +246,8 @@ func (r *Realserver) Cleanup(ctx context.Context) error {
 	if r.health != nil {
 		r.health.Stopped() // before the rules go: never claim what is being removed
 	}
-	if err := r.tables.Cleanup(ctx); err != nil {
-		errs = append(errs, fmt.Errorf("iptables cleanup: %w", err))
-	}
 	cfg, owned := r.current()
-	if err := r.t6.cleanup(ctx, cfg); err != nil {
+	if err := r.rules.cleanup(ctx, cfg); err != nil {
 		errs = append(errs, err)
 	}
 	if _, err := r.converge(cfg, owned, reconcile.NewState(cfg.Node.VIPInterface)); err != nil {

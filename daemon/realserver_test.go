@@ -33,14 +33,24 @@ func realserverSnapshot(opts ...snapOpt) *kube.Snapshot {
 // service taking all the VIP traffic that reaches the node.
 const realserverChains = `*nat
 :RAVEL - [0:0]
+:RAVEL-MASQ - [0:0]
+:RAVEL-POSTROUTING - [0:0]
 :RAVEL-SVC-L6YVRQ6ZPLBJ - [0:0]
 :RAVEL-SVC-PYE7UGWM76MH - [0:0]
 -A PREROUTING -j RAVEL
 -A OUTPUT -j RAVEL
+-A POSTROUTING -j RAVEL-POSTROUTING
 -A RAVEL -d 10.54.213.247/32 -p tcp -m comment --comment web -m tcp --dport 80 -j RAVEL-SVC-L6YVRQ6ZPLBJ
 -A RAVEL -d 10.54.213.248/32 -p tcp -m comment --comment api -m tcp --dport 443 -j RAVEL-SVC-PYE7UGWM76MH
+-A RAVEL-MASQ -j MARK --set-xmark 0x2000/0x2000
+-A RAVEL-POSTROUTING -m mark ! --mark 0x2000/0x2000 -j RETURN
+-A RAVEL-POSTROUTING -j MARK --set-xmark 0x2000/0x0
+-A RAVEL-POSTROUTING -j MASQUERADE --random-fully
+-A RAVEL-SVC-L6YVRQ6ZPLBJ -s 10.244.1.5/32 -j RAVEL-MASQ
+-A RAVEL-SVC-L6YVRQ6ZPLBJ -s 10.244.1.6/32 -j RAVEL-MASQ
 -A RAVEL-SVC-L6YVRQ6ZPLBJ -p tcp -m statistic --mode random --probability 0.50000000000 -j DNAT --to-destination 10.244.1.5:8080
 -A RAVEL-SVC-L6YVRQ6ZPLBJ -p tcp -j DNAT --to-destination 10.244.1.6:8080
+-A RAVEL-SVC-PYE7UGWM76MH -s 10.244.1.9/32 -j RAVEL-MASQ
 -A RAVEL-SVC-PYE7UGWM76MH -p tcp -j DNAT --to-destination 10.244.1.9:8443
 COMMIT
 `
@@ -226,6 +236,7 @@ func TestRealserverEndpointChange(t *testing.T) {
 	}
 	want := "*nat\n" +
 		":RAVEL-SVC-L6YVRQ6ZPLBJ - [0:0]\n" +
+		"-A RAVEL-SVC-L6YVRQ6ZPLBJ -s 10.244.1.6/32 -j RAVEL-MASQ\n" +
 		"-A RAVEL-SVC-L6YVRQ6ZPLBJ -p tcp -j DNAT --to-destination 10.244.1.6:8080\n" +
 		"COMMIT\n"
 	if diff := cmp.Diff(want, all[len(all)-1]); diff != "" {

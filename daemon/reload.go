@@ -215,6 +215,12 @@ func RestartRequired(old, cfg *config.Config) []config.Finding {
 	if old.IPTables.Backend != cfg.IPTables.Backend {
 		add("iptables.backend", "the iptables backend")
 	}
+	if old.Rules.Backend != cfg.Rules.Backend {
+		add("rules.backend", "the rules backend (iptables or nftables)")
+	}
+	if old.Rules.Table != cfg.Rules.Table {
+		add("rules.table", "the nftables table ravel owns")
+	}
 	if old.Coordinator.Listen != cfg.Coordinator.Listen || !slices.Equal(old.Coordinator.Ports, cfg.Coordinator.Ports) ||
 		old.Coordinator.FailoverTimeout != cfg.Coordinator.FailoverTimeout {
 		add("coordinator", "the coordinator address, ports and failover timeout")

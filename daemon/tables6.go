@@ -7,7 +7,6 @@ import (
 	"slices"
 
 	"github.com/ravel-lb/ravel/config"
-	"github.com/ravel-lb/ravel/family"
 	"github.com/ravel-lb/ravel/netops"
 	"github.com/ravel-lb/ravel/netops/iptables"
 	"github.com/ravel-lb/ravel/netops/iptables/chains"
@@ -27,15 +26,14 @@ func wanted6(cfg *config.Config) bool { return slices.ContainsFunc(cfg.VIPPool, 
 
 // sync renders the IPv6 services of local into ip6tables while the pool has an IPv6 VIP, and
 // removes ravel's ip6tables chains (once) when it no longer has.
-func (x *tables6) sync(ctx context.Context, cfg *config.Config, local []netops.LocalService) (chains.Patch, error) {
+func (x *tables6) sync(ctx context.Context, cfg *config.Config, opts chains.Options, local []netops.LocalService) (chains.Patch, error) {
 	if !wanted6(cfg) {
 		return chains.Patch{}, x.remove(ctx)
 	}
 	if err := x.ensure(); err != nil || x.t == nil {
 		return chains.Patch{}, err
 	}
-	rs := chains.Render(chains.Options{Chain: cfg.IPTables.Chain, Masquerade: cfg.IPTables.Masquerade, Family: family.IPv6}, local)
-	p, err := x.t.Apply(ctx, rs)
+	p, err := x.t.Apply(ctx, chains.Render(opts, local))
 	if err != nil {
 		return p, fmt.Errorf("ip6tables: %w", err)
 	}
@@ -49,6 +47,15 @@ func (x *tables6) cleanup(ctx context.Context, cfg *config.Config) error {
 		if err := x.ensure(); err != nil {
 			return err
 		}
+	}
+	return x.remove(ctx)
+}
+
+// cleanupAll removes ravel's ip6tables chains whatever the pool holds (a switch to nftables:
+// an earlier run may have had IPv6 VIPs). Without ip6tables there can be none to remove.
+func (x *tables6) cleanupAll(ctx context.Context) error {
+	if x.ensure() != nil {
+		return nil
 	}
 	return x.remove(ctx)
 }

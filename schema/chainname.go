@@ -39,3 +39,20 @@ func ChainPrefixConflict(prefix string) error {
 	}
 	return nil
 }
+
+// foreignTables are nftables tables of other programs that ravel must never take for its own
+// (it deletes its table on stand-down and rewrites it whole on every resync): kube-proxy's,
+// iptables-nft's (family ip/ip6, but the names are theirs), firewalld's, the distributions'
+// default filter table, Docker's and Cilium's.
+var foreignTables = []string{"kube-proxy", "filter", "nat", "mangle", "raw", "security", "firewalld",
+	"docker", "docker-bridges", "cilium", "calico", "flannel"}
+
+// TableConflict reports why name, which PatternTable accepts, cannot be ravel's nftables table.
+func TableConflict(name string) error {
+	for _, f := range foreignTables {
+		if strings.EqualFold(name, f) {
+			return fmt.Errorf("table %q belongs to another program: ravel deletes and rewrites its own table", name)
+		}
+	}
+	return nil
+}

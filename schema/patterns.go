@@ -11,6 +11,9 @@ const (
 	// appends "-SVC-" and a 12-character hash for per-service chains, which leaves 11
 	// (MaxChainPrefixLen; then ChainPrefixConflict).
 	PatternChain = `^[A-Za-z][A-Za-z0-9_]{0,10}$`
+	// PatternTable is ravel's nftables table (rules.table): a letter, then up to 31 letters,
+	// digits, '_' or '-' (nft takes longer names; ravel keeps them plain).
+	PatternTable = `^[A-Za-z][A-Za-z0-9_-]{0,31}$`
 	// PatternK8sName is a Kubernetes namespace, service or port name (an RFC 1123 label).
 	PatternK8sName = `^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`
 	// PatternSysctlKey is a key of ipvsSysctls: one file name under /proc/sys/net/ipv4/vs,

@@ -48,6 +48,9 @@ type ClusterConfig struct {
 	IPVSSysctls map[string]int `yaml:"ipvsSysctls" json:"ipvsSysctls" schema:"keys=SysctlKey"`
 	// Coordinator configures the director/realserver failover ports. A reload cannot change it.
 	Coordinator Coordinator `yaml:"coordinator" json:"coordinator"`
+	// Rules chooses where the realserver's and colocated director's rules go: iptables
+	// chains or an nftables table of ravel's own.
+	Rules Rules `yaml:"rules" json:"rules"`
 	// IPTables configures the realserver and colocation chains.
 	IPTables IPTables `yaml:"iptables" json:"iptables"`
 	// Health configures the realservers' health endpoint and the director's checks of it.
@@ -360,6 +363,27 @@ type Coordinator struct {
 	Ports []int `yaml:"ports" json:"ports" validate:"min=1,dive,port" schema:"unique"`
 	// FailoverTimeout is how long the director must be gone before realservers take over.
 	FailoverTimeout Duration `yaml:"failoverTimeout" json:"failoverTimeout"`
+}
+
+// Rules backends.
+const (
+	RulesAuto     = "auto"
+	RulesIPTables = "iptables"
+	RulesNFTables = "nftables"
+)
+
+// Rules chooses the packet filter that serves VIP traffic to a node's own pods.
+type Rules struct {
+	// Backend is iptables (chains in the nat table, see iptables), nftables (one table of
+	// ravel's own, family inet, for IPv4 and IPv6) or auto: nftables when the nft command
+	// (1.0.1 or later) works and kube-proxy's KUBE-SERVICES is not in iptables, else iptables.
+	// Starting with one backend removes ravel's rules from the other, and only those. A
+	// reload cannot change it.
+	Backend string `yaml:"backend" json:"backend" validate:"oneof=iptables nftables auto"`
+	// Table is the nftables table ravel owns (family inet) with backend nftables: a letter,
+	// then up to 31 letters, digits, '_' or '-'. Tables of other programs (kube-proxy,
+	// firewalld, the distribution's filter) are refused. A reload cannot change it.
+	Table string `yaml:"table" json:"table" validate:"table"`
 }
 
 // IPTables configures the chains ravel owns in the nat table.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -12,7 +13,9 @@ import (
 	"github.com/ravel-lb/ravel/family"
 	"github.com/ravel-lb/ravel/netops"
 	"github.com/ravel-lb/ravel/netops/iptables"
+	"github.com/ravel-lb/ravel/netops/nftables"
 	"github.com/ravel-lb/ravel/reconcile"
+	"github.com/ravel-lb/ravel/schema"
 )
 
 type (
@@ -40,6 +43,67 @@ var openTables = func(chain, backend string, fam family.Family) (iptables.Tables
 		return iptables.New(chain, iptables.WithFamily(fam))
 	}
 	return iptables.New(chain, iptables.WithMode(backend), iptables.WithFamily(fam))
+}
+
+// openNFT opens ravel's nftables table (a variable for tests, as openTables).
+var openNFT = func(table string) (*nftables.Tables, error) { return nftables.New(table) }
+
+// kubeProxyInIPTables reports whether kube-proxy's KUBE-SERVICES chain is in either iptables
+// backend (a variable for tests).
+var kubeProxyInIPTables = func() bool {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return iptables.KubeServicesPresent(ctx, "")
+}
+
+// rulesBackends are the opened rules backends of a role: useNFT says nftables serves; the
+// other one, when it could be opened, is only cleaned up once.
+type rulesBackends struct {
+	ipt    iptables.Tables
+	nft    *nftables.Tables
+	useNFT bool
+}
+
+// openRules opens the backends rules.backend asks for. nftables serves with backend
+// nftables, and with auto when nft works and kube-proxy's KUBE-SERVICES is not in iptables
+// (kube-proxy in iptables mode: ravel's rules stay beside its own, in front of its jump);
+// iptables serves otherwise. The backend not chosen is opened too, when it can be, so that
+// ravel's rules of an earlier run there are removed: a switch leaves nothing behind.
+// needIPT says the caller cannot run without iptables when it serves (a colocated director,
+// a realserver); an isolated director only cleans up.
+func openRules(cfg *configT, needIPT bool, log *slog.Logger) (rulesBackends, error) {
+	var rb rulesBackends
+	nft, nftErr := openNFT(cfg.Rules.Table)
+	switch cfg.Rules.Backend {
+	case schema.RulesNFTables:
+		if nftErr != nil {
+			return rb, fmt.Errorf("rules.backend nftables: %w", nftErr)
+		}
+		rb.useNFT = true
+	case schema.RulesAuto:
+		rb.useNFT = nftErr == nil && !kubeProxyInIPTables()
+		if nftErr != nil {
+			log.Info("rules.backend auto: nftables unavailable, using iptables", "err", nftErr)
+		}
+	}
+	if nftErr == nil {
+		rb.nft = nft
+	}
+	ipt, iptErr := openTables(cfg.IPTables.Chain, cfg.IPTables.Backend, family.IPv4)
+	switch {
+	case iptErr == nil:
+		rb.ipt = ipt
+	case !rb.useNFT && needIPT:
+		return rb, iptErr
+	case !rb.useNFT:
+		log.Warn("iptables unavailable: chains of an earlier colocated run cannot be removed", "err", iptErr)
+	}
+	backend := schema.RulesIPTables
+	if rb.useNFT {
+		backend = schema.RulesNFTables
+	}
+	log.Info("rules backend", "configured", cfg.Rules.Backend, "using", backend)
+	return rb, nil
 }
 
 // openKernel opens the real netops implementations for this network namespace (a variable so

@@ -55,7 +55,7 @@ func runRealserver(ctx context.Context, env *runEnv) error {
 		return &exitError{exitInvalid, fmt.Errorf("opening netlink: %w", err)}
 	}
 	defer closeLinks()
-	tables, err := openTables(cfg.IPTables.Chain, cfg.IPTables.Backend, family.IPv4)
+	rb, err := openRules(cfg, true, log)
 	if err != nil {
 		return &exitError{exitInvalid, err}
 	}
@@ -78,7 +78,8 @@ func runRealserver(ctx context.Context, env *runEnv) error {
 			}
 		}()
 	}
-	rs := daemon.NewRealserver(cfg, env.node, links, newSysctl(), tables, latest, log, env.m)
+	rs := daemon.NewRealserver(cfg, env.node, links, newSysctl(), rb.ipt, latest, log, env.m)
+	rs.SetNFTables(rb.nft, rb.useNFT)
 	rs.SetTables6(func() (iptables.Tables, error) {
 		return openTables(cfg.IPTables.Chain, cfg.IPTables.Backend, family.IPv6)
 	})

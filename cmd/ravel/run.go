@@ -229,19 +229,18 @@ func runDirector(ctx context.Context, env *runEnv) error {
 	d.SetManagement(daemon.NewManagementListener(env.node.Name, log))
 	rec := daemon.NewSysctlRecord(daemon.DefaultStateDir)
 	d.SetSysctlRecord(&rec)
-	tables, err := openTables(cfg.IPTables.Chain, cfg.IPTables.Backend, family.IPv4)
-	switch {
-	case err == nil:
-		// Isolated directors get the tables too: they remove chains a colocated run left.
-		d.SetColocated(tables)
+	// Isolated directors get the rules too: they remove what a colocated run left.
+	rb, err := openRules(cfg, cfg.Colocation == schema.ColocationColocated, log)
+	if err != nil {
+		return &exitError{exitInvalid, err}
+	}
+	if rb.ipt != nil {
+		d.SetColocated(rb.ipt)
 		d.SetColocated6(func() (iptables.Tables, error) {
 			return openTables(cfg.IPTables.Chain, cfg.IPTables.Backend, family.IPv6)
 		})
-	case cfg.Colocation == schema.ColocationColocated:
-		return &exitError{exitInvalid, err}
-	default:
-		log.Warn("iptables unavailable: chains of an earlier colocated run cannot be removed", "err", err)
 	}
+	d.SetNFTables(rb.nft, rb.useNFT)
 	reload := d.Reload
 	if env.node.Role == schema.RoleBGP {
 		sp, stopBGP, err := startBGP(ctx, cfg, env.ifAddr, d, env.m, env.status, log)

@@ -24,8 +24,15 @@ type rule struct {
 // import nothing of ravel's themselves.
 var everywhere = []string{"family"}
 
+// testOnly lists the packages that only tests may import: no package's own (non-test) code
+// may, whatever its rule allows. They are test kits that reach across the layers.
+var testOnly = []string{"internal/netnstest"}
+
 var rules = []rule{
 	{"family", nil},
+	// The namespace test kit joins namespaces with netops.InNetns; tests only import it (see
+	// testOnly), so it adds no edge to any layer's own code.
+	{"internal/netnstest", []string{"netops", "internal/..."}},
 	// Helpers with no notion of ravel's config, usable by any layer.
 	{"internal/...", []string{"internal/..."}},
 	{"schema", nil},
@@ -105,7 +112,10 @@ func check(graph map[string][]string) []string {
 			continue
 		}
 		for _, d := range deps {
-			if !slices.Contains(everywhere, d) && !slices.ContainsFunc(r.allow, func(a string) bool { return matches(a, d) }) {
+			switch {
+			case slices.Contains(testOnly, d):
+				bad = append(bad, pkg+" imports "+d+" (only tests may)")
+			case !slices.Contains(everywhere, d) && !slices.ContainsFunc(r.allow, func(a string) bool { return matches(a, d) }):
 				bad = append(bad, pkg+" imports "+d)
 			}
 		}
@@ -130,18 +140,20 @@ func TestLayers(t *testing.T) {
 // package is too.
 func TestCheckRefuses(t *testing.T) {
 	graph := map[string][]string{
-		"config":           {"schema", "netops/iptables/chains"},
-		"netops/iptables":  {"netops", "reconcile"},
-		"netops":           {"schema"},
-		"kube":             {"reconcile"},
-		"reconcile":        {"netops", "daemon"},
-		"daemon":           {"cmd/ravel"},
-		"newpkg":           nil,
-		"internal/golden":  {"config"},
-		"schema":           nil,
-		"cmd/ravel":        {"daemon", "netops/iptables"},
-		"netops/iptables2": {"netops/iptables/chains", "family"},
-		"family":           {"schema"},
+		"config":             {"schema", "netops/iptables/chains"},
+		"netops/iptables":    {"netops", "reconcile"},
+		"netops":             {"schema"},
+		"kube":               {"reconcile"},
+		"reconcile":          {"netops", "daemon"},
+		"daemon":             {"cmd/ravel"},
+		"newpkg":             nil,
+		"internal/golden":    {"config"},
+		"schema":             nil,
+		"cmd/ravel":          {"daemon", "netops/iptables"},
+		"netops/iptables2":   {"netops/iptables/chains", "family"},
+		"family":             {"schema"},
+		"internal/netnstest": {"netops"},
+		"netops/nftables":    {"internal/netnstest"},
 	}
 	want := []string{
 		"config imports netops/iptables/chains",
@@ -151,6 +163,7 @@ func TestCheckRefuses(t *testing.T) {
 		"kube imports reconcile",
 		"netops imports schema",
 		"netops/iptables imports reconcile",
+		"netops/nftables imports internal/netnstest (only tests may)",
 		"newpkg: no layer (add it to the rules in internal/layers)",
 		"reconcile imports daemon",
 	}

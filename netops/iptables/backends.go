@@ -87,11 +87,31 @@ func hasKubeServices(save string) bool {
 	return strings.Contains(save, "\n:KUBE-SERVICES ") || strings.HasPrefix(save, ":KUBE-SERVICES ")
 }
 
+// KubeServicesPresent reports whether kube-proxy's KUBE-SERVICES chain is in the nat table of
+// either backend (rules.backend auto then keeps ravel in iptables). netns is as in WithNetns.
+func KubeServicesPresent(ctx context.Context, netns string) bool {
+	has := kubeServices(ctx, netns)
+	return has["nft"] || has["legacy"]
+}
+
 // DetectMode is what iptables.backend auto picks: the backend that holds kube-proxy's
 // KUBE-SERVICES when exactly one does (kube-proxy's own iptables-wrapper decides the same way
 // by looking at what is there), else "" (the backend of the `iptables` on PATH). netns is as
 // in WithNetns ("" for the caller's).
 func DetectMode(ctx context.Context, netns string) string {
+	has := kubeServices(ctx, netns)
+	switch {
+	case has["nft"] && !has["legacy"]:
+		return "nft"
+	case has["legacy"] && !has["nft"]:
+		return "legacy"
+	}
+	return ""
+}
+
+// kubeServices says, per backend ("nft", "legacy") whose save ran, whether its nat table has
+// KUBE-SERVICES.
+func kubeServices(ctx context.Context, netns string) map[string]bool {
 	if netns != "" && !strings.Contains(netns, "/") {
 		netns = "/run/netns/" + netns
 	}
@@ -108,11 +128,5 @@ func DetectMode(ctx context.Context, netns string) string {
 			has[m] = hasKubeServices(out.String())
 		}
 	}
-	switch {
-	case has["nft"] && !has["legacy"]:
-		return "nft"
-	case has["legacy"] && !has["nft"]:
-		return "legacy"
-	}
-	return ""
+	return has
 }

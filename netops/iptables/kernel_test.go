@@ -1,13 +1,8 @@
 package iptables
 
 import (
-	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
-	"fmt"
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -15,57 +10,17 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/ravel-lb/ravel/family"
+	"github.com/ravel-lb/ravel/internal/netnstest"
 	"github.com/ravel-lb/ravel/netops"
 )
 
 // The tests in this file run iptables for real, each in a network namespace of its own
-// (`ip netns add ravel-t-<random>`), deleted at the end: the host's tables are never touched.
-// They need root, and skip with a message without it.
+// (`ip netns add ravel-t-<random>`, internal/netnstest), deleted at the end: the host's tables
+// are never touched. They need root, and skip with a message without it.
 
 func needRoot(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("skipped: real-kernel iptables tests need root (network namespaces); run go test as root")
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("skipped: real-kernel iptables tests need ip(8) from iproute2")
-	}
-}
-
-// newNetns creates a throwaway network namespace and returns its name.
-func newNetns(t *testing.T) string {
-	t.Helper()
-	b := make([]byte, 4)
-	rand.Read(b)
-	name := "ravel-t-" + hex.EncodeToString(b)
-	mustRun(t, "ip", "netns", "add", name)
-	t.Cleanup(func() {
-		if out, err := exec.Command("ip", "netns", "del", name).CombinedOutput(); err != nil {
-			t.Errorf("ip netns del %s: %v: %s", name, err, out)
-		}
-	})
-	return name
-}
-
-func mustRun(t *testing.T, name string, args ...string) string {
-	t.Helper()
-	out, err := exec.Command(name, args...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s %s: %v: %s", name, strings.Join(args, " "), err, out)
-	}
-	return string(out)
-}
-
-// inNs runs a command in the namespace ns (as `ip netns exec ns ...` would, with setns).
-func inNs(ns string, stdin string, name string, args ...string) (string, error) {
-	var out, stderr bytes.Buffer
-	cmd := exec.Command(name, args...)
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = strings.NewReader(stdin), &out, &stderr
-	err := netops.InNetns("/run/netns/"+ns, cmd.Run)
-	if err != nil {
-		return out.String(), fmt.Errorf("%s %s: %w: %s", name, strings.Join(args, " "), err, stderr.String())
-	}
-	return out.String(), nil
+	netnstest.Require(t, "real-kernel iptables tests")
 }
 
 // forModes runs f once per iptables backend installed here (nft, legacy), each with its own
@@ -82,7 +37,7 @@ func forFamilyModes(t *testing.T, fam family.Family, f func(t *testing.T, r *Rea
 			if _, err := exec.LookPath("iptables-" + mode); err != nil {
 				t.Skipf("skipped: iptables-%s is not installed", mode)
 			}
-			ns := newNetns(t)
+			ns := netnstest.New(t)
 			r, err := New(prefix, WithNetns(ns), WithMode(mode), WithFamily(fam))
 			if err != nil {
 				t.Fatal(err)
@@ -90,11 +45,11 @@ func forFamilyModes(t *testing.T, fam family.Family, f func(t *testing.T, r *Rea
 			h := harness{
 				tables: r,
 				restore: func(batch string) error {
-					_, err := inNs(ns, batch, r.restBin, "--noflush")
+					_, err := netnstest.Exec(ns, batch, r.restBin, "--noflush")
 					return err
 				},
 				save: func() string {
-					out, err := inNs(ns, "", r.saveBin, "-t", "nat")
+					out, err := netnstest.Exec(ns, "", r.saveBin, "-t", "nat")
 					if err != nil {
 						t.Fatal(err)
 					}
@@ -173,7 +128,7 @@ func TestKernelOtherBackend(t *testing.T) {
 			t.Skipf("skipped: needs iptables-nft and iptables-legacy; iptables-%s is not installed", mode)
 		}
 	}
-	ns := newNetns(t)
+	ns := netnstest.New(t)
 	r, err := New(prefix, WithNetns(ns), WithMode("nft"))
 	if err != nil {
 		t.Fatal(err)
@@ -181,7 +136,7 @@ func TestKernelOtherBackend(t *testing.T) {
 	if _, err := r.Dump(context.Background()); err != nil || r.OtherBackendInUse() {
 		t.Fatalf("fresh namespace: OtherBackendInUse() = %v (%v), want false", r.OtherBackendInUse(), err)
 	}
-	if _, err := inNs(ns, "", "iptables-legacy", "-t", "nat", "-N", "KUBE-SERVICES"); err != nil {
+	if _, err := netnstest.Exec(ns, "", "iptables-legacy", "-t", "nat", "-N", "KUBE-SERVICES"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := r.Dump(context.Background()); err != nil || !r.OtherBackendInUse() {
@@ -241,12 +196,12 @@ func TestKernelBackendMismatch(t *testing.T) {
 	}
 	for _, tc := range []struct{ ravel, kube string }{{"nft", "legacy"}, {"legacy", "nft"}, {"nft", "nft"}} {
 		t.Run("ravel "+tc.ravel+", kube-proxy "+tc.kube, func(t *testing.T) {
-			ns := newNetns(t)
+			ns := netnstest.New(t)
 			ctx := context.Background()
 			if got := DetectMode(ctx, ns); got != "" {
 				t.Errorf("no kube-proxy: DetectMode = %q, want \"\" (the iptables on PATH)", got)
 			}
-			if _, err := inNs(ns, "", "iptables-"+tc.kube, "-t", "nat", "-N", "KUBE-SERVICES"); err != nil {
+			if _, err := netnstest.Exec(ns, "", "iptables-"+tc.kube, "-t", "nat", "-N", "KUBE-SERVICES"); err != nil {
 				t.Fatal(err)
 			}
 			r, err := New(prefix, WithNetns(ns), WithMode(tc.ravel))

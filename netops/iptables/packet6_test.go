@@ -4,10 +4,10 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
-	"os/exec"
 	"testing"
 
 	"github.com/ravel-lb/ravel/family"
+	"github.com/ravel-lb/ravel/internal/netnstest"
 	"github.com/ravel-lb/ravel/netops"
 	"github.com/ravel-lb/ravel/netops/iptables/chains"
 )
@@ -20,8 +20,8 @@ import (
 //	       route VIP via node       VIP fd00:198:19::10/128 on lo ──veth── fd00:198:18:2::1 | ::2 pod2
 //	                                forwarding=1, RAVEL chains in ip6tables
 //
-// Addresses are added with nodad: duplicate address detection would keep them tentative (not
-// usable as a source) for about a second after they are added.
+// Addresses are added with nodad (netnstest.Addr): duplicate address detection would keep them
+// tentative (not usable as a source) for about a second after they are added.
 const (
 	vip6      = "fd00:198:19::10"
 	client6IP = "fd00:198:18::2"
@@ -29,32 +29,24 @@ const (
 
 func setupTopo6(t *testing.T) topo {
 	t.Helper()
-	tp := topo{client: newNetns(t), node: newNetns(t), pods: []string{newNetns(t), newNetns(t)}}
-	ip := func(ns string, args ...string) { mustRun(t, "ip", append([]string{"-n", ns}, args...)...) }
-	link := func(a, an, b, bn string) {
-		mustRun(t, "ip", "link", "add", an, "netns", a, "type", "veth", "peer", "name", bn, "netns", b)
-	}
-	link(tp.node, "vc", tp.client, "eth0")
-	ip(tp.node, "-6", "addr", "add", "fd00:198:18::1/64", "dev", "vc", "nodad")
-	ip(tp.client, "-6", "addr", "add", client6IP+"/64", "dev", "eth0", "nodad")
+	tp := topo{client: netnstest.New(t), node: netnstest.New(t), pods: []string{netnstest.New(t), netnstest.New(t)}}
+	netnstest.Veth(t, tp.node, "vc", tp.client, "eth0")
+	netnstest.Addr(t, tp.node, "vc", "fd00:198:18::1/64")
+	netnstest.Addr(t, tp.client, "eth0", client6IP+"/64")
 	for i, pod := range tp.pods {
 		dev := fmt.Sprintf("vp%d", i+1)
-		link(tp.node, dev, pod, "eth0")
-		ip(tp.node, "-6", "addr", "add", fmt.Sprintf("fd00:198:18:%d::1/64", i+1), "dev", dev, "nodad")
-		ip(pod, "-6", "addr", "add", fmt.Sprintf("fd00:198:18:%d::2/64", i+1), "dev", "eth0", "nodad")
+		netnstest.Veth(t, tp.node, dev, pod, "eth0")
+		netnstest.Addr(t, tp.node, dev, fmt.Sprintf("fd00:198:18:%d::1/64", i+1))
+		netnstest.Addr(t, pod, "eth0", fmt.Sprintf("fd00:198:18:%d::2/64", i+1))
 	}
 	for _, ns := range append([]string{tp.client, tp.node}, tp.pods...) {
-		ip(ns, "link", "set", "lo", "up")
-		for _, dev := range []string{"eth0", "vc", "vp1", "vp2"} {
-			// not every namespace has every device: errors are expected and ignored
-			_ = exec.Command("ip", "-n", ns, "link", "set", dev, "up").Run()
-		}
+		netnstest.Up(t, ns, "lo")
 	}
-	ip(tp.node, "-6", "addr", "add", vip6+"/128", "dev", "lo")
-	mustRun(t, "ip", "netns", "exec", tp.node, "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1")
-	ip(tp.client, "-6", "route", "add", vip6+"/128", "via", "fd00:198:18::1")
+	netnstest.Addr(t, tp.node, "lo", vip6+"/128")
+	netnstest.Sysctl(t, tp.node, "net.ipv6.conf.all.forwarding=1")
+	netnstest.Route(t, tp.client, vip6+"/128", "fd00:198:18::1")
 	for i, pod := range tp.pods {
-		ip(pod, "-6", "route", "add", "default", "via", fmt.Sprintf("fd00:198:18:%d::1", i+1))
+		netnstest.Route(t, pod, "default", fmt.Sprintf("fd00:198:18:%d::1", i+1))
 	}
 	return tp
 }
@@ -89,17 +81,17 @@ func TestKernelPacketsIPv6(t *testing.T) {
 		t.Run(mode, func(t *testing.T) {
 			tp := setupTopo6(t)
 			for i, pod := range tp.pods {
-				serve(t, pod, fmt.Sprintf("[::]:%d", podPort), fmt.Sprintf("pod%d", i+1))
+				netnstest.Serve(t, pod, fmt.Sprintf("[::]:%d", podPort), fmt.Sprintf("pod%d", i+1))
 			}
 			r, err := New(prefix, WithNetns(tp.node), WithMode(mode), WithFamily(family.IPv6))
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := inNs(tp.node, kubeChains6, r.restBin, "--noflush"); err != nil {
+			if _, err := netnstest.Exec(tp.node, kubeChains6, r.restBin, "--noflush"); err != nil {
 				t.Fatal(err)
 			}
 			save := func() string {
-				out, err := inNs(tp.node, "", r.saveBin, "-t", "nat")
+				out, err := netnstest.Exec(tp.node, "", r.saveBin, "-t", "nat")
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -118,7 +110,7 @@ func TestKernelPacketsIPv6(t *testing.T) {
 			}
 
 			apply(packetRuleset6(false))
-			got := hitAt(t, tp.client, at, conns)
+			got := netnstest.Hit(t, tp.client, at, conns)
 			t.Logf("masquerade off: %v", got)
 			for _, key := range []string{"pod1 " + client6IP, "pod2 " + client6IP} {
 				if got[key] < conns/5 {
@@ -130,14 +122,14 @@ func TestKernelPacketsIPv6(t *testing.T) {
 			}
 
 			apply(packetRuleset6(true))
-			got = hitAt(t, tp.client, at, conns)
+			got = netnstest.Hit(t, tp.client, at, conns)
 			t.Logf("masquerade on: %v", got)
 			if sum := got["pod1 fd00:198:18:1::1"] + got["pod2 fd00:198:18:2::1"]; sum != conns {
 				t.Errorf("%d of %d connections reached a pod from the node's address: %v", sum, conns, got)
 			}
 
 			apply(packetRuleset6(false))
-			got = hitAt(t, tp.node, at, 20)
+			got = netnstest.Hit(t, tp.node, at, 20)
 			t.Logf("from the node: %v", got)
 			if n := got["pod1 "+vip6] + got["pod2 "+vip6]; n != 20 {
 				t.Errorf("%d of 20 connections from the node reached a pod (from the VIP): %v", n, got)

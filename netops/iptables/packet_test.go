@@ -1,16 +1,13 @@
 package iptables
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"net"
 	"net/netip"
-	"os/exec"
 	"strings"
 	"testing"
-	"time"
 
+	"github.com/ravel-lb/ravel/internal/netnstest"
 	"github.com/ravel-lb/ravel/netops"
 	"github.com/ravel-lb/ravel/netops/iptables/chains"
 )
@@ -24,10 +21,9 @@ import (
 //	                            ip_forward=1, RAVEL chains
 //
 // The client's route to the VIP through the node stands in for the director: in DR mode the
-// node receives the packet addressed to the VIP exactly like this. The pods' TCP servers are
-// goroutines whose listening socket was opened on a thread inside the pod's namespace (netops.InNetns):
-// a socket stays in the namespace it was made in, so no re-exec of the test binary is needed;
-// the client dials the same way from its namespace.
+// node receives the packet addressed to the VIP exactly like this. The pods' TCP servers and
+// the client are internal/netnstest's: goroutines whose sockets were opened on a thread inside
+// their namespace (netops.InNetns), so no re-exec of the test binary is needed.
 
 const (
 	vip      = "198.19.0.10"
@@ -44,96 +40,33 @@ type topo struct {
 
 func setupTopo(t *testing.T) topo {
 	t.Helper()
-	tp := topo{client: newNetns(t), node: newNetns(t), pods: []string{newNetns(t), newNetns(t)}}
-	ip := func(ns string, args ...string) { mustRun(t, "ip", append([]string{"-n", ns}, args...)...) }
-	link := func(a, an, b, bn string) {
-		mustRun(t, "ip", "link", "add", an, "netns", a, "type", "veth", "peer", "name", bn, "netns", b)
-	}
-	link(tp.node, "vc", tp.client, "eth0")
-	ip(tp.node, "addr", "add", "198.18.0.1/24", "dev", "vc")
-	ip(tp.client, "addr", "add", clientIP+"/24", "dev", "eth0")
+	tp := topo{client: netnstest.New(t), node: netnstest.New(t), pods: []string{netnstest.New(t), netnstest.New(t)}}
+	netnstest.Veth(t, tp.node, "vc", tp.client, "eth0")
+	netnstest.Addr(t, tp.node, "vc", "198.18.0.1/24")
+	netnstest.Addr(t, tp.client, "eth0", clientIP+"/24")
 	for i, pod := range tp.pods {
 		dev := fmt.Sprintf("vp%d", i+1)
-		link(tp.node, dev, pod, "eth0")
-		ip(tp.node, "addr", "add", fmt.Sprintf("198.18.%d.1/24", i+1), "dev", dev)
-		ip(pod, "addr", "add", fmt.Sprintf("198.18.%d.2/24", i+1), "dev", "eth0")
+		netnstest.Veth(t, tp.node, dev, pod, "eth0")
+		netnstest.Addr(t, tp.node, dev, fmt.Sprintf("198.18.%d.1/24", i+1))
+		netnstest.Addr(t, pod, "eth0", fmt.Sprintf("198.18.%d.2/24", i+1))
 	}
 	for _, ns := range append([]string{tp.client, tp.node}, tp.pods...) {
-		ip(ns, "link", "set", "lo", "up")
-		for _, dev := range []string{"eth0", "vc", "vp1", "vp2"} {
-			// not every namespace has every device: errors are expected and ignored
-			_ = exec.Command("ip", "-n", ns, "link", "set", dev, "up").Run()
-		}
+		netnstest.Up(t, ns, "lo")
 	}
-	ip(tp.node, "addr", "add", vip+"/32", "dev", "lo")
-	mustRun(t, "ip", "netns", "exec", tp.node, "sysctl", "-qw", "net.ipv4.ip_forward=1")
-	ip(tp.client, "route", "add", vip+"/32", "via", "198.18.0.1")
+	netnstest.Addr(t, tp.node, "lo", vip+"/32")
+	netnstest.Sysctl(t, tp.node, "net.ipv4.ip_forward=1")
+	netnstest.Route(t, tp.client, vip+"/32", "198.18.0.1")
 	for i, pod := range tp.pods {
-		ip(pod, "route", "add", "default", "via", fmt.Sprintf("198.18.%d.1", i+1))
+		netnstest.Route(t, pod, "default", fmt.Sprintf("198.18.%d.1", i+1))
 	}
 	return tp
-}
-
-// serve answers every connection on addr, in namespace ns, with "name remote-address\n".
-func serve(t *testing.T, ns, addr, name string) {
-	t.Helper()
-	var ln net.Listener
-	err := netops.InNetns("/run/netns/"+ns, func() (err error) {
-		ln, err = net.Listen("tcp", addr)
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			fmt.Fprintf(c, "%s %s\n", name, c.RemoteAddr())
-			c.Close()
-		}
-	}()
 }
 
 // hit makes n TCP connections to VIP:port from namespace ns and counts the answers, keyed by
 // "name remote-ip".
 func hit(t *testing.T, ns string, n int) map[string]int {
 	t.Helper()
-	return hitAt(t, ns, netip.AddrPortFrom(netip.MustParseAddr(vip), vipPort), n)
-}
-
-// hitAt is hit for the VIP:port at (either family).
-func hitAt(t *testing.T, ns string, at netip.AddrPort, n int) map[string]int {
-	t.Helper()
-	got := map[string]int{}
-	err := netops.InNetns("/run/netns/"+ns, func() error {
-		for i := range n {
-			c, err := net.DialTimeout("tcp", at.String(), 5*time.Second)
-			if err != nil {
-				return fmt.Errorf("connection %d: %w", i, err)
-			}
-			c.SetDeadline(time.Now().Add(5 * time.Second))
-			line, err := bufio.NewReader(c).ReadString('\n')
-			c.Close()
-			if err != nil {
-				return fmt.Errorf("connection %d: read: %w", i, err)
-			}
-			name, remote, _ := strings.Cut(strings.TrimSpace(line), " ")
-			ap, err := netip.ParseAddrPort(remote)
-			if err != nil {
-				return fmt.Errorf("connection %d: answer %q: %w", i, line, err)
-			}
-			got[name+" "+ap.Addr().String()]++
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return got
+	return netnstest.Hit(t, ns, netip.AddrPortFrom(netip.MustParseAddr(vip), vipPort), n)
 }
 
 func packetRuleset(masq bool, probability float64) chains.Ruleset {
@@ -151,7 +84,7 @@ func TestKernelPackets(t *testing.T) {
 		t.Run(mode, func(t *testing.T) {
 			tp := setupTopo(t)
 			for i, pod := range tp.pods {
-				serve(t, pod, fmt.Sprintf(":%d", podPort), fmt.Sprintf("pod%d", i+1))
+				netnstest.Serve(t, pod, fmt.Sprintf(":%d", podPort), fmt.Sprintf("pod%d", i+1))
 			}
 			r, err := New(prefix, WithNetns(tp.node), WithMode(mode))
 			if err != nil {
@@ -213,9 +146,9 @@ func TestKernelColocatedShare(t *testing.T) {
 	needRoot(t)
 	tp := setupTopo(t)
 	for i, pod := range tp.pods {
-		serve(t, pod, fmt.Sprintf(":%d", podPort), fmt.Sprintf("pod%d", i+1))
+		netnstest.Serve(t, pod, fmt.Sprintf(":%d", podPort), fmt.Sprintf("pod%d", i+1))
 	}
-	serve(t, tp.node, fmt.Sprintf("%s:%d", vip, vipPort), "ipvs-stand-in")
+	netnstest.Serve(t, tp.node, fmt.Sprintf("%s:%d", vip, vipPort), "ipvs-stand-in")
 	r, err := New(prefix, WithNetns(tp.node))
 	if err != nil {
 		t.Fatal(err)

@@ -45,8 +45,8 @@ func foreign(h harness) string { _, f := splitSave(h.save()); return f }
 // chain; applying again changes nothing and duplicates nothing.
 func scenarioApply(t *testing.T, h harness) {
 	p := mustApply(t, h, render(false, web, dns))
-	if got := len(p.AddJumps); got != 2 {
-		t.Errorf("first Apply added %d jumps, want 2 (PREROUTING, OUTPUT)", got)
+	if got := len(p.AddJumps); got != 3 {
+		t.Errorf("first Apply added %d jumps, want 3 (PREROUTING, OUTPUT, POSTROUTING: the hairpin rules masquerade)", got)
 	}
 	first := owned(h)
 	golden.Check(t, "apply-realserver", first)

@@ -19,6 +19,9 @@ func twoServices(opts ...svcOpt) []netops.LocalService {
 func TestDiff(t *testing.T) {
 	base := Render(realserver, twoServices())
 	svcChain := func(vipPort string) string { return ServiceChain("RAVEL", makeService("", vipPort).Key) }
+	zoneOpts := Options{Chain: "RAVEL", DirectorInterfaces: []string{"eth0", "tunl0"}}
+	withZoneService := Render(zoneOpts, append(twoServices(), makeService("default/db:pg", "10.0.0.3:5432", withZone("10.244.2.5:5432/3", "10.244.3.5:5432/1"))))
+	zsvChain := ZoneServiceChain("RAVEL", makeService("", "10.0.0.3:5432").Key)
 	tests := []struct {
 		name   string
 		cur    Ruleset
@@ -29,7 +32,7 @@ func TestDiff(t *testing.T) {
 		empty  bool
 	}{
 		{name: "from nothing", cur: Ruleset{Prefix: "RAVEL"}, want: base,
-			write: []string{"RAVEL", svcChain("10.0.0.1:80"), svcChain("10.0.0.2:80")}, golden: "patch-create"},
+			write: []string{"RAVEL", "RAVEL-MASQ", "RAVEL-POSTROUTING", svcChain("10.0.0.1:80"), svcChain("10.0.0.2:80")}, golden: "patch-create"},
 		{name: "unchanged", cur: base, want: base, empty: true},
 		{name: "reordered input is unchanged", cur: base,
 			want:  Render(realserver, []netops.LocalService{twoServices()[1], makeService("default/web:http", "10.0.0.1:80", withEndpoints("10.244.1.3:8080", "10.244.1.2:8080"))}),
@@ -39,9 +42,18 @@ func TestDiff(t *testing.T) {
 			write: []string{svcChain("10.0.0.1:80")}, golden: "patch-endpoint-removed"},
 		{name: "service removed", cur: base, want: Render(realserver, twoServices()[:1]),
 			write: []string{"RAVEL"}, delete: []string{svcChain("10.0.0.2:80")}, golden: "patch-service-removed"},
+		// The masquerade chains stay: the hairpin rules still jump to RAVEL-MASQ.
 		{name: "masquerade off", cur: Render(Options{Chain: "RAVEL", Masquerade: true}, twoServices()), want: base,
-			write:  []string{svcChain("10.0.0.1:80"), svcChain("10.0.0.2:80")},
-			delete: []string{"RAVEL-MASQ", "RAVEL-POSTROUTING"}, golden: "patch-masquerade-off"},
+			write: []string{svcChain("10.0.0.1:80"), svcChain("10.0.0.2:80")}, golden: "patch-masquerade-off"},
+		{name: "zone service added", cur: base, want: withZoneService,
+			write: []string{"RAVEL", "RAVEL-ZONE", zsvChain}, golden: "patch-zone-added"},
+		{name: "zone unchanged", cur: withZoneService, want: withZoneService, empty: true},
+		{name: "zone target weight changed", cur: withZoneService,
+			want:  Render(zoneOpts, append(twoServices(), makeService("default/db:pg", "10.0.0.3:5432", withZone("10.244.2.5:5432/1", "10.244.3.5:5432/1")))),
+			write: []string{zsvChain}, golden: "patch-zone-weight"},
+		{name: "zone service gets a local endpoint", cur: withZoneService,
+			want:  Render(zoneOpts, append(twoServices(), makeService("default/db:pg", "10.0.0.3:5432", withEndpoints("10.244.1.5:5432")))),
+			write: []string{"RAVEL", svcChain("10.0.0.3:5432")}, delete: []string{"RAVEL-ZONE", zsvChain}, golden: "patch-zone-local"},
 		{name: "cleanup", cur: Render(Options{Chain: "RAVEL", Masquerade: true}, twoServices()), want: Ruleset{Prefix: "RAVEL"},
 			delete: []string{"RAVEL", "RAVEL-MASQ", "RAVEL-POSTROUTING", svcChain("10.0.0.1:80"), svcChain("10.0.0.2:80")},
 			golden: "patch-cleanup"},

@@ -1,7 +1,10 @@
 package chains
 
 import (
+	"fmt"
 	"net/netip"
+	"strconv"
+	"strings"
 
 	"github.com/ravel-lb/ravel/netops"
 )
@@ -31,3 +34,19 @@ func withEndpoints(eps ...string) svcOpt {
 func withProbability(p float64) svcOpt { return func(s *netops.LocalService) { s.Probability = p } }
 
 var realserver = Options{Chain: "RAVEL"}
+
+// withZone adds zone targets, each "addr:port/weight" (e.g. "10.244.2.5:8080/3").
+func withZone(targets ...string) svcOpt {
+	return func(s *netops.LocalService) {
+		for _, t := range targets {
+			addr, w, _ := strings.Cut(t, "/")
+			weight, err := strconv.Atoi(w)
+			if err != nil {
+				panic(fmt.Sprintf("withZone(%q): %v", t, err))
+			}
+			s.Zone = append(s.Zone, netops.Target{Addr: netip.MustParseAddrPort(addr), Weight: weight})
+		}
+	}
+}
+
+func withZoneMasquerade() svcOpt { return func(s *netops.LocalService) { s.ZoneMasquerade = true } }

@@ -22,6 +22,8 @@ const hashLen = 12
 // Suffixes of the chains ravel owns below its top chain.
 const (
 	svcInfix   = "-SVC-"
+	zsvInfix   = "-ZSV-" // as long as svcInfix: MaxPrefixLen holds for both
+	zoneSuffix = "-ZONE"
 	masqSuffix = "-MASQ"
 	postSuffix = "-POSTROUTING"
 )
@@ -30,7 +32,8 @@ const (
 const DefaultMasqMark = 0x2000
 
 // MaxPrefixLen is the longest top chain name (config iptables.chain) that leaves room for
-// "<prefix>-SVC-<12 characters of hash>" within MaxChainLen.
+// "<prefix>-SVC-<12 characters of hash>" (and "<prefix>-ZSV-<hash>", as long) within
+// MaxChainLen.
 const MaxPrefixLen = MaxChainLen - len(svcInfix) - hashLen
 
 // Options are the node-wide settings of the chains (config section iptables).
@@ -46,6 +49,14 @@ type Options struct {
 	// Family is the family of the table the chains go to (iptables or ip6tables); services
 	// and endpoints of the other family are left out. 0 means IPv4.
 	Family family.Family
+	// DirectorInterfaces are the interfaces the traffic the director forwards arrives on: the
+	// node's interface (config node.interface) and the tunnel device that decapsulates it
+	// (tunl0 for IPv4, ip6tnl0 for IPv6). Such traffic never takes a service's Zone targets:
+	// the zone chain returns at once for a packet that came in on one of them (in this order).
+	// Everything else is in the zone: the node's own processes (OUTPUT, where a packet has no
+	// input interface, so these rules never match there) and its pods (their veths). Each is
+	// an interface name as ip(8) shows it; iptables' "+" suffix matches a prefix.
+	DirectorInterfaces []string
 }
 
 // family is o.Family, IPv4 when unset.
@@ -76,6 +87,34 @@ func (o Options) Validate() error {
 			return fmt.Errorf("chain name %q has %q: only letters, digits, '-' and '_' are allowed", c, r)
 		}
 	}
+	for _, dev := range o.DirectorInterfaces {
+		if err := validInterface(dev); err != nil {
+			return fmt.Errorf("director interface %q: %w", dev, err)
+		}
+	}
+	return nil
+}
+
+// maxIfaceLen is the longest interface name (IFNAMSIZ - 1).
+const maxIfaceLen = 15
+
+// validInterface accepts what the kernel accepts as an interface name (dev_valid_name: 1 to 15
+// bytes, not "." or "..", no '/', ':' or blank), printable ASCII without quotes, so that
+// "-i NAME" is written and printed back by iptables-save as is.
+func validInterface(dev string) error {
+	switch {
+	case dev == "":
+		return fmt.Errorf("empty")
+	case len(dev) > maxIfaceLen:
+		return fmt.Errorf("longer than %d characters", maxIfaceLen)
+	case dev == "." || dev == "..":
+		return fmt.Errorf("not an interface name")
+	}
+	for _, c := range []byte(dev) {
+		if c <= ' ' || c > '~' || c == '/' || c == ':' || c == '"' || c == '\\' || c == '\'' || c == '!' {
+			return fmt.Errorf("has %q", c)
+		}
+	}
 	return nil
 }
 
@@ -89,6 +128,16 @@ func Owned(prefix, chain string) bool {
 // of sha256("vip:port:proto"), stable across restarts and independent of the service's name.
 func ServiceChain(prefix string, k netops.ServiceKey) string {
 	return prefix + svcInfix + k.Hash()
+}
+
+// ZoneChain is the chain, jumped to by the last rule of the top chain, that sends in-zone
+// clients of services without local endpoints to their Zone targets.
+func ZoneChain(prefix string) string { return prefix + zoneSuffix }
+
+// ZoneServiceChain is the per-service chain of k's Zone targets: prefix-ZSV- and the same hash
+// as ServiceChain.
+func ZoneServiceChain(prefix string, k netops.ServiceKey) string {
+	return prefix + zsvInfix + k.Hash()
 }
 
 // MasqChain is the chain that marks a connection for masquerade.

@@ -92,11 +92,31 @@ func TestValidate(t *testing.T) {
 			t.Errorf("Validate(%q) = %q, want %q", chain, got, want)
 		}
 	}
+	for dev, want := range map[string]string{
+		"eth0":             "",
+		"tunl0":            "",
+		"bond0.100":        "",
+		"veth+":            "",
+		"":                 `director interface "": empty`,
+		"a-very-long-name": `director interface "a-very-long-name": longer than 15 characters`,
+		"..":               `director interface "..": not an interface name`,
+		"eth 0":            `director interface "eth 0": has ' '`,
+		"eth0:1":           `director interface "eth0:1": has ':'`,
+		`eth"0`:            `director interface "eth\"0": has '"'`,
+	} {
+		got := ""
+		if err := (Options{Chain: "RAVEL", DirectorInterfaces: []string{"eth0", dev}}).Validate(); err != nil {
+			got = err.Error()
+		}
+		if got != want {
+			t.Errorf("Validate(DirectorInterfaces %q) = %q, want %q", dev, got, want)
+		}
+	}
 }
 
 func TestOwned(t *testing.T) {
 	for chain, want := range map[string]bool{
-		"RAVEL": true, "RAVEL-SVC-X": true, "RAVEL-": true,
+		"RAVEL": true, "RAVEL-SVC-X": true, "RAVEL-": true, "RAVEL-ZONE": true, "RAVEL-ZSV-X": true,
 		"RAVELX": false, "KUBE-SERVICES": false, "PREROUTING": false, "ravel": false,
 	} {
 		if got := Owned("RAVEL", chain); got != want {

@@ -14,23 +14,46 @@ import (
 
 // Render builds the desired chains for opts and svcs. opts must be valid (Options.Validate).
 //
-// Services with the same Key are merged (endpoints united, names joined with ",", the largest
-// Probability kept); endpoints are sorted and deduplicated. A service renders a rule only with a
-// Probability above 0 and at least one endpoint. Only services and endpoints of opts.Family are
-// rendered: iptables and ip6tables are separate tables, one Ruleset each (an IPv4-mapped IPv6
-// address counts as IPv4).
+// Services with the same Key are merged (endpoints and zone targets united, names joined with
+// ",", the largest Probability and zone weight kept, ZoneMasquerade if any says so); endpoints
+// and zone targets are sorted and deduplicated. A service renders a rule in the top chain only
+// with a Probability above 0 and at least one endpoint; a service without endpoints but with
+// Zone targets of positive weight renders one in the zone chain instead (see zone.go). Only
+// services, endpoints and targets of opts.Family are rendered: iptables and ip6tables are
+// separate tables, one Ruleset each (an IPv4-mapped IPv6 address counts as IPv4).
 func Render(opts Options, svcs []netops.LocalService) Ruleset {
 	p := opts.Chain
+	fam := opts.family()
 	top := Chain{Name: p}
+	zone := zoneChain(opts)
+	zoned := 0 // services in the zone chain
 	chains := []Chain{}
-	for _, s := range merge(opts.family(), svcs) {
-		if s.Probability <= 0 || len(s.Endpoints) == 0 {
-			continue
+	for _, s := range merge(fam, svcs) {
+		switch {
+		case len(s.Endpoints) > 0:
+			if s.Probability <= 0 {
+				continue
+			}
+			name := ServiceChain(p, s.Key)
+			top.Rules = append(top.Rules, serviceRule(s, fam, s.Probability, name))
+			chains = append(chains, endpointChain(opts, s, name))
+		case len(s.Zone) > 0:
+			name := ZoneServiceChain(p, s.Key)
+			zone.Rules = append(zone.Rules, serviceRule(s, fam, 1, name))
+			chains = append(chains, zoneServiceChain(opts, s, name))
+			zoned++
 		}
-		name := ServiceChain(p, s.Key)
-		top.Rules = append(top.Rules, serviceRule(s, opts.family(), name))
-		chains = append(chains, endpointChain(opts, s, name))
 	}
+	if zoned > 0 {
+		// Last: a service with local endpoints is never in the zone chain, and the director's
+		// traffic to one without them falls through to the node's own (absent) listener, as
+		// it did before zones.
+		top.Rules = append(top.Rules, "-j "+zone.Name)
+		chains = append(chains, zone)
+	}
+	// Every service and zone chain may jump to MASQ (hairpin, in-zone clients), and so may
+	// every service chain with masquerade on.
+	masq := opts.Masquerade || len(chains) > 0
 	chains = append(chains, top)
 	// PREROUTING catches what the director forwards (DR: the VIP as destination; IPIP: the
 	// inner packet, after tunl0 decapsulates it). OUTPUT too, as kube-proxy does with
@@ -40,7 +63,7 @@ func Render(opts Options, svcs []netops.LocalService) Ruleset {
 	// connections get the same local/total share. The top chain matches only VIP:port pairs,
 	// so other locally generated traffic pays one chain traversal per new connection.
 	jumps := []Jump{{From: "PREROUTING", Rule: "-j " + p}, {From: "OUTPUT", Rule: "-j " + p}}
-	if opts.Masquerade {
+	if masq {
 		mark := fmt.Sprintf("0x%x", opts.mark())
 		chains = append(chains,
 			// kube-proxy's KUBE-MARK-MASQ: set the bit, masquerade later in POSTROUTING, when the
@@ -90,6 +113,13 @@ func merge(fam family.Family, svcs []netops.LocalService) []netops.LocalService 
 				m.Endpoints = append(m.Endpoints, e)
 			}
 		}
+		for _, z := range s.Zone {
+			z.Addr = netip.AddrPortFrom(z.Addr.Addr().Unmap(), z.Addr.Port())
+			if z.Weight > 0 && fam.Has(z.Addr.Addr()) {
+				m.Zone = append(m.Zone, z)
+			}
+		}
+		m.ZoneMasquerade = m.ZoneMasquerade || s.ZoneMasquerade
 	}
 	slices.SortFunc(keys, netops.ServiceKey.Compare)
 	out := make([]netops.LocalService, 0, len(keys))
@@ -97,13 +127,15 @@ func merge(fam family.Family, svcs []netops.LocalService) []netops.LocalService 
 		s := byKey[k]
 		slices.SortFunc(s.Endpoints, netip.AddrPort.Compare)
 		s.Endpoints = slices.Compact(s.Endpoints)
+		s.Zone = compactTargets(s.Zone)
 		out = append(out, *s)
 	}
 	return out
 }
 
-// serviceRule is the top chain's rule for s, in the order iptables-save prints its parts.
-func serviceRule(s netops.LocalService, fam family.Family, chain string) string {
+// serviceRule is the rule that sends s's VIP:port to chain, taking new connections with
+// probability p (1: all of them), in the order iptables-save prints its parts.
+func serviceRule(s netops.LocalService, fam family.Family, p float64, chain string) string {
 	var b strings.Builder
 	proto := s.Key.Proto.String()
 	b.WriteString("-d ")
@@ -118,9 +150,9 @@ func serviceRule(s netops.LocalService, fam family.Family, chain string) string 
 	b.WriteString(proto)
 	b.WriteString(" --dport ")
 	b.WriteString(strconv.Itoa(int(s.Key.Port)))
-	if s.Probability < 1 {
+	if p < 1 {
 		b.WriteString(" -m statistic --mode random --probability ")
-		b.WriteString(Probability(s.Probability))
+		b.WriteString(Probability(p))
 	}
 	b.WriteString(" -j ")
 	b.WriteString(chain)
@@ -128,28 +160,60 @@ func serviceRule(s netops.LocalService, fam family.Family, chain string) string 
 }
 
 // endpointChain spreads new connections evenly over s's endpoints the way kube-proxy does:
-// rule i of n matches with probability 1/(n-i), the last one always.
+// rule i of n matches with probability 1/(n-i), the last one always. Before that, with
+// masquerade on, every connection is marked for masquerade; and so is a connection from one of
+// the endpoints itself (hairpin, kube-proxy's "-s POD -j KUBE-MARK-MASQ"): a pod that reaches
+// its own service and is DNATed to itself would otherwise see its own address as the source
+// and answer inside the pod, where the reply never meets the conntrack entry that undoes the
+// DNAT.
 func endpointChain(opts Options, s netops.LocalService, name string) Chain {
-	c := Chain{Name: name, Rules: make([]string, 0, len(s.Endpoints)+1)}
+	c := Chain{Name: name, Rules: make([]string, 0, 2*len(s.Endpoints)+1)}
+	masq := "-j " + MasqChain(opts.Chain)
 	if opts.Masquerade {
-		c.Rules = append(c.Rules, "-j "+MasqChain(opts.Chain))
+		c.Rules = append(c.Rules, masq)
 	}
-	// "-p" is required: iptables refuses DNAT to a port without a TCP/UDP protocol match.
-	pre := "-p " + s.Key.Proto.String() + " "
-	n := len(s.Endpoints)
+	fam := opts.family()
+	var last netip.Addr
+	for _, e := range s.Endpoints { // sorted: equal addresses are adjacent
+		if a := e.Addr(); a != last {
+			c.Rules = append(c.Rules, "-s "+fam.Host(a).String()+" "+masq)
+			last = a
+		}
+	}
+	targets := make([]netops.Target, len(s.Endpoints))
 	for i, e := range s.Endpoints {
-		to := e.Addr().String()
-		if e.Port() != 0 {
-			to = e.String()
-		}
-		if i < n-1 {
-			c.Rules = append(c.Rules, pre+"-m statistic --mode random --probability "+
-				Probability(1/float64(n-i))+" -j DNAT --to-destination "+to)
-		} else {
-			c.Rules = append(c.Rules, pre+"-j DNAT --to-destination "+to)
-		}
+		targets[i] = netops.Target{Addr: e, Weight: 1}
 	}
+	c.Rules = append(c.Rules, dnatRules(s.Key.Proto, targets)...)
 	return c
+}
+
+// dnatRules spreads new connections over targets by weight: target i of n takes
+// w_i / (w_i + ... + w_n) of what rules 1..i-1 left, the last one the rest, so that each takes
+// its weight's share of the whole (equal weights give kube-proxy's 1/(n-i)). Weights must be
+// positive.
+func dnatRules(proto netops.Proto, targets []netops.Target) []string {
+	// "-p" is required: iptables refuses DNAT to a port without a TCP/UDP protocol match.
+	pre := "-p " + proto.String() + " "
+	rest := 0
+	for _, t := range targets {
+		rest += t.Weight
+	}
+	rules := make([]string, 0, len(targets))
+	for i, t := range targets {
+		to := t.Addr.Addr().String()
+		if t.Addr.Port() != 0 {
+			to = t.Addr.String()
+		}
+		if i < len(targets)-1 {
+			rules = append(rules, pre+"-m statistic --mode random --probability "+
+				Probability(float64(t.Weight)/float64(rest))+" -j DNAT --to-destination "+to)
+		} else {
+			rules = append(rules, pre+"-j DNAT --to-destination "+to)
+		}
+		rest -= t.Weight
+	}
+	return rules
 }
 
 // Probability formats p as iptables-save prints it back: the statistic match stores

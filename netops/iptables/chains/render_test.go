@@ -46,6 +46,32 @@ func TestRenderGolden(t *testing.T) {
 			makeService("default/web:http", "[fd00::10]:80", withEndpoints("[fd00:1::3]:8080", "[fd00:1::2]:8080", "10.244.1.2:8080")),
 			makeService("default/noport:http", "[fd00::11]:80", withEndpoints("[fd00:1::4]:0")),
 		}},
+		// In-zone rules: services without local endpoints send the node's own processes and
+		// its pods to their zone targets, by weight; what arrives on a director interface
+		// returns to the top chain and falls through, as before.
+		{"zone", Options{Chain: "RAVEL", DirectorInterfaces: []string{"eth0", "tunl0", "eth0"}}, []netops.LocalService{
+			// local endpoints: the endpoint chain, with one hairpin rule per pod address
+			makeService("default/web:http", "10.0.0.1:80", withEndpoints("10.244.1.3:8080", "10.244.1.2:8080", "10.244.1.2:8443")),
+			// ready endpoints on other nodes only, whatever the share of the director's traffic
+			makeService("default/api:http", "10.0.0.2:80", withProbability(0), withZone("10.244.3.5:8080/1", "10.244.2.5:8080/3")),
+			// a static service: listed twice, the same backend with two weights (the largest
+			// kept), masquerade asked by one; the IPv6 backend belongs in ip6tables' table
+			makeService("static/ext:https", "10.0.0.3:443", withZone("192.0.2.10:443/1", "[2001:db8::1]:443/1")),
+			makeService("static/ext-alias:https", "10.0.0.3:443", withZoneMasquerade(), withZone("192.0.2.10:443/2", "192.0.2.11:443/1")),
+			// every target drained: nothing
+			makeService("default/drained:http", "10.0.0.4:80", withZone("10.244.2.6:8080/0")),
+			// local endpoints win: the zone targets are not used
+			makeService("default/both:http", "10.0.0.5:80", withEndpoints("10.244.1.4:80"), withZone("10.244.2.7:80/1")),
+		}},
+		// Only a zone service: no service chain, but the masquerade chains (masquerade off);
+		// a director interface listed twice is one rule.
+		{"zone-only", Options{Chain: "RAVEL", DirectorInterfaces: []string{"eth0", "eth0"}}, []netops.LocalService{
+			makeService("default/api:http", "10.0.0.2:80", withZone("10.244.2.5:8080/1")),
+		}},
+		{"zone-ipv6", Options{Chain: "RAVEL", Family: family.IPv6, DirectorInterfaces: []string{"eth0", "ip6tnl0"}}, []netops.LocalService{
+			makeService("default/api:http", "[fd00::20]:80", withZone("[fd00:2::5]:8080/1", "10.244.2.5:8080/1", "[fd00:3::5]:8080/2")),
+			makeService("default/web:http", "[fd00::10]:80", withEndpoints("[fd00:1::2]:8080")),
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -62,6 +88,37 @@ func TestRenderGolden(t *testing.T) {
 	}
 }
 
+// TestRenderZoneWeights: zone targets take their weight's share: target i of n matches with
+// w_i/(w_i+...+w_n) of what is left, the last one always.
+func TestRenderZoneWeights(t *testing.T) {
+	key := makeService("", "10.0.0.2:80").Key
+	rules := func(targets ...string) []string {
+		rs := Render(realserver, []netops.LocalService{makeService("api", "10.0.0.2:80", withZone(targets...))})
+		c, ok := rs.Chain(ZoneServiceChain("RAVEL", key))
+		if !ok {
+			t.Fatalf("no zone service chain in\n%s", rs)
+		}
+		return c.Rules
+	}
+	want := []string{
+		"-m addrtype --src-type LOCAL -j RAVEL-MASQ",
+		"-p tcp -m statistic --mode random --probability 0.75000000000 -j DNAT --to-destination 10.244.2.5:8080",
+		"-p tcp -j DNAT --to-destination 10.244.3.5:8080",
+	}
+	if d := cmp.Diff(want, rules("10.244.2.5:8080/3", "10.244.3.5:8080/1")); d != "" {
+		t.Errorf("weights 3,1 (-want +got):\n%s", d)
+	}
+	var b strings.Builder
+	for _, ws := range [][]int{{1}, {1, 1, 1}, {3, 1}, {1, 3}, {1, 2, 3, 4}, {65535, 1}} {
+		var targets []string
+		for i, w := range ws {
+			targets = append(targets, fmt.Sprintf("10.244.%d.5:8080/%d", i+1, w))
+		}
+		fmt.Fprintf(&b, "# weights %v\n%s\n", ws, strings.Join(dnats(rules(targets...)), "\n"))
+	}
+	golden.Check(t, "zone-weights", b.String())
+}
+
 func TestRenderProbabilities(t *testing.T) {
 	var b strings.Builder
 	for _, n := range []int{1, 2, 3, 5} {
@@ -71,9 +128,20 @@ func TestRenderProbabilities(t *testing.T) {
 		}
 		rs := Render(realserver, []netops.LocalService{makeService(fmt.Sprintf("n=%d", n), "10.0.0.1:80", withEndpoints(eps...))})
 		c, _ := rs.Chain(ServiceChain("RAVEL", makeService("", "10.0.0.1:80").Key))
-		fmt.Fprintf(&b, "# n=%d\n%s", n, strings.Join(c.Rules, "\n")+"\n")
+		fmt.Fprintf(&b, "# n=%d\n%s", n, strings.Join(dnats(c.Rules), "\n")+"\n")
 	}
 	golden.Check(t, "probabilities", b.String())
+}
+
+// dnats keeps the DNAT rules of a chain (leaving out the hairpin and masquerade rules).
+func dnats(rules []string) []string {
+	var out []string
+	for _, r := range rules {
+		if strings.Contains(r, " -j DNAT ") {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 func TestProbability(t *testing.T) {
@@ -127,5 +195,13 @@ func TestServiceChainStable(t *testing.T) {
 		ServiceChain("RAVEL", makeService("", "10.0.0.1:81").Key)))
 	if n := len(ServiceChain(strings.Repeat("X", MaxPrefixLen), k)); n != MaxChainLen {
 		t.Errorf("longest service chain is %d characters, want %d", n, MaxChainLen)
+	}
+	if got, want := ZoneServiceChain("RAVEL", k), "RAVEL-ZSV-"+k.Hash(); got != want {
+		t.Errorf("ZoneServiceChain = %q, want %q", got, want)
+	}
+	for _, c := range []string{ZoneServiceChain(strings.Repeat("X", MaxPrefixLen), k), ZoneChain(strings.Repeat("X", MaxPrefixLen))} {
+		if len(c) > MaxChainLen {
+			t.Errorf("%s is %d characters, longer than %d", c, len(c), MaxChainLen)
+		}
 	}
 }

@@ -66,6 +66,7 @@ var (
 	patterns = map[string][2]string{ // validate tag or name -> pattern, words for the reference
 		"ifname":    {schema.PatternIfName, "an interface name: 1 to 15 letters, digits, '.', '_', ':' or '-'"},
 		"chain":     {schema.PatternChain, "a letter, then up to 12 letters, digits or '_'"},
+		"table":     {schema.PatternTable, "a letter, then up to 31 letters, digits, '_' or '-'"},
 		"k8sname":   {schema.PatternK8sName, "a Kubernetes name: lowercase letters, digits and '-', at most 63"},
 		"hostport":  {schema.PatternHostPort, "host:port with a port in 0..65535"},
 		"SysctlKey": {schema.PatternSysctlKey, "lowercase letters, digits and '_' (a file name, never a path)"},
@@ -290,7 +291,7 @@ func (b *builder) rule(k *key, r string) {
 	case "omitempty":
 		k.EmptyOK = true
 	case "omitnil", "-":
-	case "ifname", "chain", "k8sname", "hostport":
+	case "ifname", "chain", "table", "k8sname", "hostport":
 		k.Pattern, k.PatternDoc = patterns[name][0], patterns[name][1]
 	default:
 		b.errs = append(b.errs, fmt.Sprintf("%s: validate rule %q has no JSON Schema translation", k.Path, r))

@@ -17,7 +17,7 @@ e2e_die() { printf '[e2e] ERROR: %s\n' "$*" >&2; exit 1; }
 # Debian packages the bed needs on the host. The guest's userland IS the
 # host's / (shared read-only over 9p), so ipvsadm, iptables, iproute2, curl, capsh and setpriv
 # must be installed on the host for scenarios to use them inside the guest.
-E2E_HOST_PACKAGES=(qemu-system-x86 busybox-static cpio kmod xz-utils ipvsadm iptables iproute2 curl libcap2-bin procps util-linux)
+E2E_HOST_PACKAGES=(qemu-system-x86 busybox-static cpio kmod xz-utils ipvsadm iptables nftables iproute2 curl libcap2-bin procps util-linux)
 
 # e2e_apt_get ARGS...: apt-get, non-interactive and quiet, waiting for the
 # dpkg lock instead of failing when another apt run (e.g. a CI step that

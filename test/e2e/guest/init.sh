@@ -64,7 +64,7 @@ load_scenario_modules() {
 		m=${f##*/}
 		load "${m%%.ko*}"
 	done
-	load xt_ipvs xt_statistic xt_comment xt_mark xt_multiport xt_conntrack xt_MASQUERADE
+	load xt_ipvs xt_statistic xt_comment xt_mark xt_multiport xt_conntrack xt_MASQUERADE xt_addrtype
 	# Links: dummy for VIPs, ipip (tunl0 in every namespace) for IPIP
 	# forwarding, veth + bridge for the namespace topologies.
 	load dummy ipip veth bridge

@@ -1,0 +1,109 @@
+package daemon
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"sigs.k8s.io/knftables"
+
+	"github.com/ravel-lb/ravel/netops/nftables"
+)
+
+// TestRealserverNFTables: with rules.backend nftables the realserver serves from ravel's
+// table, removes the iptables chains an earlier run left (once the table serves, and nothing
+// of kube-proxy's), sends one partial transaction for an endpoint change, repairs a
+// hand-deleted element on the resync and deletes its table on cleanup.
+func TestRealserverNFTables(t *testing.T) {
+	ctx := context.Background()
+	f := newRealserverFakes(t, "eth0")
+	// An earlier run with the iptables backend.
+	must(t, newTestRealserver(t, "realserver.yaml", f, realserverSnapshot()).Sync(ctx))
+	if !strings.Contains(f.ownedChains(t), "RAVEL-SVC-") {
+		t.Fatal("the iptables run left no chains to remove")
+	}
+
+	// api has no ready pod on rs-1 any more: in-zone clients go to rs-2's.
+	snap := realserverSnapshot(withEndpoints(apiRef, ready("10.244.2.9", 8443, "rs-2")))
+	r := newTestRealserver(t, "realserver.yaml", f, snap)
+	nft, fake := nftables.NewFake("")
+	r.SetNFTables(nft, true)
+	must(t, r.Sync(ctx))
+	if got := f.ownedChains(t); got != "*nat\nCOMMIT\n" {
+		t.Errorf("iptables chains left after the switch:\n%s", got)
+	}
+	save := f.tables.Save()
+	for _, line := range strings.Split(strings.TrimSpace(kubeProxyNat), "\n") {
+		if line != "COMMIT" && !strings.Contains(save, line) {
+			t.Errorf("kube-proxy's %q lost", line)
+		}
+	}
+	web := fake.Table.Maps["services4"].FindElement("10.54.213.247", "tcp", "80")
+	if web == nil || !strings.HasPrefix(web.Value[0], "goto svc-") {
+		t.Fatalf("web not served: %v\n%s", web, fake.Dump())
+	}
+	if api := fake.Table.Maps["zone4"].FindElement("10.54.213.248", "tcp", "443"); api == nil {
+		t.Errorf("api, with no pod here, is not served in-zone:\n%s", fake.Dump())
+	}
+	if !strings.Contains(fake.Dump(), "dnat ip to 10.244.2.9:8443") {
+		t.Errorf("in-zone api does not go to rs-2's pod:\n%s", fake.Dump())
+	}
+	if strings.Contains(fake.Dump(), "10.244.2.5") {
+		t.Errorf("web, served here, also goes to rs-2's pod:\n%s", fake.Dump())
+	}
+
+	// One of rs-1's web pods goes away: one partial transaction.
+	r.snaps.Set(realserverSnapshot(withEndpoints(webRef, ready("10.244.1.6", 8080, "rs-1")),
+		withEndpoints(apiRef, ready("10.244.2.9", 8443, "rs-2"))))
+	must(t, r.Sync(ctx))
+	if got := testutil.ToFloat64(r.m.NFTTransactions.WithLabelValues("partial")); got != 1 {
+		t.Errorf("%v partial transactions, want 1", got)
+	}
+	if strings.Contains(fake.Dump(), "10.244.1.5") {
+		t.Errorf("the pod that went is still a target:\n%s", fake.Dump())
+	}
+	want := fake.Dump()
+
+	// Someone deletes web's element; the resync sees it and puts it back.
+	tx := fake.NewTransaction()
+	tx.Delete(&knftables.Element{Map: "services4", Key: []string{"10.54.213.247", "tcp", "80"}})
+	must(t, fake.Run(ctx, tx))
+	r.resyncDue = true
+	must(t, r.Sync(ctx))
+	if got := testutil.ToFloat64(r.m.NFTDrift); got != 1 {
+		t.Errorf("drift counted %v times, want 1", got)
+	}
+	if got := fake.Dump(); got != want {
+		t.Errorf("not repaired:\n%s\nwant\n%s", got, want)
+	}
+
+	must(t, r.Cleanup(ctx))
+	if d, _ := nft.Dump(ctx); d != "" {
+		t.Errorf("table left after cleanup:\n%s", d)
+	}
+}
+
+// TestRealserverBackToIPTables: back on iptables, the realserver removes the table an
+// nftables run left, once its chains serve.
+func TestRealserverBackToIPTables(t *testing.T) {
+	ctx := context.Background()
+	f := newRealserverFakes(t, "eth0")
+	r := newTestRealserver(t, "realserver.yaml", f, realserverSnapshot())
+	nft, fake := nftables.NewFake("")
+	r.SetNFTables(nft, true)
+	must(t, r.Sync(ctx))
+	if fake.Table == nil {
+		t.Fatal("nftables run made no table")
+	}
+
+	r = newTestRealserver(t, "realserver.yaml", f, realserverSnapshot())
+	r.SetNFTables(nft, false)
+	must(t, r.Sync(ctx))
+	if fake.Table != nil {
+		t.Errorf("table left after the switch to iptables:\n%s", fake.Dump())
+	}
+	if !strings.Contains(f.ownedChains(t), "RAVEL-SVC-") {
+		t.Errorf("iptables does not serve:\n%s", f.ownedChains(t))
+	}
+}

@@ -46,7 +46,8 @@ func WithNetns(pathOrName string) Option {
 }
 
 // New opens table (DefaultTable if "") through the nft binary (knftables: kube-proxy's own
-// library; nft 1.0.1 or later). It fails when nft is missing or the kernel refuses a table:
+// library; nft 1.0.1 or later). Chains are listed over netlink (knftables.UseNetlink: 17 ms
+// for 5,500 chains, against 0.5 s through `nft --json`); everything else runs nft. It fails when nft is missing or the kernel refuses a table:
 // that is what rules.backend auto looks at.
 func New(table string, opts ...Option) (*Tables, error) {
 	t := &Tables{table: cmpOr(table, DefaultTable)}
@@ -55,7 +56,7 @@ func New(table string, opts ...Option) (*Tables, error) {
 	}
 	err := netops.InNetns(t.netns, func() error {
 		var err error
-		t.nft, err = knftables.New(knftables.InetFamily, t.table)
+		t.nft, err = knftables.New(knftables.InetFamily, t.table, knftables.UseNetlink)
 		return err
 	})
 	if err != nil {
@@ -117,7 +118,7 @@ func (t *Tables) Apply(ctx context.Context, opts Options, svcs []netops.LocalSer
 
 // Drift is what Resync found in the kernel that the record does not have, or the other way.
 type Drift struct {
-	Chains   []string // chains missing, extra, or with another number of rules
+	Chains   []string // chains missing or extra
 	Elements []string // map elements missing, extra or with another verdict ("map key")
 }
 
@@ -129,10 +130,11 @@ func (d Drift) String() string {
 		len(d.Elements), strings.Join(first(d.Elements, 5), "; "))
 }
 
-// Resync reads the table from the kernel (its chains, each chain's number of rules, every
-// map element), reports how it differs from the record, and rewrites the whole table to what
-// opts and svcs want in one transaction. The rewrite is unconditional: a rule edited in place
-// keeps its chain's length and is invisible to the comparison, and is repaired all the same.
+// Resync reads the table's chains and map elements from the kernel, reports how they differ
+// from the record, and rewrites the whole table to what opts and svcs want in one
+// transaction. The rewrite is unconditional: rules are not read back (nft's JSON listing of
+// every rule costs about 0.6 s at 5,000 endpoints, a listing of chains over netlink 17 ms), so
+// a rule added, deleted or edited by hand is not reported, and is repaired all the same.
 func (t *Tables) Resync(ctx context.Context, opts Options, svcs []netops.LocalService) (Drift, Change, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -322,8 +324,8 @@ func comment(s string) string {
 	return string(b[:min(len(b), knftables.CommentLengthMax)])
 }
 
-// read is the kernel's table in the form compare needs: every chain with as many
-// placeholder rules as it has, and every map element.
+// read is the kernel's table in the form compare needs: its chains (without rules) and every
+// map element.
 func (t *Tables) read(ctx context.Context) (Ruleset, error) {
 	cur := Ruleset{Chains: map[string][]string{}, Elements: map[string]map[string]Element{}}
 	chains, err := t.listChains(ctx)
@@ -332,18 +334,6 @@ func (t *Tables) read(ctx context.Context) (Ruleset, error) {
 	}
 	for _, c := range chains {
 		cur.Chains[c] = nil
-	}
-	var rules []*knftables.Rule
-	err = netops.InNetns(t.netns, func() error {
-		var err error
-		rules, err = t.nft.ListRules(ctx, "")
-		return err
-	})
-	if err != nil && !knftables.IsNotFound(err) {
-		return cur, fmt.Errorf("nftables: listing rules: %w", err)
-	}
-	for _, r := range rules {
-		cur.Chains[r.Chain] = append(cur.Chains[r.Chain], "")
 	}
 	for _, m := range verdictMaps {
 		cur.Elements[m.name] = map[string]Element{}
@@ -370,12 +360,12 @@ func (t *Tables) read(ctx context.Context) (Ruleset, error) {
 	return cur, nil
 }
 
-// compare reports the chains whose presence or number of rules differ, and the elements whose
-// presence or verdict differ (comments are not compared: nft may not print them back).
+// compare reports the chains whose presence differs, and the elements whose presence or
+// verdict differs (comments are not compared: nft may not print them back).
 func compare(rec, cur Ruleset) Drift {
 	var d Drift
 	for _, name := range sortedKeys(rec.Chains) {
-		if got, ok := cur.Chains[name]; !ok || len(got) != len(rec.Chains[name]) {
+		if _, ok := cur.Chains[name]; !ok {
 			d.Chains = append(d.Chains, name)
 		}
 	}

@@ -672,7 +672,7 @@ func everyKey() schema.ClusterConfig {
 		Colocation:  "colocated",
 		IPVSSysctls: map[string]int{"conntrack": 1, "sloppy_tcp": 1, "expire_nodest_conn": 1},
 		Coordinator: schema.Coordinator{Listen: addr("10.0.0.10"), Ports: []int{44444, 44445}, FailoverTimeout: schema.Duration(3 * time.Second)},
-		Rules:       schema.Rules{Backend: "nftables", Table: "ravel-lb"},
+		Rules:       schema.Rules{Backend: "nftables", Table: "ravel-lb", InZone: false},
 		IPTables:    schema.IPTables{Chain: "RAVEL_LB", Masquerade: true, Backend: "legacy"},
 		Health: schema.Health{Listen: "10.0.0.10:10300", CheckRealservers: false, Interval: schema.Duration(4 * time.Second),
 			Timeout: schema.Duration(2 * time.Second), Rise: 3, Fall: 5, DrainDelay: schema.Duration(12 * time.Second), MaxInFlight: 32},

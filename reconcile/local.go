@@ -48,7 +48,7 @@ func LocalServices(cfg *config.Config, snap *kube.Snapshot, node Node) []netops.
 	// zone serves clients inside the zone only: the realserver's own processes and pods,
 	// for a VIP this node has no ready endpoint of (see netops.LocalService.Zone).
 	zone := func(s *schema.Service, to []netops.Target, masq bool) {
-		if len(to) == 0 {
+		if len(to) == 0 || !cfg.Rules.InZone {
 			return
 		}
 		for _, p := range s.Protocols {

@@ -27,7 +27,7 @@ func Default() ClusterConfig {
 		Colocation:  ColocationIsolated,
 		IPVSSysctls: map[string]int{},
 		Coordinator: Coordinator{Listen: netip.AddrFrom4([4]byte{127, 0, 0, 1}), Ports: []int{44444}, FailoverTimeout: Duration(time.Second)},
-		Rules:       Rules{Backend: RulesIPTables, Table: "ravel"},
+		Rules:       Rules{Backend: RulesIPTables, Table: "ravel", InZone: true},
 		IPTables:    IPTables{Chain: "RAVEL", Backend: "auto"},
 		Health: Health{Listen: ":10236", CheckRealservers: true, Interval: Duration(2 * time.Second),
 			Timeout: Duration(time.Second), Rise: 2, Fall: 2, MaxInFlight: 256},

@@ -384,6 +384,12 @@ type Rules struct {
 	// then up to 31 letters, digits, '_' or '-'. Tables of other programs (kube-proxy,
 	// firewalld, the distribution's filter) are refused. A reload cannot change it.
 	Table string `yaml:"table" json:"table" validate:"table"`
+	// InZone serves VIPs to clients inside the zone on a realserver: its own processes and
+	// pods reach a VIP:port it has no ready pod of through the ready pods of other nodes, or
+	// a static service's backends (see docs/config.md, "Clients inside the zone"). false
+	// leaves such connections to the node's own socket on the VIP, which refuses them (the
+	// seed's behaviour), and keeps each node's rules to its own pods.
+	InZone bool `yaml:"inZone" json:"inZone"`
 }
 
 // IPTables configures the chains ravel owns in the nat table.

@@ -107,3 +107,31 @@ func TestRealserverBackToIPTables(t *testing.T) {
 		t.Errorf("iptables does not serve:\n%s", f.ownedChains(t))
 	}
 }
+
+// TestDirectorColocatedNFTables: a colocated director on nftables takes its own pods' share
+// exactly (one local ready pod of three eligible: numbers 1 and 2 of `mod 3` fall through to
+// IPVS), and an isolated one removes the table a colocated run left.
+func TestDirectorColocatedNFTables(t *testing.T) {
+	f := newFakes()
+	d, _, _ := newTestDirector(t, loadConfig(t, "director-colocated.yaml"), f, nil)
+	nft, fake := nftables.NewFake("")
+	d.SetNFTables(nft, true)
+	d.OnSnapshot(colocatedSnapshot())
+	dump := fake.Dump()
+	if !strings.Contains(dump, "numgen random mod 3 vmap { 0 : goto ep-") || strings.Contains(dump, " , 1 : goto") {
+		t.Errorf("colocated share is not 1 of 3:\n%s", dump)
+	}
+	if !strings.Contains(dump, "dnat ip to 10.244.0.5:8080") || strings.Contains(dump, "10.244.1.5") {
+		t.Errorf("the share goes elsewhere than the director's own pod:\n%s", dump)
+	}
+	if strings.Contains(dump, "add element inet ravel zone4") {
+		t.Errorf("a director serves in-zone:\n%s", dump)
+	}
+
+	iso, _, _ := newTestDirector(t, loadConfig(t, "director-kube.yaml"), f, nil)
+	iso.SetNFTables(nft, true)
+	iso.OnSnapshot(colocatedSnapshot())
+	if fake.Table != nil {
+		t.Errorf("isolated director left the colocated table:\n%s", fake.Dump())
+	}
+}

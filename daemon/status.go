@@ -23,6 +23,14 @@ func (s *Status) SetARPProblem(p string) {
 	s.mu.Unlock()
 }
 
+// SetRules records where the node's rules to its own pods go ("iptables (nf_tables)",
+// "nftables (table inet ravel)").
+func (s *Status) SetRules(r string) {
+	s.mu.Lock()
+	s.r.Rules = r
+	s.mu.Unlock()
+}
+
 // SetIPTablesProblem records an iptables backend mismatch ("" when none).
 func (s *Status) SetIPTablesProblem(p string) {
 	s.mu.Lock()
@@ -89,6 +97,9 @@ type Report struct {
 	// ARPProblem says why a director does not answer ARP for its VIPs (arp_ignore set by
 	// someone else). It does not make /readyz fail: the VIPs still forward.
 	ARPProblem string `json:"arpProblem,omitempty"`
+	// Rules says which backend holds the rules to this node's own pods (realserver, colocated
+	// director), "" when there is none.
+	Rules string `json:"rules,omitempty"`
 	// IPTablesProblem says kube-proxy's chains are in the other iptables backend.
 	IPTablesProblem string `json:"iptablesProblem,omitempty"`
 	// Announced are the VIPs the bgp role announces; BGPDrained says an operator withdrew all.

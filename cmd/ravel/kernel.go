@@ -64,6 +64,17 @@ type rulesBackends struct {
 	useNFT bool
 }
 
+// describe names the backend in use for ravel status.
+func (rb rulesBackends) describe(cfg *configT) string {
+	switch {
+	case rb.useNFT:
+		return "nftables (table inet " + rb.nft.Table() + ")"
+	case rb.ipt != nil:
+		return "iptables (chain " + cfg.IPTables.Chain + ")"
+	}
+	return ""
+}
+
 // openRules opens the backends rules.backend asks for. nftables serves with backend
 // nftables, and with auto when nft works and kube-proxy's KUBE-SERVICES is not in iptables
 // (kube-proxy in iptables mode: ravel's rules stay beside its own, in front of its jump);

@@ -80,6 +80,7 @@ func runRealserver(ctx context.Context, env *runEnv) error {
 	}
 	rs := daemon.NewRealserver(cfg, env.node, links, newSysctl(), rb.ipt, latest, log, env.m)
 	rs.SetNFTables(rb.nft, rb.useNFT)
+	env.status.SetRules(rb.describe(cfg))
 	rs.SetTables6(func() (iptables.Tables, error) {
 		return openTables(cfg.IPTables.Chain, cfg.IPTables.Backend, family.IPv6)
 	})

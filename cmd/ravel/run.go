@@ -241,6 +241,9 @@ func runDirector(ctx context.Context, env *runEnv) error {
 		})
 	}
 	d.SetNFTables(rb.nft, rb.useNFT)
+	if cfg.Colocation == schema.ColocationColocated {
+		env.status.SetRules(rb.describe(cfg))
+	}
 	reload := d.Reload
 	if env.node.Role == schema.RoleBGP {
 		sp, stopBGP, err := startBGP(ctx, cfg, env.ifAddr, d, env.m, env.status, log)

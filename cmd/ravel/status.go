@@ -141,6 +141,9 @@ func printStatus(w io.Writer, r daemon.Report) {
 	if r.DirectorPresent != nil {
 		fmt.Fprintf(tw, "coordinator\tdirector present: %t, realserver role active: %t\n", *r.DirectorPresent, r.RealserverActive)
 	}
+	if r.Rules != "" {
+		fmt.Fprintf(tw, "rules\t%s\n", r.Rules)
+	}
 	if r.IPTablesProblem != "" {
 		fmt.Fprintf(tw, "iptables\t%s\n", r.IPTablesProblem)
 	}

@@ -63,6 +63,12 @@ func TestStatusCommand(t *testing.T) {
 		}
 	}
 
+	rs := good
+	rs.Role, rs.Rules = "realserver", "nftables (table inet ravel)"
+	if _, out = runStatus(t, "--addr", statusServer(t, rs)); !strings.Contains(out, "rules           nftables (table inet ravel)") {
+		t.Errorf("status lacks the rules backend:\n%s", out)
+	}
+
 	sick := good
 	sick.Unhealthy = []daemon.UnhealthyBackend{{Service: "web", Backend: "10.0.1.5:80", Reason: "status 503, want 200", Since: now.Add(-time.Minute)}}
 	sick.HealthHold = []string{"api"}

@@ -21,6 +21,9 @@ type Node struct {
 	// family (health.listen, its host resolved; daemon.HealthAddrs); the management service
 	// without a target is DNATed to the one of its VIP's family.
 	Health, Health6 netip.AddrPort
+	// Addrs are node.interface's addresses: a static service one of whose backends is this
+	// node is served to in-zone clients by the node's own socket on the VIP, not DNATed.
+	Addrs []netip.Addr
 }
 
 // HealthOf is where the node's health endpoint listens for family f.

@@ -124,7 +124,7 @@ func TestDesiredStatic(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := makeConfig(t, tt.cfg...)
 			node := tt.node
-			if node == (Node{}) {
+			if node.Name == "" {
 				node = director
 			}
 			got, notes := Desired(cfg, nil, node)

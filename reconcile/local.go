@@ -3,6 +3,7 @@ package reconcile
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 
 	"github.com/ravel-lb/ravel/config"
@@ -83,7 +84,7 @@ func LocalServices(cfg *config.Config, snap *kube.Snapshot, node Node) []netops.
 				// The management service without a target: this node's health endpoint
 				// answers it, so curl VIP:port/healthz names the node that got the request.
 				add(s, []netip.AddrPort{ep}, 1)
-			case s.Backends != nil && !colocated:
+			case s.Backends != nil && !colocated && !isBackend(s, node.Addrs):
 				zone(s, backendTargets(s), true)
 			}
 			continue
@@ -130,6 +131,18 @@ func remoteTargets(st kube.ServiceState, snap *kube.Snapshot, self string, fam f
 		out = append(out, netops.Target{Addr: netip.AddrPortFrom(e.Address, e.Port), Weight: 1})
 	}
 	return out
+}
+
+// isBackend reports whether one of s's backends is an address of this node: the service then
+// runs here, listening on the VIP (bound on the node) or on every address, and in-zone clients
+// reach it as before, without a DNAT elsewhere.
+func isBackend(s *schema.Service, addrs []netip.Addr) bool {
+	for _, b := range s.Backends {
+		if slices.Contains(addrs, b.Address.Unmap()) {
+			return true
+		}
+	}
+	return false
 }
 
 // backendTargets are a static service's backends with their weights (port 0: the service's).

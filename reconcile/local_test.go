@@ -1,6 +1,7 @@
 package reconcile
 
 import (
+	"net/netip"
 	"strings"
 	"testing"
 
@@ -63,6 +64,12 @@ services:
 	}
 	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("realserver (-want +got):\n%s", d)
+	}
+
+	// The node is one of the static service's backends: its own socket serves in-zone.
+	self := Node{Name: "n1", Role: "realserver", Addrs: []netip.Addr{netip.MustParseAddr("192.0.2.11")}}
+	if d := cmp.Diff(want[:2], zoneLines(LocalServices(parseCfg(t, y), snap, self))); d != "" {
+		t.Errorf("a static backend itself (-want +got):\n%s", d)
 	}
 
 	off := parseCfg(t, y+"rules: {inZone: false}\n")

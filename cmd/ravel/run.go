@@ -109,6 +109,7 @@ RELOADING=1/READY=1 around each reload and STOPPING=1 on stop.`,
 				return &exitError{exitInvalid, err}
 			}
 			node.Health, node.Health6 = daemon.HealthAddrs(cfg, addrs)
+			node.Addrs = addrs
 			triggers := daemon.NewTriggers()
 			ctx, stop := signalContext(cmd.Context(), log, func() { triggers.Request(daemon.TriggerSignal) })
 			defer stop()

@@ -67,7 +67,51 @@ func setupTopo(t *testing.T) topo {
 	netnstest.Addr(t, tp.node, "lo", vip+"/32")
 	netnstest.Sysctl(t, tp.node, "net.ipv4.ip_forward=1")
 	netnstest.Route(t, tp.client, vip+"/32", "198.18.0.1")
+	// IPv6 on the same links (fd00:198:18::/48, nodad: usable at once): one inet table
+	// serves both families.
+	netnstest.Addr(t, tp.node, "vc", "fd00:198:18::1/64")
+	netnstest.Addr(t, tp.client, "eth0", client6+"/64")
+	for i, pod := range pods {
+		netnstest.Addr(t, tp.node, fmt.Sprintf("vp%d", i+1), fmt.Sprintf("fd00:198:18:%d::1/64", i+1))
+		netnstest.Addr(t, pod, "eth0", fmt.Sprintf("fd00:198:18:%d::2/64", i+1))
+		netnstest.Route(t, pod, "default", fmt.Sprintf("fd00:198:18:%d::1", i+1))
+	}
+	netnstest.Addr(t, tp.node, "lo", vip6+"/128")
+	netnstest.Sysctl(t, tp.node, "net.ipv6.conf.all.forwarding=1")
+	netnstest.Route(t, tp.client, vip6+"/128", "fd00:198:18::1")
 	return tp
+}
+
+const (
+	vip6    = "fd00:198:19::10"
+	client6 = "fd00:198:18::2"
+)
+
+// TestKernelPacketsDualStack: one Apply serves an IPv4 and an IPv6 VIP from the same inet
+// table, each spread over both pods with the client's address kept.
+func TestKernelPacketsDualStack(t *testing.T) {
+	requireNFT(t)
+	ctx := context.Background()
+	tp := setupTopo(t)
+	tb, err := New("", WithNetns(tp.node))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v6 := podService("[fd00:198:18:1::2]:9000", "[fd00:198:18:2::2]:9000")
+	v6.Key.VIP = netip.MustParseAddr(vip6)
+	set := []netops.LocalService{podService("198.18.1.2:9000", "198.18.2.2:9000"), v6}
+	if _, err := tb.Apply(ctx, Options{DirectorInterfaces: []string{"vc"}}, set); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ at, client string }{{vip, clientIP}, {vip6, client6}} {
+		at := netip.AddrPortFrom(netip.MustParseAddr(tc.at), vipPort.Port())
+		got := netnstest.Hit(t, tp.client, at, 100)
+		p1, p2 := got["pod1 "+tc.client], got["pod2 "+tc.client]
+		// binomial(100, 0.5): below 25 with odds under 1e-6
+		if p1+p2 != 100 || p1 < 25 || p2 < 25 {
+			t.Errorf("%s: %v, want both pods and the client's address", at, got)
+		}
+	}
 }
 
 // kubeProxyTable is a table like kube-proxy's nftables mode writes (its own name, family ip,

@@ -63,6 +63,9 @@ func (lr *localRules) sync(ctx context.Context, cfg *config.Config, local []neto
 			err = cerr
 		} else {
 			lr.otherClean = true
+			if other := lr.otherName(); other != "" {
+				log.Info("ravel's rules of the backend not in use are gone (an earlier run's, if any)", "removed", other)
+			}
 		}
 	}
 	return err
@@ -125,6 +128,17 @@ func (lr *localRules) syncNFT(ctx context.Context, cfg *config.Config, local []n
 		return err
 	}
 	return nil
+}
+
+// otherName names what cleanOther removes, "" when there is nothing to look at.
+func (lr *localRules) otherName() string {
+	switch {
+	case !lr.useNFT && lr.nft != nil:
+		return "nftables table inet " + lr.nft.Table()
+	case lr.useNFT && lr.ipt != nil:
+		return "iptables chains"
+	}
+	return ""
 }
 
 // cleanOther removes ravel's rules from the backend not in use: its nftables table when

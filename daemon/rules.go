@@ -25,8 +25,10 @@ type localRules struct {
 	nft *nftables.Tables // ravel's nftables table; nil unless set
 	// useNFT: nftables serves; else iptables does and nft, when set, is only cleaned up.
 	useNFT bool
-	// otherClean is set once ravel's rules of the backend not in use were removed.
+	// otherClean is set once ravel's rules of the backend not in use were removed;
+	// otherErr is the last failure to remove them, logged when it changes.
 	otherClean bool
+	otherErr   string
 }
 
 // directorInterfaces are the interfaces director-forwarded traffic arrives on: in-zone rules
@@ -59,10 +61,16 @@ func (lr *localRules) sync(ctx context.Context, cfg *config.Config, local []neto
 	}
 	if err == nil && !lr.otherClean {
 		// Only after the backend in use serves: a switch never leaves a moment with neither.
+		// A failure is logged and tried again at the next sync, but is not the sync's: the
+		// backend in use serves, and the node's health view must say so (an error here would
+		// make the director drain a node that forwards fine).
 		if cerr := lr.cleanOther(ctx, cfg); cerr != nil {
-			err = cerr
+			if cerr.Error() != lr.otherErr {
+				lr.otherErr = cerr.Error()
+				log.Warn("cannot remove ravel's rules from the backend not in use; retrying at every sync", "err", cerr)
+			}
 		} else {
-			lr.otherClean = true
+			lr.otherClean, lr.otherErr = true, ""
 			if other := lr.otherName(); other != "" {
 				log.Info("ravel's rules of the backend not in use are gone (an earlier run's, if any)", "removed", other)
 			}
@@ -106,6 +114,9 @@ func (lr *localRules) syncNFT(ctx context.Context, cfg *config.Config, local []n
 	if full {
 		var d nftables.Drift
 		d, c, err = lr.nft.Resync(ctx, lr.nftOptions(cfg), local)
+		if d.ReadErr != nil {
+			log.Warn("cannot read ravel's nftables table back to check it; rewritten anyway", "table", lr.nft.Table(), "err", d.ReadErr)
+		}
 		if !d.Empty() {
 			m.NFTDrift.Inc()
 			log.Warn("nftables table differed from what ravel committed; rewritten", "table", lr.nft.Table(), "drift", d.String())
@@ -181,13 +192,14 @@ func (lr *localRules) cleanup(ctx context.Context, cfg *config.Config) error {
 	return errors.Join(errs...)
 }
 
-// remove is cleanup for a director that is not colocated: only what a colocated run could have
-// left, without opening ip6tables for a pool without IPv6.
+// remove is cleanup for a director that is not colocated: whatever a colocated run left, in
+// either backend (it may have run with the other rules.backend), without opening ip6tables
+// for a pool without IPv6.
 func (lr *localRules) remove(ctx context.Context) error {
-	if lr.useNFT {
-		return lr.nft.Cleanup(ctx)
-	}
 	var errs []error
+	if lr.nft != nil {
+		errs = append(errs, lr.nft.Cleanup(ctx))
+	}
 	if lr.ipt != nil {
 		errs = append(errs, lr.ipt.Cleanup(ctx))
 	}

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 
@@ -133,5 +134,64 @@ func TestDirectorColocatedNFTables(t *testing.T) {
 	iso.OnSnapshot(colocatedSnapshot())
 	if fake.Table != nil {
 		t.Errorf("isolated director left the colocated table:\n%s", fake.Dump())
+	}
+}
+
+// TestRealserverOtherBackendCleanupFails: removing an earlier run's iptables chains fails
+// (say ip6tables cannot save): the sync still succeeds and the node still says its rules
+// are programmed (an error would make the director drain a node that serves), and the
+// removal is tried again at the next sync.
+func TestRealserverOtherBackendCleanupFails(t *testing.T) {
+	ctx := context.Background()
+	f := newRealserverFakes(t, "eth0")
+	must(t, newTestRealserver(t, "realserver.yaml", f, realserverSnapshot()).Sync(ctx))
+	r := newTestRealserver(t, "realserver.yaml", f, realserverSnapshot())
+	nft, _ := nftables.NewFake("")
+	r.SetNFTables(nft, true)
+	nh := NewNodeHealth("rs-1")
+	r.SetNodeHealth(nh)
+	f.tables.FailNext("save", errors.New("iptables-save: can't initialize"))
+	if err := r.Sync(ctx); err != nil {
+		t.Fatalf("sync failed for the other backend's cleanup: %v", err)
+	}
+	for _, s := range nh.View().Services {
+		if !s.RulesProgrammed {
+			t.Errorf("%v: rules not programmed after a failed cleanup of the other backend", s)
+		}
+	}
+	if !strings.Contains(f.ownedChains(t), "RAVEL-SVC-") {
+		t.Fatal("the failed cleanup removed the chains anyway")
+	}
+	must(t, r.Sync(ctx))
+	if got := f.ownedChains(t); got != "*nat\nCOMMIT\n" {
+		t.Errorf("the next sync did not retry the cleanup:\n%s", got)
+	}
+}
+
+// TestIsolatedDirectorRemovesBothBackends: an isolated director removes what a colocated run
+// left in either backend, whichever rules.backend it runs with now.
+func TestIsolatedDirectorRemovesBothBackends(t *testing.T) {
+	for _, useNFT := range []bool{false, true} {
+		f := newFakes()
+		nft, fake := nftables.NewFake("")
+		colo, _, _ := newTestDirector(t, loadConfig(t, "director-colocated.yaml"), f, nil)
+		colo.SetColocated(f.tables)
+		colo.OnSnapshot(colocatedSnapshot())
+		colo2, _, _ := newTestDirector(t, loadConfig(t, "director-colocated.yaml"), f, nil)
+		colo2.SetNFTables(nft, true)
+		colo2.OnSnapshot(colocatedSnapshot())
+		if fake.Table == nil || !strings.Contains(f.ownedChains(t), "RAVEL-SVC-") {
+			t.Fatal("the colocated runs left nothing to remove")
+		}
+		iso, _, _ := newTestDirector(t, loadConfig(t, "director-kube.yaml"), f, nil)
+		iso.SetColocated(f.tables)
+		iso.SetNFTables(nft, useNFT)
+		iso.OnSnapshot(colocatedSnapshot())
+		if fake.Table != nil {
+			t.Errorf("useNFT %v: the nftables table is left", useNFT)
+		}
+		if got := f.ownedChains(t); got != "*nat\nCOMMIT\n" {
+			t.Errorf("useNFT %v: iptables chains left:\n%s", useNFT, got)
+		}
 	}
 }

@@ -23,6 +23,9 @@ import (
 // this node as a destination. An isolated director serves nothing itself.
 func LocalServices(cfg *config.Config, snap *kube.Snapshot, node Node) []netops.LocalService {
 	if snap == nil {
+		if node.Role == schema.RoleRealserver && cfg.Kubernetes == nil {
+			return staticZone(cfg, node) // a static realserver: no pods, in-zone clients only
+		}
 		return nil
 	}
 	colocated := schema.Directs(node.Role) && cfg.Colocation == schema.ColocationColocated
@@ -84,7 +87,7 @@ func LocalServices(cfg *config.Config, snap *kube.Snapshot, node Node) []netops.
 				// The management service without a target: this node's health endpoint
 				// answers it, so curl VIP:port/healthz names the node that got the request.
 				add(s, []netip.AddrPort{ep}, 1)
-			case s.Backends != nil && !colocated && !isBackend(s, node.Addrs):
+			case s.Backends != nil && !colocated && staticInZone(s, node):
 				zone(s, backendTargets(s), true)
 			}
 			continue
@@ -131,6 +134,36 @@ func remoteTargets(st kube.ServiceState, snap *kube.Snapshot, self string, fam f
 		out = append(out, netops.Target{Addr: netip.AddrPortFrom(e.Address, e.Port), Weight: 1})
 	}
 	return out
+}
+
+// staticZone is what a realserver without Kubernetes serves: its static services in-zone.
+func staticZone(cfg *config.Config, node Node) []netops.LocalService {
+	if !cfg.Rules.InZone {
+		return nil
+	}
+	var out []netops.LocalService
+	for i := range cfg.Services {
+		s := &cfg.Services[i]
+		to := backendTargets(s)
+		if s.Backends == nil || !staticInZone(s, node) || len(to) == 0 {
+			continue
+		}
+		for _, p := range s.Protocols {
+			proto, _ := netops.ParseProto(p)
+			out = append(out, netops.LocalService{Name: localName(s),
+				Key:  netops.ServiceKey{VIP: s.VIP, Port: uint16(s.Port), Proto: proto},
+				Zone: to, ZoneMasquerade: true})
+		}
+	}
+	return out
+}
+
+// staticInZone reports whether a static service is served to in-zone clients by DNAT to its
+// backends: only with forwarding nat, where a backend listens on its own address and port
+// (with dr or tunnel it listens on the VIP, which a DNAT to its address would not reach), and
+// only when this node is not one of them (its own socket on the VIP serves then).
+func staticInZone(s *schema.Service, node Node) bool {
+	return s.IPVS != nil && s.IPVS.Forwarding == schema.ForwardNAT && !isBackend(s, node.Addrs)
 }
 
 // isBackend reports whether one of s's backends is an address of this node: the service then

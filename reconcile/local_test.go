@@ -72,6 +72,25 @@ services:
 		t.Errorf("a static backend itself (-want +got):\n%s", d)
 	}
 
+	// Not eligible (outside the selector): nothing at all, in-zone clients included.
+	out := makeSnapshot(withNode("n1", "10.1.0.1", unselected()), withNode("n2", "10.1.0.2"),
+		withPods(web, "n2", 1, 0), withPods(api, "n2", 1, 0))
+	if got := LocalServices(parseCfg(t, y), out, node); len(got) != 0 {
+		t.Errorf("a node outside the selector serves %v", zoneLines(got))
+	}
+
+	// Without Kubernetes: the static service in-zone, and only with forwarding nat (a dr or
+	// tunnel backend listens on the VIP, which a DNAT to its address would not reach).
+	static := `node: {name: n1, role: realserver, interface: eth0}
+vipPool: [10.0.0.3, 10.0.0.4]
+services:
+  - {name: nat, vip: 10.0.0.3, port: 53, ipvs: {forwarding: nat}, backends: [{address: 192.0.2.10}]}
+  - {name: dr, vip: 10.0.0.4, port: 53, backends: [{address: 192.0.2.10}]}
+`
+	if d := cmp.Diff([]string{"tcp 10.0.0.3:53 zone 192.0.2.10:53 masq"}, zoneLines(LocalServices(parseCfg(t, static), nil, node))); d != "" {
+		t.Errorf("static realserver (-want +got):\n%s", d)
+	}
+
 	off := parseCfg(t, y+"rules: {inZone: false}\n")
 	if d := cmp.Diff(want[:1], zoneLines(LocalServices(off, snap, node))); d != "" {
 		t.Errorf("rules.inZone false (-want +got):\n%s", d)

@@ -397,7 +397,8 @@ type IPTables struct {
 	// Chain is the name of ravel's top chain and the prefix of every chain it owns: a letter,
 	// then up to 12 letters, digits or '_'. A reload cannot change it.
 	Chain string `yaml:"chain" json:"chain" validate:"chain"`
-	// Masquerade makes pods see the node's address instead of the client's.
+	// Masquerade makes pods see the node's address instead of the client's (with either
+	// rules.backend).
 	Masquerade bool `yaml:"masquerade" json:"masquerade"`
 	// Backend is the iptables backend ravel writes: nft, legacy, or auto (the one holding
 	// kube-proxy's KUBE-SERVICES when only one does, else the one `iptables` on PATH uses).

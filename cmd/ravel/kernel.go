@@ -80,17 +80,21 @@ func (rb rulesBackends) describe(cfg *configT) string {
 // (kube-proxy in iptables mode: ravel's rules stay beside its own, in front of its jump);
 // iptables serves otherwise. The backend not chosen is opened too, when it can be, so that
 // ravel's rules of an earlier run there are removed: a switch leaves nothing behind.
-// needIPT says the caller cannot run without iptables when it serves (a colocated director,
-// a realserver); an isolated director only cleans up.
-func openRules(cfg *configT, needIPT bool, log *slog.Logger) (rulesBackends, error) {
+// needRules says the caller cannot run without the backend that serves (a colocated
+// director, a realserver); an isolated director only cleans up, and runs without it.
+func openRules(cfg *configT, needRules bool, log *slog.Logger) (rulesBackends, error) {
 	var rb rulesBackends
 	nft, nftErr := openNFT(cfg.Rules.Table)
 	switch cfg.Rules.Backend {
 	case schema.RulesNFTables:
-		if nftErr != nil {
+		switch {
+		case nftErr == nil:
+			rb.useNFT = true
+		case needRules:
 			return rb, fmt.Errorf("rules.backend nftables: %w", nftErr)
+		default:
+			log.Warn("nftables unavailable: a table of an earlier colocated run cannot be removed", "err", nftErr)
 		}
-		rb.useNFT = true
 	case schema.RulesAuto:
 		rb.useNFT = nftErr == nil && !kubeProxyInIPTables()
 		if nftErr != nil {
@@ -104,7 +108,7 @@ func openRules(cfg *configT, needIPT bool, log *slog.Logger) (rulesBackends, err
 	switch {
 	case iptErr == nil:
 		rb.ipt = ipt
-	case !rb.useNFT && needIPT:
+	case !rb.useNFT && needRules:
 		return rb, iptErr
 	case !rb.useNFT:
 		log.Warn("iptables unavailable: chains of an earlier colocated run cannot be removed", "err", iptErr)

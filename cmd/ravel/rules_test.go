@@ -28,21 +28,22 @@ func TestOpenRules(t *testing.T) {
 		nft       func(string) (*nftables.Tables, error)
 		ipt       func(string, string, family.Family) (iptables.Tables, error)
 		kubeInIPT bool
-		needIPT   bool
+		needRules bool
 		wantNFT   bool // nftables serves
 		wantErr   bool
 		wantOther bool // the backend not in use was opened, to be cleaned up
 	}{
-		{name: "iptables, nft installed: the table is cleaned up", backend: "iptables", nft: nftOK, ipt: iptOK, needIPT: true, wantOther: true},
-		{name: "iptables without nft", backend: "iptables", nft: nftMissing, ipt: iptOK, needIPT: true},
-		{name: "iptables missing on a realserver", backend: "iptables", nft: nftOK, ipt: iptMissing, needIPT: true, wantErr: true},
+		{name: "iptables, nft installed: the table is cleaned up", backend: "iptables", nft: nftOK, ipt: iptOK, needRules: true, wantOther: true},
+		{name: "iptables without nft", backend: "iptables", nft: nftMissing, ipt: iptOK, needRules: true},
+		{name: "iptables missing on a realserver", backend: "iptables", nft: nftOK, ipt: iptMissing, needRules: true, wantErr: true},
 		{name: "iptables missing on an isolated director", backend: "iptables", nft: nftOK, ipt: iptMissing, wantOther: true},
-		{name: "nftables", backend: "nftables", nft: nftOK, ipt: iptOK, needIPT: true, wantNFT: true, wantOther: true},
-		{name: "nftables without iptables", backend: "nftables", nft: nftOK, ipt: iptMissing, needIPT: true, wantNFT: true},
-		{name: "nftables without nft", backend: "nftables", nft: nftMissing, ipt: iptOK, needIPT: true, wantErr: true},
-		{name: "auto, no kube-proxy in iptables", backend: "auto", nft: nftOK, ipt: iptOK, needIPT: true, wantNFT: true, wantOther: true},
-		{name: "auto, kube-proxy in iptables", backend: "auto", nft: nftOK, ipt: iptOK, kubeInIPT: true, needIPT: true, wantOther: true},
-		{name: "auto without nft", backend: "auto", nft: nftMissing, ipt: iptOK, needIPT: true},
+		{name: "nftables", backend: "nftables", nft: nftOK, ipt: iptOK, needRules: true, wantNFT: true, wantOther: true},
+		{name: "nftables without iptables", backend: "nftables", nft: nftOK, ipt: iptMissing, needRules: true, wantNFT: true},
+		{name: "nftables without nft", backend: "nftables", nft: nftMissing, ipt: iptOK, needRules: true, wantErr: true},
+		{name: "nftables without nft on an isolated director", backend: "nftables", nft: nftMissing, ipt: iptOK},
+		{name: "auto, no kube-proxy in iptables", backend: "auto", nft: nftOK, ipt: iptOK, needRules: true, wantNFT: true, wantOther: true},
+		{name: "auto, kube-proxy in iptables", backend: "auto", nft: nftOK, ipt: iptOK, kubeInIPT: true, needRules: true, wantOther: true},
+		{name: "auto without nft", backend: "auto", nft: nftMissing, ipt: iptOK, needRules: true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			openNFT, openTables = tt.nft, tt.ipt
@@ -51,7 +52,7 @@ func TestOpenRules(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			rb, err := openRules(cfg, tt.needIPT, log)
+			rb, err := openRules(cfg, tt.needRules, log)
 			if (err != nil) != tt.wantErr {
 				t.Fatalf("err %v, want error %v", err, tt.wantErr)
 			}

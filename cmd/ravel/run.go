@@ -59,12 +59,15 @@ change, and on a full resync every "resync" period that repairs drift (a service
 by hand, a VIP removed). On SIGTERM or SIGINT it exits and leaves the kernel as it is, so a
 restart never drops a VIP: the next start adopts what is there and converges by diff.
 As a realserver it stands by while its director answers on the coordinator port, and
-programs VIPs and iptables chains for its local pods while the director is gone; on SIGTERM
-it removes them within 5 s.
+programs VIPs and the rules to its local pods (rules.backend: iptables chains or ravel's
+nftables table; VIPs it has no pod of are served to its own processes and pods through
+other nodes' pods, rules.inZone) while the director is gone; on SIGTERM it removes them
+within 5 s.
 
 Reload: the config file's directory is watched (edits, renames, ConfigMap symlink swaps),
 and SIGHUP reloads it too. A file that fails to load, or that changes what needs a restart
-(node, iptables.chain, coordinator, metrics.listen, adding or removing kubernetes), changes
+(node, iptables.chain, iptables.backend, rules.backend, rules.table, coordinator,
+metrics.listen, adding or removing kubernetes), changes
 nothing: the last good config keeps running, every finding is logged with its position, and
 ravel_config_last_reload_successful drops to 0 until a good file is applied.
 

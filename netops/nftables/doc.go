@@ -8,17 +8,18 @@
 //	table inet ravel {
 //	  map services4 { type ipv4_addr . inet_proto . inet_service : verdict }  # and services6
 //	  map zone4     { type ipv4_addr . inet_proto . inet_service : verdict }  # and zone6
-//	  chain prerouting { type nat hook prerouting priority dstnat - 10
+//	  chain prerouting { type nat hook prerouting priority -110
 //	    ip daddr . meta l4proto . th dport vmap @services4            # director and in-zone
 //	    iifname { "eth0", "tunl0" } return                              # director traffic stops here
 //	    ip daddr . meta l4proto . th dport vmap @zone4 }                # in-zone only
 //	  chain output { ... the same lookups, for the node's own processes }
-//	  chain svc-<hash>  { ip saddr { pods } jump mark-for-masquerade    # hairpin
-//	                      numgen random mod 3 vmap { 0 : goto ep-…, 1 : goto ep-…, 2 : goto ep-… } }
+//	  chain svc-<hash>  { numgen random mod 3 vmap { 0 : goto ep-…, 1 : goto ep-…, 2 : goto ep-… } }
+//	  chain ep-<hash>   { ip saddr 10.1.0.5 jump mark-for-masquerade       # hairpin
+//	                      meta l4proto tcp dnat ip to 10.1.0.5:8080 }
 //	  chain zone-<hash> { fib saddr type local jump mark-for-masquerade
-//	                      numgen random mod 4 vmap { 0-2 : goto ep-…, 3 : goto ep-… } }
-//	  chain ep-<hash>   { meta l4proto tcp dnat ip to 10.1.0.5:8080 }
-//	  chain postrouting { type nat hook postrouting priority srcnat - 10; masquerade marked }
+//	                      numgen random mod 4 vmap { 0-2 : goto zep-…, 3 : goto zep-… } }
+//	  chain zep-<hash>  { meta l4proto tcp dnat ip to 10.2.0.5:8080 }
+//	  chain postrouting { type nat hook postrouting priority 90; masquerade marked }
 //	}
 //
 // It drives the nft binary through sigs.k8s.io/knftables, kube-proxy's own library: each

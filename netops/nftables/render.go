@@ -46,7 +46,8 @@ const (
 	chainMarkMasq    = "mark-for-masquerade"
 	svcPrefix        = "svc-"  // per service: local endpoints (director and in-zone traffic)
 	zonePrefix       = "zone-" // per service without local endpoints: in-zone clients only
-	epPrefix         = "ep-"   // per endpoint (protocol, address, port): one DNAT
+	epPrefix         = "ep-"   // per local endpoint (protocol, address, port): masquerade, DNAT
+	zoneEpPrefix     = "zep-"  // per zone target: one DNAT
 )
 
 // mapName is the verdict map of VIP . protocol . port of one family: "services4" for the
@@ -134,27 +135,16 @@ func Render(opts Options, svcs []netops.LocalService) Ruleset {
 		case len(s.Endpoints) > 0 && s.Probability > 0:
 			name := svcPrefix + s.Key.Hash()
 			rs.Elements[mapName("services", fam)][key] = Element{Verdict: "goto " + name, Comment: s.Name}
-			var rules []string
-			if opts.Masquerade {
-				rules = append(rules, "jump "+chainMarkMasq)
-			}
-			// A pod that reaches its own service and is DNATed to itself answers from
-			// inside its namespace, never through the node: without masquerade the reply
-			// does not match the connection and is dropped.
-			addrs := make([]string, 0, len(s.Endpoints))
-			for _, e := range s.Endpoints {
-				addrs = append(addrs, e.Addr().String())
-			}
-			addrs = slices.Compact(addrs)
-			rules = append(rules, fmt.Sprintf("%s saddr { %s } jump %s", ipWord(fam), strings.Join(addrs, ", "), chainMarkMasq))
 			n := len(s.Endpoints)
 			mod := max(n, int(math.Round(float64(n)/min(s.Probability, 1))))
 			targets := make([]netops.Target, n)
 			for i, e := range s.Endpoints {
 				targets[i] = netops.Target{Addr: e, Weight: 1}
 			}
-			rules = append(rules, pick(&rs, s.Key.Proto, fam, mod, targets))
-			rs.Chains[name] = rules
+			// The number is drawn first and the masquerade marks are set in the endpoint's
+			// chain: on a colocated director the numbers above the local endpoints fall
+			// through to IPVS, and those connections must leave unmarked.
+			rs.Chains[name] = []string{pick(&rs, epPrefix, s.Key.Proto, fam, mod, targets, localEndpoint(opts))}
 		case len(s.Endpoints) == 0 && len(s.Zone) > 0:
 			name := zonePrefix + s.Key.Hash()
 			rs.Elements[mapName("zone", fam)][key] = Element{Verdict: "goto " + name, Comment: s.Name}
@@ -171,7 +161,7 @@ func Render(opts Options, svcs []netops.LocalService) Ruleset {
 			for _, t := range s.Zone {
 				total += t.Weight
 			}
-			rules = append(rules, pick(&rs, s.Key.Proto, fam, total, s.Zone))
+			rules = append(rules, pick(&rs, zoneEpPrefix, s.Key.Proto, fam, total, s.Zone, dnatOnly))
 			rs.Chains[name] = rules
 		}
 	}
@@ -200,13 +190,36 @@ func Render(opts Options, svcs []netops.LocalService) Ruleset {
 	return rs
 }
 
+// endpointRules are an endpoint chain's rules for a target.
+type endpointRules func(proto netops.Proto, fam family.Family, to netip.AddrPort) []string
+
+// localEndpoint is a local pod's chain: masquerade when opts ask for it, and when the pod
+// reaches itself (hairpin: DNATed to itself it answers from inside its namespace, never
+// through the node, and without masquerade the reply does not match the connection), then
+// the DNAT.
+func localEndpoint(opts Options) endpointRules {
+	return func(proto netops.Proto, fam family.Family, to netip.AddrPort) []string {
+		var rules []string
+		if opts.Masquerade {
+			rules = append(rules, "jump "+chainMarkMasq)
+		}
+		rules = append(rules, fmt.Sprintf("%s saddr %s jump %s", ipWord(fam), to.Addr(), chainMarkMasq))
+		return append(rules, dnat(proto, fam, to))
+	}
+}
+
+// dnatOnly is a zone target's chain: its service's chain decided the masquerade already.
+func dnatOnly(proto netops.Proto, fam family.Family, to netip.AddrPort) []string {
+	return []string{dnat(proto, fam, to)}
+}
+
 // pick is the rule that chooses among targets by weight: `numgen random mod mod` into a
 // verdict map of ranges, one per target, each as wide as its weight. It adds the targets'
-// endpoint chains to rs.
-func pick(rs *Ruleset, proto netops.Proto, fam family.Family, mod int, targets []netops.Target) string {
+// endpoint chains (prefix and a hash of protocol and address, rules from ep) to rs.
+func pick(rs *Ruleset, prefix string, proto netops.Proto, fam family.Family, mod int, targets []netops.Target, ep endpointRules) string {
 	if len(targets) == 1 && targets[0].Weight == mod {
-		name := epPrefix + endpointHash(proto, targets[0].Addr)
-		rs.Chains[name] = []string{dnat(proto, fam, targets[0].Addr)}
+		name := prefix + endpointHash(proto, targets[0].Addr)
+		rs.Chains[name] = ep(proto, fam, targets[0].Addr)
 		return "goto " + name // one target takes everything: no number to draw
 	}
 	var b strings.Builder
@@ -217,8 +230,8 @@ func pick(rs *Ruleset, proto netops.Proto, fam family.Family, mod int, targets [
 		if t.Weight <= 0 {
 			continue
 		}
-		name := epPrefix + endpointHash(proto, t.Addr)
-		rs.Chains[name] = []string{dnat(proto, fam, t.Addr)}
+		name := prefix + endpointHash(proto, t.Addr)
+		rs.Chains[name] = ep(proto, fam, t.Addr)
 		if !first {
 			// A blank before the comma too: knftables' fake finds a rule's jump targets by
 			// splitting on blanks ("ep-X," would be a missing chain); nft reads both forms.
@@ -307,8 +320,9 @@ func merge(svcs []netops.LocalService) []netops.LocalService {
 		s := byKey[k]
 		slices.SortFunc(s.Endpoints, netip.AddrPort.Compare)
 		s.Endpoints = slices.Compact(s.Endpoints)
+		// Largest weight first, so that Compact keeps it (as the iptables backend does).
 		slices.SortFunc(s.Zone, func(a, b netops.Target) int {
-			return cmp.Or(a.Addr.Compare(b.Addr), cmp.Compare(a.Weight, b.Weight))
+			return cmp.Or(a.Addr.Compare(b.Addr), cmp.Compare(b.Weight, a.Weight))
 		})
 		s.Zone = slices.CompactFunc(s.Zone, func(a, b netops.Target) bool { return a.Addr == b.Addr })
 		out = append(out, *s)

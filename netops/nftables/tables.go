@@ -120,6 +120,8 @@ func (t *Tables) Apply(ctx context.Context, opts Options, svcs []netops.LocalSer
 type Drift struct {
 	Chains   []string // chains missing or extra
 	Elements []string // map elements missing, extra or with another verdict ("map key")
+	// ReadErr is why the table could not be read back: drift unknown, rewritten anyway.
+	ReadErr error
 }
 
 // Empty reports whether the kernel matched the record.
@@ -141,11 +143,13 @@ func (t *Tables) Resync(ctx context.Context, opts Options, svcs []netops.LocalSe
 	var d Drift
 	if t.record != nil {
 		cur, err := t.read(ctx)
-		if err != nil {
-			return d, Change{}, err
+		if err == nil {
+			d = compare(*t.record, cur)
 		}
-		d = compare(*t.record, cur)
+		d.ReadErr = err
 	}
+	// A failed read does not stop the rewrite (Drift.ReadErr says the check was skipped):
+	// the rewrite is what repairs, and it must not wait for the listing to work again.
 	c, err := t.full(ctx, Render(opts, svcs))
 	return d, c, err
 }

@@ -69,14 +69,24 @@ func TestRenderSpreadsExactly(t *testing.T) {
 		// two local endpoints of four: numbers 2 and 3 match nothing and fall through to IPVS
 		"svc-" + key("10.0.0.3:80").Hash(): "numgen random mod 4 vmap { 0 : goto ep-",
 		// weights 1:1:1
-		"zone-" + key("10.0.0.4:80").Hash(): "numgen random mod 3 vmap { 0 : goto ep-",
+		"zone-" + key("10.0.0.4:80").Hash(): "numgen random mod 3 vmap { 0 : goto zep-",
 		// weights 3:1, the weight-0 backend left out
-		"zone-" + key("10.0.0.5:53").Hash(): "numgen random mod 4 vmap { 0-2 : goto ep-",
+		"zone-" + key("10.0.0.5:53").Hash(): "numgen random mod 4 vmap { 0-2 : goto zep-",
 	} {
 		rules := rs.Chains[name]
 		if len(rules) == 0 || !strings.HasPrefix(rules[len(rules)-1], want) {
 			t.Errorf("%s: rules %q, want the last to start with %q", name, rules, want)
 		}
+	}
+	// With masquerade, a colocated director's service chain draws before anything marks a
+	// packet: the connections that fall through to IPVS must leave unmarked.
+	masq := Render(Options{Masquerade: true}, goldenSet())
+	if colo := masq.Chains["svc-"+key("10.0.0.3:80").Hash()]; len(colo) != 1 || !strings.HasPrefix(colo[0], "numgen") {
+		t.Errorf("colocated service chain %q: want the draw alone", colo)
+	}
+	ep := masq.Chains[epPrefix+endpointHash(netops.TCP, netip.MustParseAddrPort("10.1.0.7:8080"))]
+	if want := []string{"jump " + chainMarkMasq, "ip saddr 10.1.0.7 jump " + chainMarkMasq, "meta l4proto tcp dnat ip to 10.1.0.7:8080"}; !slices.Equal(ep, want) {
+		t.Errorf("local endpoint chain %q, want %q", ep, want)
 	}
 	last := rs.Chains["zone-"+key("10.0.0.5:53").Hash()]
 	if got := strings.Count(last[len(last)-1], "goto"); got != 2 {
@@ -116,9 +126,9 @@ func TestApplySendsOnlyTheChange(t *testing.T) {
 	if c.Full || !slices.Equal(c.Chains, want) || c.Elements != 0 {
 		t.Fatalf("change %+v, want chains %v and no element", c, want)
 	}
-	// flush + 2 rules for the service; flush + delete for the endpoint chain
-	if c.Ops != 5 {
-		t.Errorf("transaction of %d ops, want 5", c.Ops)
+	// flush + 1 rule for the service; flush + delete for the endpoint chain
+	if c.Ops != 4 {
+		t.Errorf("transaction of %d ops, want 4", c.Ops)
 	}
 	if fake.Table.Chains[gone] != nil {
 		t.Errorf("%s still in the table", gone)
@@ -214,7 +224,7 @@ func TestResyncReportsAndRepairsDrift(t *testing.T) {
 	}
 }
 
-func TestCleanupLeavesOtherTables(t *testing.T) {
+func TestCleanupDeletesTheTable(t *testing.T) {
 	ctx := context.Background()
 	tb, _ := NewFake("")
 	if err := tb.Cleanup(ctx); err != nil {

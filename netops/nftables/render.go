@@ -1,13 +1,11 @@
 package nftables
 
 import (
-	"cmp"
 	"crypto/sha256"
 	"encoding/base32"
 	"fmt"
 	"math"
 	"net/netip"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -112,8 +110,8 @@ var verdictMaps = []struct {
 	{"services4", family.IPv4}, {"services6", family.IPv6}, {"zone4", family.IPv4}, {"zone6", family.IPv6},
 }
 
-// Render is the table for opts and svcs. Services with the same key are merged as the iptables
-// backend does (endpoints united, the largest probability kept).
+// Render is the table for opts and svcs, merged by key (netops.MergeLocal, as the iptables
+// backend does).
 //
 // A service with local endpoints and a probability above 0 is an element of services4/6: all
 // traffic to its VIP:port (forwarded by the director, or from this node's processes and pods)
@@ -128,7 +126,7 @@ func Render(opts Options, svcs []netops.LocalService) Ruleset {
 	for _, m := range verdictMaps {
 		rs.Elements[m.name] = map[string]Element{}
 	}
-	for _, s := range merge(svcs) {
+	for _, s := range netops.MergeLocal(svcs, 0) {
 		fam := family.Of(s.Key.VIP)
 		key := s.Key.VIP.String() + " . " + s.Key.Proto.String() + " . " + strconv.Itoa(int(s.Key.Port))
 		switch {
@@ -279,53 +277,4 @@ func quoteAll(names []string) string {
 		q[i] = strconv.Quote(n)
 	}
 	return strings.Join(q, ", ")
-}
-
-// merge groups svcs by key (sorted by key): endpoints and zone targets united, sorted and
-// deduplicated, names joined with ",", the largest probability kept. IPv4-mapped addresses
-// count as IPv4; a target of another family than its VIP is dropped.
-func merge(svcs []netops.LocalService) []netops.LocalService {
-	byKey := map[netops.ServiceKey]*netops.LocalService{}
-	var keys []netops.ServiceKey
-	for _, s := range svcs {
-		s.Key.VIP = s.Key.VIP.Unmap()
-		fam := family.Of(s.Key.VIP)
-		m, ok := byKey[s.Key]
-		if !ok {
-			m = &netops.LocalService{Key: s.Key}
-			byKey[s.Key] = m
-			keys = append(keys, s.Key)
-		}
-		if s.Name != "" && !slices.Contains(strings.Split(m.Name, ","), s.Name) {
-			names := slices.DeleteFunc(append(strings.Split(m.Name, ","), s.Name), func(n string) bool { return n == "" })
-			slices.Sort(names)
-			m.Name = strings.Join(names, ",")
-		}
-		m.Probability = max(m.Probability, s.Probability)
-		m.ZoneMasquerade = m.ZoneMasquerade || s.ZoneMasquerade
-		for _, e := range s.Endpoints {
-			if e = netip.AddrPortFrom(e.Addr().Unmap(), e.Port()); fam.Has(e.Addr()) {
-				m.Endpoints = append(m.Endpoints, e)
-			}
-		}
-		for _, t := range s.Zone {
-			if t.Addr = netip.AddrPortFrom(t.Addr.Addr().Unmap(), t.Addr.Port()); fam.Has(t.Addr.Addr()) && t.Weight > 0 {
-				m.Zone = append(m.Zone, t)
-			}
-		}
-	}
-	slices.SortFunc(keys, netops.ServiceKey.Compare)
-	out := make([]netops.LocalService, 0, len(keys))
-	for _, k := range keys {
-		s := byKey[k]
-		slices.SortFunc(s.Endpoints, netip.AddrPort.Compare)
-		s.Endpoints = slices.Compact(s.Endpoints)
-		// Largest weight first, so that Compact keeps it (as the iptables backend does).
-		slices.SortFunc(s.Zone, func(a, b netops.Target) int {
-			return cmp.Or(a.Addr.Compare(b.Addr), cmp.Compare(b.Weight, a.Weight))
-		})
-		s.Zone = slices.CompactFunc(s.Zone, func(a, b netops.Target) bool { return a.Addr == b.Addr })
-		out = append(out, *s)
-	}
-	return out
 }

@@ -28,7 +28,7 @@ func Render(opts Options, svcs []netops.LocalService) Ruleset {
 	zone := zoneChain(opts)
 	zoned := 0 // services in the zone chain
 	chains := []Chain{}
-	for _, s := range merge(fam, svcs) {
+	for _, s := range netops.MergeLocal(svcs, fam) {
 		switch {
 		case len(s.Endpoints) > 0:
 			if s.Probability <= 0 {
@@ -83,54 +83,6 @@ func Render(opts Options, svcs []netops.LocalService) Ruleset {
 	slices.SortFunc(chains, func(a, b Chain) int { return strings.Compare(a.Name, b.Name) })
 	sortJumps(jumps)
 	return Ruleset{Prefix: p, Chains: chains, Jumps: jumps}
-}
-
-// merge groups svcs by key (sorted by key), keeping services and endpoints of fam only.
-func merge(fam family.Family, svcs []netops.LocalService) []netops.LocalService {
-	byKey := map[netops.ServiceKey]*netops.LocalService{}
-	var keys []netops.ServiceKey
-	for _, s := range svcs {
-		s.Key.VIP = s.Key.VIP.Unmap()
-		if !fam.Has(s.Key.VIP) {
-			continue
-		}
-		m, ok := byKey[s.Key]
-		if !ok {
-			m = &netops.LocalService{Key: s.Key}
-			byKey[s.Key] = m
-			keys = append(keys, s.Key)
-		}
-		if s.Name != "" && !slices.Contains(strings.Split(m.Name, ","), s.Name) {
-			names := append(strings.Split(m.Name, ","), s.Name)
-			names = slices.DeleteFunc(names, func(n string) bool { return n == "" })
-			slices.Sort(names)
-			m.Name = strings.Join(names, ",")
-		}
-		m.Probability = max(m.Probability, s.Probability)
-		for _, e := range s.Endpoints {
-			e = netip.AddrPortFrom(e.Addr().Unmap(), e.Port())
-			if fam.Has(e.Addr()) {
-				m.Endpoints = append(m.Endpoints, e)
-			}
-		}
-		for _, z := range s.Zone {
-			z.Addr = netip.AddrPortFrom(z.Addr.Addr().Unmap(), z.Addr.Port())
-			if z.Weight > 0 && fam.Has(z.Addr.Addr()) {
-				m.Zone = append(m.Zone, z)
-			}
-		}
-		m.ZoneMasquerade = m.ZoneMasquerade || s.ZoneMasquerade
-	}
-	slices.SortFunc(keys, netops.ServiceKey.Compare)
-	out := make([]netops.LocalService, 0, len(keys))
-	for _, k := range keys {
-		s := byKey[k]
-		slices.SortFunc(s.Endpoints, netip.AddrPort.Compare)
-		s.Endpoints = slices.Compact(s.Endpoints)
-		s.Zone = compactTargets(s.Zone)
-		out = append(out, *s)
-	}
-	return out
 }
 
 // serviceRule is the rule that sends s's VIP:port to chain, taking new connections with

@@ -1,7 +1,6 @@
 package chains
 
 import (
-	"cmp"
 	"slices"
 
 	"github.com/ravel-lb/ravel/netops"
@@ -47,16 +46,4 @@ func zoneServiceChain(opts Options, s netops.LocalService, name string) Chain {
 	}
 	c.Rules = append(c.Rules, dnatRules(s.Key.Proto, s.Zone)...)
 	return c
-}
-
-// compactTargets sorts targets by address and keeps one per address, with the largest weight
-// (the same target listed by two merged services is one target).
-func compactTargets(ts []netops.Target) []netops.Target {
-	slices.SortFunc(ts, func(a, b netops.Target) int {
-		if c := a.Addr.Compare(b.Addr); c != 0 {
-			return c
-		}
-		return cmp.Compare(b.Weight, a.Weight) // largest first: Compact keeps the first
-	})
-	return slices.CompactFunc(ts, func(a, b netops.Target) bool { return a.Addr == b.Addr })
 }

@@ -376,7 +376,7 @@ const (
 type Rules struct {
 	// Backend is iptables (chains in the nat table, see iptables), nftables (one table of
 	// ravel's own, family inet, for IPv4 and IPv6) or auto: nftables when the nft command
-	// (1.0.1 or later) works and kube-proxy's KUBE-SERVICES is not in iptables, else iptables.
+	// (1.0.1 or later) works and the kernel takes a table, else iptables.
 	// Starting with one backend removes ravel's rules from the other, and only those. A
 	// reload cannot change it.
 	Backend string `yaml:"backend" json:"backend" validate:"oneof=iptables nftables auto"`

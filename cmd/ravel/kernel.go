@@ -48,14 +48,6 @@ var openTables = func(chain, backend string, fam family.Family) (iptables.Tables
 // openNFT opens ravel's nftables table (a variable for tests, as openTables).
 var openNFT = func(table string) (*nftables.Tables, error) { return nftables.New(table) }
 
-// kubeProxyInIPTables reports whether kube-proxy's KUBE-SERVICES chain is in either iptables
-// backend (a variable for tests).
-var kubeProxyInIPTables = func() bool {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	return iptables.KubeServicesPresent(ctx, "")
-}
-
 // rulesBackends are the opened rules backends of a role: useNFT says nftables serves; the
 // other one, when it could be opened, is only cleaned up once.
 type rulesBackends struct {
@@ -76,8 +68,8 @@ func (rb rulesBackends) describe(cfg *configT) string {
 }
 
 // openRules opens the backends rules.backend asks for. nftables serves with backend
-// nftables, and with auto when nft works and kube-proxy's KUBE-SERVICES is not in iptables
-// (kube-proxy in iptables mode: ravel's rules stay beside its own, in front of its jump);
+// nftables, and with auto when nft works (1.0.1 or later, and the kernel takes a table):
+// its chains come before kube-proxy's whether kube-proxy writes iptables or nftables;
 // iptables serves otherwise. The backend not chosen is opened too, when it can be, so that
 // ravel's rules of an earlier run there are removed: a switch leaves nothing behind.
 // needRules says the caller cannot run without the backend that serves (a colocated
@@ -96,7 +88,7 @@ func openRules(cfg *configT, needRules bool, log *slog.Logger) (rulesBackends, e
 			log.Warn("nftables unavailable: a table of an earlier colocated run cannot be removed", "err", nftErr)
 		}
 	case schema.RulesAuto:
-		rb.useNFT = nftErr == nil && !kubeProxyInIPTables()
+		rb.useNFT = nftErr == nil
 		if nftErr != nil {
 			log.Info("rules.backend auto: nftables unavailable, using iptables", "err", nftErr)
 		}

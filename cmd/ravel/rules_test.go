@@ -15,8 +15,8 @@ import (
 // TestOpenRules: which backend serves for each rules.backend, what is opened to be cleaned
 // up, and when a missing backend stops the start.
 func TestOpenRules(t *testing.T) {
-	oldNFT, oldTables, oldKube := openNFT, openTables, kubeProxyInIPTables
-	t.Cleanup(func() { openNFT, openTables, kubeProxyInIPTables = oldNFT, oldTables, oldKube })
+	oldNFT, oldTables := openNFT, openTables
+	t.Cleanup(func() { openNFT, openTables = oldNFT, oldTables })
 	nftOK := func(string) (*nftables.Tables, error) { tb, _ := nftables.NewFake(""); return tb, nil }
 	nftMissing := func(string) (*nftables.Tables, error) { return nil, errors.New("could not find nftables binary") }
 	iptOK := func(string, string, family.Family) (iptables.Tables, error) { return iptables.NewFake("RAVEL"), nil }
@@ -27,7 +27,6 @@ func TestOpenRules(t *testing.T) {
 		backend   string
 		nft       func(string) (*nftables.Tables, error)
 		ipt       func(string, string, family.Family) (iptables.Tables, error)
-		kubeInIPT bool
 		needRules bool
 		wantNFT   bool // nftables serves
 		wantErr   bool
@@ -41,13 +40,11 @@ func TestOpenRules(t *testing.T) {
 		{name: "nftables without iptables", backend: "nftables", nft: nftOK, ipt: iptMissing, needRules: true, wantNFT: true},
 		{name: "nftables without nft", backend: "nftables", nft: nftMissing, ipt: iptOK, needRules: true, wantErr: true},
 		{name: "nftables without nft on an isolated director", backend: "nftables", nft: nftMissing, ipt: iptOK},
-		{name: "auto, no kube-proxy in iptables", backend: "auto", nft: nftOK, ipt: iptOK, needRules: true, wantNFT: true, wantOther: true},
-		{name: "auto, kube-proxy in iptables", backend: "auto", nft: nftOK, ipt: iptOK, kubeInIPT: true, needRules: true, wantOther: true},
+		{name: "auto with nft", backend: "auto", nft: nftOK, ipt: iptOK, needRules: true, wantNFT: true, wantOther: true},
 		{name: "auto without nft", backend: "auto", nft: nftMissing, ipt: iptOK, needRules: true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			openNFT, openTables = tt.nft, tt.ipt
-			kubeProxyInIPTables = func() bool { return tt.kubeInIPT }
 			cfg, err := config.Parse("t.yaml", []byte("apiVersion: ravel/v1\nkind: ClusterConfig\nnode: {name: n1, role: realserver, interface: eth0}\nrules: {backend: "+tt.backend+"}\n"))
 			if err != nil {
 				t.Fatal(err)

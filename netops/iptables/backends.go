@@ -87,13 +87,6 @@ func hasKubeServices(save string) bool {
 	return strings.Contains(save, "\n:KUBE-SERVICES ") || strings.HasPrefix(save, ":KUBE-SERVICES ")
 }
 
-// KubeServicesPresent reports whether kube-proxy's KUBE-SERVICES chain is in the nat table of
-// either backend (rules.backend auto then keeps ravel in iptables). netns is as in WithNetns.
-func KubeServicesPresent(ctx context.Context, netns string) bool {
-	has := kubeServices(ctx, netns)
-	return has["nft"] || has["legacy"]
-}
-
 // DetectMode is what iptables.backend auto picks: the backend that holds kube-proxy's
 // KUBE-SERVICES when exactly one does (kube-proxy's own iptables-wrapper decides the same way
 // by looking at what is there), else "" (the backend of the `iptables` on PATH). netns is as

@@ -296,3 +296,30 @@ func sortElements(listing string) string {
 		return "elements = {\n\t\t\t" + strings.Join(els, ",\n\t\t\t") + " }"
 	})
 }
+
+// TestKernelColocatedShare: a colocated director's share (one local endpoint of three, the
+// probability 1/3) takes a third of new connections; the draws above it match nothing and
+// fall through to what comes after ravel's chains, here the node's own socket on the VIP
+// standing in for IPVS.
+func TestKernelColocatedShare(t *testing.T) {
+	requireNFT(t)
+	ctx := context.Background()
+	tp := setupTopo(t)
+	netnstest.Serve(t, tp.node, vipPort.String(), "ipvs")
+	tb, err := New("", WithNetns(tp.node))
+	if err != nil {
+		t.Fatal(err)
+	}
+	share := podService("198.18.1.2:9000")
+	share.Probability = 1.0 / 3
+	if _, err := tb.Apply(ctx, Options{DirectorInterfaces: []string{"vc"}}, []netops.LocalService{share}); err != nil {
+		t.Fatal(err)
+	}
+	got := netnstest.Hit(t, tp.client, vipPort, 300)
+	pod, rest := got["pod1 "+clientIP], got["ipvs "+clientIP]
+	// binomial(300, 1/3): mean 100, standard deviation 8.2; 60..140 is ±4.9σ
+	if pod+rest != 300 || pod < 60 || pod > 140 {
+		t.Fatalf("%v: want about a third to the pod, the rest through to the VIP's socket", got)
+	}
+	t.Logf("share: pod %d, fell through %d of 300", pod, rest)
+}

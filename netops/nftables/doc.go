@@ -14,7 +14,7 @@
 //	    ip daddr . meta l4proto . th dport vmap @zone4 }                # in-zone only
 //	  chain output { ... the same lookups, for the node's own processes }
 //	  chain svc-<hash>  { numgen random mod 3 vmap { 0 : goto ep-…, 1 : goto ep-…, 2 : goto ep-… } }
-//	  chain ep-<hash>   { ip saddr 10.1.0.5 jump mark-for-masquerade       # hairpin
+//	  chain ep-<hash>   { ip saddr 10.1.0.5 meta mark set meta mark | 0x2000  # hairpin
 //	                      meta l4proto tcp dnat ip to 10.1.0.5:8080 }
 //	  chain zone-<hash> { fib saddr type local jump mark-for-masquerade
 //	                      numgen random mod 4 vmap { 0-2 : goto zep-…, 3 : goto zep-… } }

@@ -85,7 +85,8 @@ func TestRenderSpreadsExactly(t *testing.T) {
 		t.Errorf("colocated service chain %q: want the draw alone", colo)
 	}
 	ep := masq.Chains[epPrefix+endpointHash(netops.TCP, netip.MustParseAddrPort("10.1.0.7:8080"))]
-	if want := []string{"jump " + chainMarkMasq, "ip saddr 10.1.0.7 jump " + chainMarkMasq, "meta l4proto tcp dnat ip to 10.1.0.7:8080"}; !slices.Equal(ep, want) {
+	mark := "meta mark set meta mark | 0x2000"
+	if want := []string{mark, "ip saddr 10.1.0.7 " + mark, "meta l4proto tcp dnat ip to 10.1.0.7:8080"}; !slices.Equal(ep, want) {
 		t.Errorf("local endpoint chain %q, want %q", ep, want)
 	}
 	last := rs.Chains["zone-"+key("10.0.0.5:53").Hash()]

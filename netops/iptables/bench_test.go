@@ -3,14 +3,13 @@ package iptables
 import (
 	"context"
 	"fmt"
-	"net/netip"
 	"os"
 	"os/exec"
 	"slices"
 	"testing"
 	"time"
 
-	"github.com/ravel-lb/ravel/netops"
+	"github.com/ravel-lb/ravel/internal/netnstest"
 	"github.com/ravel-lb/ravel/netops/iptables/chains"
 )
 
@@ -28,22 +27,7 @@ import (
 const benchServices, benchEndpoints = 500, 10
 
 func benchRuleset(drop bool) chains.Ruleset {
-	svcs := make([]netops.LocalService, 0, benchServices)
-	for s := range benchServices {
-		svc := netops.LocalService{
-			Name:        fmt.Sprintf("bench/svc-%d:http", s),
-			Key:         netops.ServiceKey{VIP: netip.AddrFrom4([4]byte{198, 19, byte(s / 250), byte(s%250 + 1)}), Port: 80, Proto: netops.TCP},
-			Probability: 1,
-		}
-		for e := range benchEndpoints {
-			if drop && s == 0 && e == 0 {
-				continue // the one-endpoint change
-			}
-			svc.Endpoints = append(svc.Endpoints, netip.AddrPortFrom(netip.AddrFrom4([4]byte{198, 18, byte(s / 20), byte(s%20*10 + e + 1)}), 8080))
-		}
-		svcs = append(svcs, svc)
-	}
-	return chains.Render(chains.Options{Chain: prefix}, svcs)
+	return chains.Render(chains.Options{Chain: prefix}, netnstest.BenchServices(benchServices, benchEndpoints, drop))
 }
 
 func benchSetup(b *testing.B, mode string) (*Real, string) {
@@ -108,24 +92,16 @@ func BenchmarkFull(b *testing.B) {
 				applyOnce()
 			}
 		}
-		a, rs := median(apply), median(restore)
-		b.ReportMetric(ms(a), "apply-ms")
-		b.ReportMetric(ms(rs), "restore-ms")
+		a, rs := netnstest.Median(apply), netnstest.Median(restore)
+		b.ReportMetric(netnstest.Ms(a), "apply-ms")
+		b.ReportMetric(netnstest.Ms(rs), "restore-ms")
 		b.ReportMetric(float64(a)/float64(rs), "ratio")
 		// The fastest runs: other load on the machine only ever adds time.
-		b.ReportMetric(ms(slices.Min(apply)), "apply-min-ms")
-		b.ReportMetric(ms(slices.Min(restore)), "restore-min-ms")
+		b.ReportMetric(netnstest.Ms(slices.Min(apply)), "apply-min-ms")
+		b.ReportMetric(netnstest.Ms(slices.Min(restore)), "restore-min-ms")
 		b.ReportMetric(float64(slices.Min(apply))/float64(slices.Min(restore)), "ratio-min")
 	})
 }
-
-func median(d []time.Duration) time.Duration {
-	s := slices.Clone(d)
-	slices.Sort(s)
-	return s[len(s)/2]
-}
-
-func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
 // BenchmarkApplyOneEndpoint is the steady state: 5,000 rules in place, one endpoint of one
 // service goes away or comes back; each Apply reads the table and rewrites one chain.
@@ -152,7 +128,7 @@ func BenchmarkApplyOneEndpoint(b *testing.B) {
 				b.Fatalf("Apply wrote %d chains, want 1", len(p.Write))
 			}
 		}
-		b.ReportMetric(ms(median(samples)), "apply-ms")
+		b.ReportMetric(netnstest.Ms(netnstest.Median(samples)), "apply-ms")
 	})
 }
 
@@ -172,7 +148,7 @@ func BenchmarkApplyNoop(b *testing.B) {
 			}
 			samples = append(samples, time.Since(start))
 		}
-		b.ReportMetric(ms(median(samples)), "apply-ms")
+		b.ReportMetric(netnstest.Ms(netnstest.Median(samples)), "apply-ms")
 	})
 }
 

@@ -3,7 +3,6 @@ package nftables
 import (
 	"context"
 	"fmt"
-	"net/netip"
 	"os"
 	"os/exec"
 	"slices"
@@ -11,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ravel-lb/ravel/internal/netnstest"
 	"github.com/ravel-lb/ravel/netops"
 )
 
@@ -28,22 +28,7 @@ import (
 const benchServices, benchEndpoints = 500, 10
 
 func benchSet(drop bool) []netops.LocalService {
-	svcs := make([]netops.LocalService, 0, benchServices)
-	for s := range benchServices {
-		svc := netops.LocalService{
-			Name:        fmt.Sprintf("bench/svc-%d:http", s),
-			Key:         netops.ServiceKey{VIP: netip.AddrFrom4([4]byte{198, 19, byte(s / 250), byte(s%250 + 1)}), Port: 80, Proto: netops.TCP},
-			Probability: 1,
-		}
-		for e := range benchEndpoints {
-			if drop && s == 0 && e == 0 {
-				continue // the one-endpoint change
-			}
-			svc.Endpoints = append(svc.Endpoints, netip.AddrPortFrom(netip.AddrFrom4([4]byte{198, 18, byte(s / 20), byte(s%20*10 + e + 1)}), 8080))
-		}
-		svcs = append(svcs, svc)
-	}
-	return svcs
+	return netnstest.BenchServices(benchServices, benchEndpoints, drop)
 }
 
 var benchOpts = Options{DirectorInterfaces: []string{"eth0", "tunl0", "ip6tnl0"}}
@@ -126,12 +111,12 @@ func BenchmarkKernelFull(b *testing.B) {
 			applyOnce()
 		}
 	}
-	a, n := median(apply), median(nftF)
-	b.ReportMetric(ms(a), "apply-ms")
-	b.ReportMetric(ms(n), "nft-f-ms")
+	a, n := netnstest.Median(apply), netnstest.Median(nftF)
+	b.ReportMetric(netnstest.Ms(a), "apply-ms")
+	b.ReportMetric(netnstest.Ms(n), "nft-f-ms")
 	b.ReportMetric(float64(a)/float64(n), "ratio")
-	b.ReportMetric(ms(slices.Min(apply)), "apply-min-ms")
-	b.ReportMetric(ms(slices.Min(nftF)), "nft-f-min-ms")
+	b.ReportMetric(netnstest.Ms(slices.Min(apply)), "apply-min-ms")
+	b.ReportMetric(netnstest.Ms(slices.Min(nftF)), "nft-f-min-ms")
 	b.ReportMetric(float64(slices.Min(apply))/float64(slices.Min(nftF)), "ratio-min")
 }
 
@@ -163,7 +148,7 @@ func BenchmarkKernelOneEndpoint(b *testing.B) {
 		}
 		ops = max(ops, c.Ops)
 	}
-	b.ReportMetric(ms(median(samples)), "apply-ms")
+	b.ReportMetric(netnstest.Ms(netnstest.Median(samples)), "apply-ms")
 	b.ReportMetric(float64(ops), "nft-ops")
 	// The floor of any change to this table through nft: a transaction of two commands on the
 	// same loaded table (the nft process, its parse, and the kernel's commit of a table with
@@ -179,7 +164,7 @@ func BenchmarkKernelOneEndpoint(b *testing.B) {
 		}
 		floor = append(floor, time.Since(start))
 	}
-	b.ReportMetric(ms(median(floor)), "nft-floor-ms")
+	b.ReportMetric(netnstest.Ms(netnstest.Median(floor)), "nft-floor-ms")
 }
 
 // BenchmarkKernelResync is the resync timer's work on 5,000 endpoints: read the table (chains,
@@ -200,13 +185,5 @@ func BenchmarkKernelResync(b *testing.B) {
 		}
 		samples = append(samples, time.Since(start))
 	}
-	b.ReportMetric(ms(median(samples)), "resync-ms")
+	b.ReportMetric(netnstest.Ms(netnstest.Median(samples)), "resync-ms")
 }
-
-func median(d []time.Duration) time.Duration {
-	s := slices.Clone(d)
-	slices.Sort(s)
-	return s[len(s)/2]
-}
-
-func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

@@ -65,7 +65,8 @@ test:
 
 # unit runs every package's tests with -race: a data race fails the run (the race detector
 # makes the test binary exit non-zero). RAVEL_REQUIRE_KAPI=1: a test that needs kube-apiserver
-# (or promtool, for deploy/'s alert rules) fails rather than skips when it is missing.
+# (or promtool, for deploy/'s alert rules, or nft, for the nftables backend's kernel tests)
+# fails rather than skips when it is missing.
 unit:
 	RAVEL_REQUIRE_KAPI=1 KAPI_BIN=$$(hack/kapi/build.sh | tail -n1) PROMTOOL=$$(hack/promtool/build.sh | tail -n1) \
 	  $(GO) test -race -count=1 ./...

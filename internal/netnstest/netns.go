@@ -26,6 +26,20 @@ func Require(t testing.TB, what string) {
 	}
 }
 
+// RequireTool skips t when the command name is not installed, or fails it under make test
+// (RAVEL_REQUIRE_KAPI=1, which also asks for kube-apiserver and promtool): there `make deps`
+// installs the Debian package pkg, and a missing tool would silently drop coverage.
+func RequireTool(t testing.TB, name, pkg string) {
+	t.Helper()
+	if _, err := exec.LookPath(name); err == nil {
+		return
+	}
+	if os.Getenv("RAVEL_REQUIRE_KAPI") != "" {
+		t.Fatalf("%s is missing: install the Debian package %s (make deps does)", name, pkg)
+	}
+	t.Skipf("skipped: needs %s (Debian package %s; make deps installs it)", name, pkg)
+}
+
 // New creates a throwaway network namespace, deleted when t ends, and returns its name.
 func New(t testing.TB) string {
 	t.Helper()

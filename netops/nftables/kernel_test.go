@@ -39,9 +39,7 @@ type topo struct{ client, node string }
 func requireNFT(t *testing.T) {
 	t.Helper()
 	netnstest.Require(t, "real-kernel nftables tests")
-	if _, err := exec.LookPath("nft"); err != nil {
-		t.Skip("skipped: real-kernel nftables tests need nft (Debian package nftables; make deps installs it)")
-	}
+	netnstest.RequireTool(t, "nft", "nftables")
 }
 
 func setupTopo(t *testing.T) topo {

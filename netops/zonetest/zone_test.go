@@ -65,9 +65,7 @@ func iptablesBackend(mode string) backend {
 func nftablesBackend() backend {
 	return backend{name: "nftables", apply: func(t testing.TB, netns string, p plan, svcs []netops.LocalService) {
 		t.Helper()
-		if _, err := exec.LookPath("nft"); err != nil {
-			t.Skip("skipped: nft is not installed")
-		}
+		netnstest.RequireTool(t, "nft", "nftables")
 		tb, err := nftables.New("", nftables.WithNetns(netns))
 		if err != nil {
 			t.Fatal(err)

@@ -182,6 +182,13 @@ var badFiles = []struct {
 		`testdata/bad-health-check.bad.yaml:19:28: services[1].sorryServer.address: 127.0.0.1 is a loopback address: it cannot be a backend`,
 		`testdata/bad-health-check.bad.yaml:19:45: services[1].sorryServer.port: port 82 differs from the service port 81, and forwarding dr cannot rewrite ports (only nat can)`,
 	}},
+	{"bad-rules.bad.yaml", []string{
+		`testdata/bad-rules.bad.yaml:7:12: rules.backend: must be one of iptables, nftables, auto, not "nft"`,
+		`testdata/bad-rules.bad.yaml:8:10: rules.table: table "kube-proxy" belongs to another program: ravel deletes and rewrites its own table`,
+	}},
+	{"bad-rules-table.bad.yaml", []string{
+		`testdata/bad-rules-table.bad.yaml:5:16: rules.table: "9bad name" is not a usable nftables table name (a letter, then up to 31 letters, digits, '_' or '-')`,
+	}},
 	{"bad-chain-foreign.bad.yaml", []string{
 		`testdata/bad-chain-foreign.bad.yaml:6:10: iptables.chain: chain name "KUBE" would own chains of another program (KUBE*)`,
 	}},

@@ -104,6 +104,8 @@ func message(fe validator.FieldError) string {
 		return fmt.Sprintf("%s is not an interface name (1 to 15 letters, digits, '.', '_', ':' or '-')", quote(fmt.Sprint(val)))
 	case "chain":
 		return fmt.Sprintf("%s is not a usable chain name (a letter, then up to 10 letters, digits or '_'; ravel appends suffixes to it)", quote(fmt.Sprint(val)))
+	case "table":
+		return fmt.Sprintf("%s is not a usable nftables table name (a letter, then up to 31 letters, digits, '_' or '-')", quote(fmt.Sprint(val)))
 	case "k8sname":
 		return fmt.Sprintf("%s is not a Kubernetes name (lowercase letters, digits and '-', at most 63, starting and ending with a letter or digit)", quote(fmt.Sprint(val)))
 	case "hostport":

@@ -233,6 +233,9 @@ func TestRestartRequired(t *testing.T) {
 		{"live: weight", "weight: 1", "weight: 2", ""},
 		{"live: colocation", "vipPool:", "colocation: colocated\nvipPool:", ""},
 		{"live: resync", "vipPool:", "resync: 5s\nvipPool:", ""},
+		{"rules backend", "vipPool:", "rules: {backend: nftables}\nvipPool:", "rules.backend"},
+		{"rules table", "vipPool:", "rules: {table: ravel2}\nvipPool:", "rules.table"},
+		{"live: rules inZone", "vipPool:", "rules: {inZone: false}\nvipPool:", ""},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			next, err := config.Parse("a.yaml", []byte(strings.Replace(goodYAML("1"), c.from, c.to, 1)))

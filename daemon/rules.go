@@ -29,6 +29,9 @@ type localRules struct {
 	// otherErr is the last failure to remove them, logged when it changes.
 	otherClean bool
 	otherErr   string
+	// removed is set once remove succeeded, until the next sync: an isolated director then
+	// runs neither nft nor iptables-save on every cycle.
+	removed bool
 }
 
 // directorInterfaces are the interfaces director-forwarded traffic arrives on: in-zone rules
@@ -51,6 +54,7 @@ func (lr *localRules) iptOptions(cfg *config.Config, f family.Family) chains.Opt
 // It returns a log line per backend that changed something.
 func (lr *localRules) sync(ctx context.Context, cfg *config.Config, local []netops.LocalService, full bool, log *slog.Logger, m *Metrics) error {
 	start := time.Now()
+	lr.removed = false
 	var err error
 	if lr.useNFT {
 		err = lr.syncNFT(ctx, cfg, local, full, log, m)
@@ -195,7 +199,14 @@ func (lr *localRules) cleanup(ctx context.Context, cfg *config.Config) error {
 // remove is cleanup for a director that is not colocated: whatever a colocated run left, in
 // either backend (it may have run with the other rules.backend), without opening ip6tables
 // for a pool without IPv6.
+//
+// It does the work once: a colocated run's rules are gone after it, and nothing of ravel's
+// writes them again until the director syncs colocated (which clears removed). Before, an
+// isolated director ran iptables-save, and with nftables an nft transaction, on every cycle.
 func (lr *localRules) remove(ctx context.Context) error {
+	if lr.removed {
+		return nil
+	}
 	var errs []error
 	if lr.nft != nil {
 		errs = append(errs, lr.nft.Cleanup(ctx))
@@ -203,7 +214,9 @@ func (lr *localRules) remove(ctx context.Context) error {
 	if lr.ipt != nil {
 		errs = append(errs, lr.ipt.Cleanup(ctx))
 	}
-	return errors.Join(append(errs, lr.t6.remove(ctx))...)
+	err := errors.Join(append(errs, lr.t6.remove(ctx))...)
+	lr.removed = err == nil
+	return err
 }
 
 // set reports whether the role has any rules backend.

@@ -195,3 +195,18 @@ func TestIsolatedDirectorRemovesBothBackends(t *testing.T) {
 		}
 	}
 }
+
+// TestIsolatedDirectorRemovesOnce: an isolated director removes a colocated run's rules once,
+// not on every cycle (each removal is an iptables-save, and an nft transaction).
+func TestIsolatedDirectorRemovesOnce(t *testing.T) {
+	f := newFakes()
+	iso, _, _ := newTestDirector(t, loadConfig(t, "director-kube.yaml"), f, nil)
+	iso.SetColocated(f.tables)
+	iso.OnSnapshot(colocatedSnapshot())
+	saves := f.tables.Calls("save")
+	iso.OnSnapshot(steady(colocatedSnapshot()))
+	iso.FullSync()
+	if got := f.tables.Calls("save") - saves; got != 0 {
+		t.Errorf("%d more iptables-save after the first removal, want 0", got)
+	}
+}

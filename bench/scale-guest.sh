@@ -108,12 +108,15 @@ done
 inns ipvsadm -Sn | sort >"$work/ipvsadm.table"
 
 # --- 2. ravel from empty ----------------------------------------------------------------------
-# start_ravel CONFIG LOG: starts ravel in the namespace and waits for its first sync; sets pid,
-# t_launch and t_ready.
+# start_ravel CONFIG LOG [NAME]: starts ravel in the namespace and waits for its first sync;
+# sets pid, t_launch and t_ready. With RAVEL_BENCH_PROFILE (a directory the host sees, such as
+# $E2E_OUT) and NAME, ravel writes a CPU profile of its run to that directory's NAME.prof.
 start_ravel() {
+	local prof=()
+	[[ -z ${RAVEL_BENCH_PROFILE:-} || -z ${3:-} ]] || prof=(--cpu-profile "$RAVEL_BENCH_PROFILE/$3.prof")
 	t_launch=$(now)
 	# Not through inns: a backgrounded function is a subshell, and its pid is not ravel's.
-	ip netns exec "$ns" "$ravel" run --config "$1" --log-format json >"$2" 2>&1 &
+	ip netns exec "$ns" "$ravel" run --config "$1" --log-format json "${prof[@]}" >"$2" 2>&1 &
 	pid=$!
 	until grep -q '"msg":"first sync done: ready"' "$2"; do
 		if ! kill -0 "$pid" 2>/dev/null; then
@@ -134,7 +137,7 @@ hwm() { awk '$1 == "VmHWM:" { print $2 }' "/proc/$pid/status"; }
 for i in $(seq "$runs"); do
 	fresh_ns
 	log=$work/empty-$i.log
-	start_ravel "$work/big.yaml" "$log"
+	start_ravel "$work/big.yaml" "$log" "empty-$i"
 	t_plan=$(logtime "applying plan" "$log")
 	result "ravel_empty_ready_s" "$(elapsed "$t_launch" "$t_ready")"
 	plan_s=$(elapsed "$t_plan" "$t_ready")
@@ -188,7 +191,14 @@ say "one weight at $services services: $e2e s from the edit to 'config reloaded'
 # --- 5. a restart adopting everything ---------------------------------------------------------
 stop_ravel
 log=$work/restart.log
-start_ravel "$work/big.yaml" "$log"
+start_ravel "$work/big.yaml" "$log" restart
+# Where a restart's time goes, from its own log lines (seconds after the launch).
+awk -v t0="$t_launch" 'match($0, /"time":"[^"]*"/) && match($0, /"msg":"[^"]*"/) {
+	m = substr($0, RSTART + 7, RLENGTH - 8)
+	match($0, /"time":"[^"]*"/); ts = substr($0, RSTART + 8, RLENGTH - 9)
+	cmd = "date -d \"" ts "\" +%s.%N"; cmd | getline e; close(cmd)
+	printf "scale: restart +%.2f s %s\n", e - t0, m
+}' "$log" >&2
 result "restart_ready_s" "$(elapsed "$t_launch" "$t_ready")"
 ops=$({ grep -F '"msg":"applying plan"' "$log" || true; } | sed -n 's/.*"ops":\([0-9]*\).*/\1/p' | head -n1)
 result "restart_plan_ops" "${ops:-0}"

@@ -45,7 +45,7 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 }
 
 func newRunCmd() *cobra.Command {
-	var file, logFormat, logLevel string
+	var file, logFormat, logLevel, cpuProfile string
 	var watch bool
 	var nf nodeFlags
 	c := &cobra.Command{
@@ -89,6 +89,13 @@ RELOADING=1/READY=1 around each reload and STOPPING=1 on stop.`,
 			log, err := newLogger(logFormat, logLevel)
 			if err != nil {
 				return &exitError{exitUsage, err}
+			}
+			if cpuProfile != "" {
+				stopProfile, err := startCPUProfile(cpuProfile)
+				if err != nil {
+					return &exitError{exitUsage, err}
+				}
+				defer stopProfile()
 			}
 			// One cache for the start and every reload: a reload parses again only the
 			// services whose text changed.
@@ -137,6 +144,7 @@ RELOADING=1/READY=1 around each reload and STOPPING=1 on stop.`,
 	c.Flags().BoolVar(&watch, "watch-config", true, "reload when the config file changes (SIGHUP always reloads)")
 	c.Flags().StringVar(&coordinatorHost, "coordinator-host", coordinatorHost, "realserver: host whose first coordinator port is probed to tell whether the director is alive (default: coordinator.listen)")
 	c.Flags().StringVar(&logFormat, "log-format", "text", "log format: text or json")
+	c.Flags().StringVar(&cpuProfile, "cpu-profile", "", "write a Go CPU profile of the whole run to this file (read it with go tool pprof; for performance reports)")
 	c.Flags().StringVar(&logLevel, "log-level", "info", "log level: debug (adds every plan in full), info, warn or error")
 	nf.register(c.Flags())
 	return c

@@ -39,6 +39,7 @@ type cached struct {
 	kept     []bool
 	valid    []bool // and passed its field rules
 	head     []byte // the file without the items
+	cut      cutAt
 	// effective are the services as resolved (defaults applied), for effOK[i]: resolved
 	// without a finding. A parse of the same text under the same head shares them.
 	effective []schema.Service
@@ -55,9 +56,17 @@ func (c *Cache) start(name string, list *itemList) {
 		list.prev = c.last
 	}
 	n := len(list.items)
-	list.next = &cached{name: name, data: list.data, items: list.items, head: list.head,
+	list.next = &cached{name: name, data: list.data, items: list.items, head: list.head, cut: list.cut,
 		services: make([]schema.Service, n), kept: make([]bool, n), valid: make([]bool, n),
 		effective: make([]schema.Service, n), effOK: make([]bool, n)}
+}
+
+// previous is the cache's last parse of name, or nil.
+func (c *Cache) previous(name string) *cached {
+	if c == nil || c.last == nil || c.last.name != name {
+		return nil
+	}
+	return c.last
 }
 
 // finish keeps this parse for the next one, unless it had to be redone whole.

@@ -35,6 +35,11 @@ var chunkMin = 64 << 10
 // chunk is one service item of the list: its bytes in the file and the line it starts on.
 type chunk struct{ start, end, line int }
 
+// cutAt is where splitServices cut a file, besides its items: the services key's line, the
+// lines the items take, their indentation and the bytes they span. A reload starts from it
+// (resplit).
+type cutAt struct{ keyLine, removed, indent, itemsStart, itemsEnd int }
+
 // itemList is the services list of a file parsed in chunks. node stands for the list in the
 // tree of the rest of the file; it has no content: decode and lookup ask for the items.
 type itemList struct {
@@ -42,6 +47,7 @@ type itemList struct {
 	data   []byte
 	items  []chunk
 	head   []byte // the file without the items
+	cut    cutAt
 	reused []bool // services[i] came from the previous parse (Cache)
 	// final: services[i] is the previous parse's effective service, shared as it is (same
 	// text under the same rest of the file: the defaults it was resolved with are the same).
@@ -131,9 +137,15 @@ func splitServices(data []byte) (head []byte, list *itemList, keyLine, removed i
 	head = make([]byte, 0, itemsStart+len(data)-itemsEnd)
 	head = append(append(head, data[:itemsStart]...), data[itemsEnd:]...)
 	removed = bytes.Count(data[itemsStart:itemsEnd], []byte("\n"))
-	list.node = &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq", Line: list.items[0].line, Column: indent + 1}
-	list.head = head
+	list.cut = cutAt{keyLine: keyLine, removed: removed, indent: indent, itemsStart: itemsStart, itemsEnd: itemsEnd}
+	list.finishCut(head)
 	return head, list, keyLine, removed, true
+}
+
+// finishCut sets the list's head and its node in the tree, once its items and cut are known.
+func (s *itemList) finishCut(head []byte) {
+	s.head = head
+	s.node = &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq", Line: s.items[0].line, Column: s.cut.indent + 1}
 }
 
 // isServicesKey reports whether a line (without its indentation) is `services:` with nothing
@@ -150,11 +162,18 @@ func isServicesKey(body []byte) bool {
 // parseChunked parses data with its services list cut into items. It returns the tree of the
 // file without the items, in which list.node stands for the list, or ok false when the file
 // must be parsed whole.
-func parseChunked(data []byte) (root *yaml.Node, list *itemList, ok bool) {
-	head, list, keyLine, removed, ok := splitServices(data)
-	if !ok {
-		return nil, nil, false
+//
+// prev, when not nil, is the previous parse of the same file: an edit inside its services
+// list is cut again around the edit alone (resplit).
+func parseChunked(data []byte, prev *cached) (root *yaml.Node, list *itemList, ok bool) {
+	list, handled := resplit(prev, data)
+	if !handled {
+		_, list, _, _, ok = splitServices(data)
+		if !ok {
+			return nil, nil, false
+		}
 	}
+	head, keyLine, removed := list.head, list.cut.keyLine, list.cut.removed
 	root, extra, err := parseYAML(head)
 	if err != nil || root == nil || extra != nil || len(root.Content) != 1 {
 		return nil, nil, false

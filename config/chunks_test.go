@@ -24,7 +24,7 @@ func parseWays(t testing.TB, name string, data []byte) (diff string, cut bool) {
 	chunkMin = len(data) + 1
 	wc, wf := outcome(Parse(name, data))
 	chunkMin = 0
-	_, _, cut = parseChunked(data)
+	_, _, cut = parseChunked(data, nil)
 	cc, cf := outcome(Parse(name, data))
 	var d string
 	if wc != nil && cc != nil {

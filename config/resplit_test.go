@@ -1,0 +1,151 @@
+package config
+
+import (
+	"bytes"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// resplitBases are files that cut: the chunk cases that do, every testdata and example file
+// that does, and a longer list with items of one and of several lines.
+func resplitBases(t *testing.T) map[string][]byte {
+	bases := map[string][]byte{}
+	for name, c := range chunkCases {
+		if c.cut {
+			bases[name] = []byte(c.text)
+		}
+	}
+	files, _ := filepath.Glob("testdata/*.yaml")
+	examples, _ := filepath.Glob("../examples/*.yaml")
+	for _, path := range append(files, examples...) {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, _, _, ok := splitServices(data); ok {
+			bases[path] = data
+		}
+	}
+	var b strings.Builder
+	b.WriteString("apiVersion: ravel/v1\nkind: ClusterConfig\nnode: {name: a, role: director}\nvipPool: [10.0.0.1]\nservices:\n")
+	for i := range 40 {
+		if i%3 == 0 {
+			fmt.Fprintf(&b, "  - name: s%d\n    vip: 10.0.0.1\n    port: %d\n    # a comment\n    backends:\n      - {address: 10.1.0.1, weight: 2}\n\n", i, 1000+i)
+		} else {
+			fmt.Fprintf(&b, "  - {name: s%d, vip: 10.0.0.1, port: %d, backends: [{address: 10.1.0.1, weight: 1}]}\n", i, 1000+i)
+		}
+	}
+	b.WriteString("resync: 1m\n")
+	bases["long"] = []byte(b.String())
+	return bases
+}
+
+// resplitPieces are what the random edits insert: pieces of the lines a list is made of, and
+// of those that make the full split refuse a file or end the list.
+var resplitPieces = []string{"\n", "\n\n", "  - ", "- ", "    ", "  ", "# c\n", "weight: 9", "9", "x",
+	"  - {name: n, port: 1}\n", "    port: 2\n", "key: v\n", "services:\n", "---\n", "%YAML 1.2\n",
+	"&a ", "*a", "\t", "\r", "<", "<<", "-\n", "  -\n", "...\n", "#"}
+
+// edit returns data with one random edit: a piece inserted, a range deleted, or a range
+// replaced by a piece, at a random place (most often inside the services list).
+func edit(r *rand.Rand, data []byte) []byte {
+	at := r.IntN(len(data) + 1)
+	end := min(len(data), at+r.IntN(40))
+	piece := resplitPieces[r.IntN(len(resplitPieces))]
+	out := append([]byte(nil), data[:at]...)
+	switch r.IntN(3) {
+	case 0: // insert
+		out = append(append(out, piece...), data[at:]...)
+	case 1: // delete
+		out = append(out, data[end:]...)
+	default: // replace
+		out = append(append(out, piece...), data[end:]...)
+	}
+	return out
+}
+
+// TestResplitMatchesSplit: cutting an edited file from the previous cut (resplit) must give
+// what cutting it whole gives (splitServices): the same items, head and cut, and it must
+// never accept a file that the full split refuses. Chains of random edits, so that a cut made
+// by resplit is the start of the next one.
+func TestResplitMatchesSplit(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	handled, refused := 0, 0
+	for name, base := range resplitBases(t) {
+		for chain := range 60 {
+			data := base
+			_, list, _, _, ok := splitServices(data)
+			if !ok {
+				t.Fatalf("%s: the base does not cut", name)
+			}
+			for step := range 8 {
+				prev := &cached{data: data, items: list.items, head: list.head, cut: list.cut}
+				next := edit(r, data)
+				got, ok := resplit(prev, next)
+				_, want, _, _, wantOK := splitServices(next)
+				if ok {
+					handled++
+					if !wantOK {
+						t.Fatalf("%s chain %d step %d: resplit cut a file the full split refuses:\n%s", name, chain, step, next)
+					}
+					if fmt.Sprint(got.items) != fmt.Sprint(want.items) || got.cut != want.cut || !bytes.Equal(got.head, want.head) ||
+						got.node.Line != want.node.Line || got.node.Column != want.node.Column {
+						t.Fatalf("%s chain %d step %d: resplit %v %+v, full split %v %+v\nfile:\n%s", name, chain, step,
+							got.items, got.cut, want.items, want.cut, next)
+					}
+				} else {
+					refused++
+				}
+				if !wantOK {
+					break // the chain goes on from files that cut
+				}
+				data, list = next, want
+			}
+		}
+	}
+	// Most random edits fall outside the items or break the cut; enough must not.
+	if handled < 500 {
+		t.Fatalf("resplit handled only %d edits (refused %d): the test checks too little", handled, refused)
+	}
+	t.Logf("resplit handled %d edits, left %d to the full split", handled, refused)
+}
+
+// TestResplitWeightEdit: the reload bench/scale.sh measures, one weight edited in a long
+// file, is cut from the previous cut, and parses to the same config as a parse without cache.
+func TestResplitWeightEdit(t *testing.T) {
+	text := string(resplitBases(t)["long"])
+	edited := strings.Replace(text, "port: 1005, backends: [{address: 10.1.0.1, weight: 1}", "port: 1005, backends: [{address: 10.1.0.1, weight: 7}", 1)
+	if edited == text {
+		t.Fatal("the edit did not apply")
+	}
+	_, list, _, _, _ := splitServices([]byte(text))
+	if _, ok := resplit(&cached{data: []byte(text), items: list.items, head: list.head, cut: list.cut}, []byte(edited)); !ok {
+		t.Fatal("a one-weight edit inside an item was not cut from the previous cut")
+	}
+	defer func(old int) { chunkMin = old }(chunkMin)
+	chunkMin = 0
+	c := &Cache{}
+	if _, err := c.Parse("f.yaml", []byte(text)); err != nil {
+		t.Fatal(err)
+	}
+	cached, err := c.Parse("f.yaml", []byte(edited))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fresh, err := Parse("f.yaml", []byte(edited))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cached.Hash != fresh.Hash {
+		t.Fatal("cached parse has another hash")
+	}
+	if d := cmp.Diff(fresh.ClusterConfig, cached.ClusterConfig, cmpAddr); d != "" {
+		t.Fatalf("cached parse differs from a fresh one:\n%s", d)
+	}
+}

@@ -592,7 +592,7 @@ func (d *Director) apply(plan *reconcile.Plan, kind string, start time.Time) {
 		for _, op := range plan.Ops {
 			d.m.Ops.WithLabelValues(op.Kind.String()).Inc()
 			if op.Kind == reconcile.OpBindVIP {
-				delete(d.announced, op.VIP)
+				delete(d.announced, op.Detail().VIP)
 			}
 		}
 	}
@@ -628,8 +628,10 @@ func (d *Director) gauges(desired *reconcile.State) {
 	// A virtual service of the desired state is never changed once made (a change makes a new
 	// one), and a reload or a partial sync keeps those it did not change: their sums are
 	// remembered by pointer, so a reload that changes one service does not walk every
-	// destination again.
-	memo := make(map[*reconcile.VirtualService]vsSums, len(desired.Services))
+	// destination again, nor build the memo again (10,000 map writes).
+	if d.sums == nil {
+		d.sums = make(map[*reconcile.VirtualService]vsSums, len(desired.Services))
+	}
 	for _, vs := range desired.Services {
 		sum, ok := d.sums[vs]
 		if !ok {
@@ -639,8 +641,8 @@ func (d *Director) gauges(desired *reconcile.State) {
 					sum.up++
 				}
 			}
+			d.sums[vs] = sum
 		}
-		memo[vs] = sum
 		dests += len(vs.Dests)
 		services[vs.VIP]++
 		serving[vs.VIP] += sum.up
@@ -648,7 +650,13 @@ func (d *Director) gauges(desired *reconcile.State) {
 			empty++
 		}
 	}
-	d.sums = memo
+	if len(d.sums) > len(desired.Services) { // some were replaced or removed: forget them
+		for vs := range d.sums {
+			if desired.Services[vs.ServiceKey] != vs {
+				delete(d.sums, vs)
+			}
+		}
+	}
 	d.m.VirtualServices.Set(float64(len(desired.Services)))
 	d.m.Destinations.Set(float64(dests))
 	d.m.VIPs.Set(float64(len(desired.VIPs)))

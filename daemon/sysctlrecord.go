@@ -72,10 +72,10 @@ func (r SysctlRecord) Remember(plan *reconcile.Plan) error {
 	}
 	changed := false
 	for _, op := range plan.Ops {
-		if op.Kind != reconcile.OpSetSysctl || op.Old == "" {
+		if op.Kind != reconcile.OpSetSysctl || op.Detail().Old == "" {
 			continue
 		}
-		if _, ok := rec[op.Key]; !ok {
+		if _, ok := rec[op.Key]; !ok { // (a sysctl op has its detail)
 			rec[op.Key] = op.Old
 			changed = true
 		}

@@ -111,23 +111,24 @@ func (e *ApplyError) Unwrap() []error {
 
 // applyOp applies an op that is not an IPVS change (see ipvsChange).
 func applyOp(k Kernel, op Op) error {
+	x := op.Detail()
 	switch op.Kind {
 	case OpEnsureDevice:
-		return k.Links.EnsureDummy(op.Device)
+		return k.Links.EnsureDummy(x.Device)
 	case OpBindVIP:
-		err := k.Links.AddAddr(op.Device, family.Of(op.VIP).Host(op.VIP))
+		err := k.Links.AddAddr(x.Device, family.Of(x.VIP).Host(x.VIP))
 		if errors.Is(err, netops.ErrExist) {
 			return nil // bound meanwhile (e.g. by hand): the goal is reached
 		}
 		return err
 	case OpUnbindVIP:
-		err := k.Links.DelAddr(op.Device, family.Of(op.VIP).Host(op.VIP))
+		err := k.Links.DelAddr(x.Device, family.Of(x.VIP).Host(x.VIP))
 		if errors.Is(err, netops.ErrNotExist) {
 			return nil
 		}
 		return err
 	case OpSetSysctl:
-		return k.Sysctl.Set(op.Key, op.Value)
+		return k.Sysctl.Set(x.Key, x.Value)
 	}
 	return fmt.Errorf("unknown op kind %d", op.Kind)
 }

@@ -233,14 +233,14 @@ func TestApplyBindUnbindIdempotent(t *testing.T) {
 	vip := netip.MustParseAddr("10.0.0.1")
 	f.links.AddDevice("ravel0", "dummy", true, netip.PrefixFrom(vip, 32))
 	p := &Plan{Ops: []Op{
-		{Kind: OpBindVIP, VIP: vip, Device: "ravel0"},
-		{Kind: OpUnbindVIP, VIP: netip.MustParseAddr("10.0.0.2"), Device: "ravel0"},
+		{Kind: OpBindVIP, OpDetail: &OpDetail{VIP: vip, Device: "ravel0"}},
+		{Kind: OpUnbindVIP, OpDetail: &OpDetail{VIP: netip.MustParseAddr("10.0.0.2"), Device: "ravel0"}},
 	}}
 	if err := Apply(f.kernel(), p); err != nil {
 		t.Errorf("Apply: %v", err)
 	}
 	// Other errors are reported.
-	p = &Plan{Ops: []Op{{Kind: OpBindVIP, VIP: vip, Device: "missing0"}}}
+	p = &Plan{Ops: []Op{{Kind: OpBindVIP, OpDetail: &OpDetail{VIP: vip, Device: "missing0"}}}}
 	if err := Apply(f.kernel(), p); !errors.Is(err, netops.ErrNotExist) {
 		t.Errorf("bind on a missing device: %v, want ErrNotExist", err)
 	}

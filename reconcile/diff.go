@@ -137,7 +137,7 @@ func (b *builder) services(desired, actual *State, keys []netops.ServiceKey, opt
 
 func (b *builder) service(d, a *VirtualService, actual *State, opts DiffOptions) {
 	if d.Scheduler != a.Scheduler || d.Flags != a.Flags {
-		b.add(Op{Kind: OpUpdateService, Name: d.Name, Service: d.Service, OldSvc: a.Service})
+		b.add(Op{Kind: OpUpdateService, Name: d.Name, Service: d.Service, OpDetail: &OpDetail{OldSvc: a.Service}})
 	}
 	if d.Keep {
 		return // its target's endpoints are not known yet: what forwards now stays
@@ -167,7 +167,7 @@ func (b *builder) service(d, a *VirtualService, actual *State, opts DiffOptions)
 	for _, dk := range changed {
 		ad := a.Dests[dk]
 		if dd, ok := d.Dests[dk]; ok {
-			b.add(Op{Kind: OpUpdateDest, Name: d.Name, Service: d.Service, Dest: dd, OldDest: ad})
+			b.add(Op{Kind: OpUpdateDest, Name: d.Name, Service: d.Service, Dest: dd, OpDetail: &OpDetail{OldDest: ad}})
 			continue
 		}
 		// Leaving: drain first, delete later.
@@ -175,20 +175,20 @@ func (b *builder) service(d, a *VirtualService, actual *State, opts DiffOptions)
 		if !SchedZeroPolicy(d.Scheduler).CanDrain() {
 			// At weight 0 it would keep its hash bucket and refuse every new client hashed
 			// there (under dh: every client of the VIP) until the drain ends.
-			b.add(Op{Kind: OpDelDest, Name: d.Name, Service: d.Service, Dest: ad, Reason: "dh cannot drain: weight 0 refuses its clients"})
+			b.add(Op{Kind: OpDelDest, Name: d.Name, Service: d.Service, Dest: ad, OpDetail: &OpDetail{Reason: "dh cannot drain: weight 0 refuses its clients"}})
 			continue
 		}
 		if ad.Weight != 0 {
 			drained := ad
 			drained.Weight = 0
-			b.add(Op{Kind: OpDrainDest, Name: d.Name, Service: d.Service, Dest: drained, OldDest: ad})
+			b.add(Op{Kind: OpDrainDest, Name: d.Name, Service: d.Service, Dest: drained, OpDetail: &OpDetail{OldDest: ad}})
 			continue
 		}
 		if _, known := opts.Drains.started(ref); !known {
 			b.drains = append(b.drains, ref)
 		}
 		if reason, ok := opts.Drains.MayDelete(ref, actual, opts.Now, opts.DrainTimeout); ok {
-			b.add(Op{Kind: OpDelDest, Name: d.Name, Service: d.Service, Dest: ad, Reason: reason})
+			b.add(Op{Kind: OpDelDest, Name: d.Name, Service: d.Service, Dest: ad, OpDetail: &OpDetail{Reason: reason}})
 		}
 	}
 	for _, dk := range added {
@@ -199,17 +199,17 @@ func (b *builder) service(d, a *VirtualService, actual *State, opts DiffOptions)
 func (b *builder) vips(desired, actual *State, opts DiffOptions) {
 	for _, v := range sortedAddrs(actual.VIPs) {
 		if opts.Owned[v] && !desired.VIPs[v] {
-			b.add(Op{Kind: OpUnbindVIP, VIP: v, Device: actual.Device})
+			b.add(Op{Kind: OpUnbindVIP, OpDetail: &OpDetail{VIP: v, Device: actual.Device}})
 		}
 	}
 	added := false
 	for _, v := range sortedAddrs(desired.VIPs) {
 		if opts.Owned[v] && !actual.VIPs[v] {
 			if !added && desired.Device != "lo" {
-				b.add(Op{Kind: OpEnsureDevice, Device: desired.Device})
+				b.add(Op{Kind: OpEnsureDevice, OpDetail: &OpDetail{Device: desired.Device}})
 				added = true
 			}
-			b.add(Op{Kind: OpBindVIP, VIP: v, Device: desired.Device})
+			b.add(Op{Kind: OpBindVIP, OpDetail: &OpDetail{VIP: v, Device: desired.Device}})
 		}
 	}
 }
@@ -222,7 +222,7 @@ func (b *builder) sysctls(desired, actual *State) {
 	sort.Strings(keys)
 	for _, k := range keys {
 		if !sysctlHolds(actual.Sysctls[k], desired.Sysctls[k]) {
-			b.add(Op{Kind: OpSetSysctl, Key: k, Value: desired.Sysctls[k], Old: actual.Sysctls[k]})
+			b.add(Op{Kind: OpSetSysctl, OpDetail: &OpDetail{Key: k, Value: desired.Sysctls[k], Old: actual.Sysctls[k]}})
 		}
 	}
 }

@@ -401,9 +401,9 @@ func TestDiffServicesMinimal(t *testing.T) {
 	p := DiffServices(desired, actual, []netops.ServiceKey{skey(webUDP), skey(web), skey(web)}, diffOpts(nil))
 	want := []Op{
 		{Kind: OpUpdateDest, Name: "web", Service: netops.Service{ServiceKey: skey(web), Scheduler: "wrr"},
-			Dest: dest("10.1.0.2:80", 2), OldDest: dest("10.1.0.2:80", 1)},
+			Dest: dest("10.1.0.2:80", 2), OpDetail: &OpDetail{OldDest: dest("10.1.0.2:80", 1)}},
 		{Kind: OpUpdateDest, Name: "web", Service: netops.Service{ServiceKey: skey(webUDP), Scheduler: "wrr"},
-			Dest: dest("10.1.0.2:80", 2), OldDest: dest("10.1.0.2:80", 1)},
+			Dest: dest("10.1.0.2:80", 2), OpDetail: &OpDetail{OldDest: dest("10.1.0.2:80", 1)}},
 	}
 	if d := cmp.Diff(want, p.Ops, cmpOpts); d != "" {
 		t.Errorf("ops (-want +got):\n%s", d)
@@ -416,7 +416,7 @@ func TestDiffServicesMinimal(t *testing.T) {
 	desired.Services[skey(web)] = makeVS(web, named("web"), dests(dest("10.1.0.1:80", 3)))
 	p = DiffServices(desired, actual, []netops.ServiceKey{skey(web)}, diffOpts(nil))
 	want = []Op{{Kind: OpDrainDest, Name: "web", Service: netops.Service{ServiceKey: skey(web), Scheduler: "wrr"},
-		Dest: dest("10.1.0.2:80", 0), OldDest: dest("10.1.0.2:80", 1)}}
+		Dest: dest("10.1.0.2:80", 0), OpDetail: &OpDetail{OldDest: dest("10.1.0.2:80", 1)}}}
 	if d := cmp.Diff(want, p.Ops, cmpOpts); d != "" {
 		t.Errorf("leaving: ops (-want +got):\n%s", d)
 	}

@@ -109,11 +109,12 @@ inns ipvsadm -Sn | sort >"$work/ipvsadm.table"
 
 # --- 2. ravel from empty ----------------------------------------------------------------------
 # start_ravel CONFIG LOG [NAME]: starts ravel in the namespace and waits for its first sync;
-# sets pid, t_launch and t_ready. With RAVEL_BENCH_PROFILE (a directory the host sees, such as
-# $E2E_OUT) and NAME, ravel writes a CPU profile of its run to that directory's NAME.prof.
+# sets pid, t_launch and t_ready. With RAVEL_BENCH_PROFILE=1 and NAME, ravel writes a CPU
+# profile of its run to NAME.prof in the guest's results directory ($E2E_OUT, which
+# bench/scale.sh keeps as $RAVEL_BENCH_DIR/guest).
 start_ravel() {
 	local prof=()
-	[[ -z ${RAVEL_BENCH_PROFILE:-} || -z ${3:-} ]] || prof=(--cpu-profile "$RAVEL_BENCH_PROFILE/$3.prof")
+	[[ ${RAVEL_BENCH_PROFILE:-} != 1 || -z ${3:-} ]] || prof=(--cpu-profile "$E2E_OUT/$3.prof")
 	t_launch=$(now)
 	# Not through inns: a backgrounded function is a subshell, and its pid is not ravel's.
 	ip netns exec "$ns" "$ravel" run --config "$1" --log-format json "${prof[@]}" >"$2" 2>&1 &
@@ -203,6 +204,9 @@ result "restart_ready_s" "$(elapsed "$t_launch" "$t_ready")"
 ops=$({ grep -F '"msg":"applying plan"' "$log" || true; } | sed -n 's/.*"ops":\([0-9]*\).*/\1/p' | head -n1)
 result "restart_plan_ops" "${ops:-0}"
 result "restart_vmhwm_kib" "$(hwm)"
+# Of the resident set now, what is the binary's pages (file-backed) and what is memory.
+result "restart_rss_file_kib" "$(awk '$1 == "RssFile:" { print $2 }' "/proc/$pid/status")"
+result "restart_rss_anon_kib" "$(awk '$1 == "RssAnon:" { print $2 }' "/proc/$pid/status")"
 say "restart adopting $services services: ready after $(elapsed "$t_launch" "$t_ready") s, plan ops ${ops:-0}"
 stop_ravel
 

@@ -15,8 +15,10 @@
 # on a time. Times under emulation are 10–50× a real machine's: read the ratios, which come from
 # the same boot. About 40 minutes at the default size on a 2-core machine; try 10 100 20 first.
 #
-# Environment: RAVEL_BENCH_DIR (default /var/tmp/ravel-bench-scale: the guest cannot see
-# /tmp), E2E_GUEST_MEM (MiB, default 3072 here).
+# Environment: RAVEL_BENCH_PROFILE=1 (CPU profiles of the last start from empty and of the
+# restart, ravel run --cpu-profile, in $RAVEL_BENCH_DIR/guest), RAVEL_BENCH_DIR (default
+# /var/tmp/ravel-bench-scale: the guest cannot see /tmp), E2E_GUEST_MEM (MiB, default 3072
+# here).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VIPS=${1:-100} PORTS=${2:-100} DESTS=${3:-20} RUNS=${4:-3} SMALL=${5:-100}

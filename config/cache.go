@@ -61,6 +61,20 @@ func (c *Cache) start(name string, list *itemList) {
 		effective: make([]schema.Service, n), effOK: make([]bool, n)}
 }
 
+// Bytes returns the bytes of the cache's last parse of name, or nil when it kept none (a
+// short file, parsed whole, is not cached).
+func (c *Cache) Bytes(name string) []byte {
+	if c == nil {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if p := c.previous(name); p != nil {
+		return p.data
+	}
+	return nil
+}
+
 // previous is the cache's last parse of name, or nil.
 func (c *Cache) previous(name string) *cached {
 	if c == nil || c.last == nil || c.last.name != name {

@@ -138,6 +138,12 @@ func TestResplitWeightEdit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if got := c.Bytes("f.yaml"); string(got) != edited {
+		t.Fatalf("Bytes after the reload = %d bytes, want the edited file's %d", len(got), len(edited))
+	}
+	if c.Bytes("other.yaml") != nil || (*Cache)(nil).Bytes("f.yaml") != nil {
+		t.Fatal("Bytes of another file, or of a nil cache, is not nil")
+	}
 	fresh, err := Parse("f.yaml", []byte(edited))
 	if err != nil {
 		t.Fatal(err)

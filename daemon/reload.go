@@ -54,6 +54,10 @@ type Reloader struct {
 	Log       *slog.Logger
 	Metrics   *Metrics
 	Status    *Status
+	// StartData, when known, are the bytes the config given to Start was parsed from: the
+	// first reload compares the file with them instead of hashing it (168 ms of a 7 MB
+	// file's reload under the QEMU guest's emulation). May be nil.
+	StartData []byte
 
 	mu          sync.Mutex // serializes reloads; guards the fields below
 	running     *config.Config
@@ -66,7 +70,7 @@ type Reloader struct {
 func (r *Reloader) Start(cfg *config.Config) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.running, r.lastAttempt = cfg, cfg.Hash
+	r.running, r.lastAttempt, r.lastData = cfg, cfg.Hash, r.StartData
 	r.setRunning(nil, cfg)
 	r.Metrics.ReloadOK.Set(1)
 	r.Metrics.ReloadOKTime.Set(float64(time.Now().Unix()))

@@ -55,7 +55,7 @@ type Director struct {
 	// takes it out of the kernel rather than leaving it unowned and bound.
 	retired    map[netip.Addr]bool
 	vipSeries  map[netip.Addr]bool                  // VIPs with per-VIP metric series
-	sums       map[*reconcile.VirtualService]vsSums // gauges: sums of the services last counted
+	counted    gaugeState                           // what the gauges last counted
 	snap       *kube.Snapshot
 	desired    *reconcile.State
 	drains     reconcile.Drains
@@ -410,6 +410,7 @@ func (d *Director) partial(keys []netops.ServiceKey, notes []reconcile.Note) {
 	}
 	plan := reconcile.DiffServices(d.desired, actual, keys, d.diffOptions())
 	d.apply(plan, "partial", start)
+	d.gaugesOf(d.desired, keys)
 }
 
 // noteHolds keeps the set of services under the all-failing hold, logging each once when it
@@ -490,7 +491,7 @@ func (d *Director) reloadSync(old *config.Config, committed *reconcile.State) bo
 	d.noteHolds(notes, recomputed)
 	d.logNotes(notes)
 	d.apply(reconcile.DiffReload(desired, actual, keys, d.diffOptions()), "reload", start)
-	d.gauges(desired)
+	d.gaugesOf(desired, keys)
 	d.reportHealth()
 	d.checkARP()
 	d.applyChains(false)
@@ -616,77 +617,6 @@ func (d *Director) apply(plan *reconcile.Plan, kind string, start time.Time) {
 	d.announceNew()
 	d.serveNeighbours()
 	d.announceBGP()
-}
-
-func (d *Director) gauges(desired *reconcile.State) {
-	// One pass over every destination (200,000 at 10,000 services) for all the gauges.
-	dests, empty := 0, 0
-	services, serving := make(map[netip.Addr]int, len(desired.VIPs)), make(map[netip.Addr]int, len(desired.VIPs))
-	for vip := range desired.VIPs {
-		services[vip] = 0
-	}
-	// A virtual service of the desired state is never changed once made (a change makes a new
-	// one), and a reload or a partial sync keeps those it did not change: their sums are
-	// remembered by pointer, so a reload that changes one service does not walk every
-	// destination again, nor build the memo again (10,000 map writes).
-	if d.sums == nil {
-		d.sums = make(map[*reconcile.VirtualService]vsSums, len(desired.Services))
-	}
-	for _, vs := range desired.Services {
-		sum, ok := d.sums[vs]
-		if !ok {
-			for _, dst := range vs.Dests {
-				sum.weight += dst.Weight
-				if dst.Weight > 0 {
-					sum.up++
-				}
-			}
-			d.sums[vs] = sum
-		}
-		dests += len(vs.Dests)
-		services[vs.VIP]++
-		serving[vs.VIP] += sum.up
-		if sum.weight == 0 {
-			empty++
-		}
-	}
-	if len(d.sums) > len(desired.Services) { // some were replaced or removed: forget them
-		for vs := range d.sums {
-			if desired.Services[vs.ServiceKey] != vs {
-				delete(d.sums, vs)
-			}
-		}
-	}
-	d.m.VirtualServices.Set(float64(len(desired.Services)))
-	d.m.Destinations.Set(float64(dests))
-	d.m.VIPs.Set(float64(len(desired.VIPs)))
-	d.m.NoRealservers.Set(float64(empty))
-	if d.status != nil {
-		d.status.SetCounts(Counts{VirtualServices: len(desired.Services), Destinations: dests, VIPs: len(desired.VIPs),
-			Draining: d.drains.Pending(), ServicesWithoutRealservers: empty})
-	}
-	d.vipGauges(services, serving)
-}
-
-// vsSums are what the gauges need of a virtual service's destinations.
-type vsSums struct{ weight, up int }
-
-// vipGauges sets the per-VIP series (services and serving destinations of each VIP) and
-// deletes those of VIPs no longer wanted, so a VIP that leaves the config leaves no stale
-// series behind.
-func (d *Director) vipGauges(services, serving map[netip.Addr]int) {
-	for vip := range d.vipSeries {
-		if _, ok := services[vip]; !ok {
-			d.m.VIPServices.DeleteLabelValues(vip.String())
-			d.m.VIPDests.DeleteLabelValues(vip.String())
-			delete(d.vipSeries, vip)
-		}
-	}
-	for vip, n := range services {
-		d.m.VIPServices.WithLabelValues(vip.String()).Set(float64(n))
-		d.m.VIPDests.WithLabelValues(vip.String()).Set(float64(serving[vip]))
-		d.vipSeries[vip] = true
-	}
 }
 
 func (d *Director) logNotes(notes []reconcile.Note) {

@@ -100,7 +100,8 @@ func (s *itemList) reuse(i int, e reflect.Value) bool {
 		return false
 	}
 	was, now := p.items[i], s.items[i]
-	if was.line != now.line || !bytes.Equal(p.data[was.start:was.end], s.data[now.start:now.end]) {
+	known := i < s.sameBelow || i >= s.sameFrom && s.sameFrom > 0
+	if !known && (was.line != now.line || !bytes.Equal(p.data[was.start:was.end], s.data[now.start:now.end])) {
 		return false
 	}
 	switch {

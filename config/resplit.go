@@ -46,6 +46,7 @@ func resplit(prev *cached, data []byte) (list *itemList, handled bool) {
 	copy(items, prev.items[:k])
 	indent := was.indent
 	start := prev.items[k].start
+	sameFrom := -1
 	for off, line := start, prev.items[k].line; ; line++ {
 		if off >= newEnd { // in the common suffix: back on one of prev's item starts, or the end
 			if off-delta == was.itemsEnd {
@@ -61,6 +62,9 @@ func resplit(prev *cached, data []byte) (list *itemList, handled bool) {
 					return nil, false
 				}
 				items[len(items)-1].end = off
+				if len(items) == m && lineDelta == 0 {
+					sameFrom = m // the same index and line: reuse need not compare them
+				}
 				for _, c := range prev.items[m:] {
 					items = append(items, chunk{start: c.start + delta, end: c.end + delta, line: c.line + lineDelta})
 				}
@@ -95,7 +99,10 @@ func resplit(prev *cached, data []byte) (list *itemList, handled bool) {
 		}
 		off = next
 	}
-	list = &itemList{data: data, items: items}
+	list = &itemList{data: data, items: items, sameBelow: k, sameFrom: len(items)}
+	if sameFrom >= 0 {
+		list.sameFrom = sameFrom
+	}
 	list.cut = was
 	list.cut.removed += lineDelta
 	list.cut.itemsEnd += delta

@@ -99,6 +99,14 @@ func TestResplitMatchesSplit(t *testing.T) {
 						t.Fatalf("%s chain %d step %d: resplit %v %+v, full split %v %+v\nfile:\n%s", name, chain, step,
 							got.items, got.cut, want.items, want.cut, next)
 					}
+					for i := range got.items {
+						if i < got.sameBelow || got.sameFrom > 0 && i >= got.sameFrom {
+							a, b := list.items[i], got.items[i]
+							if a.line != b.line || !bytes.Equal(data[a.start:a.end], next[b.start:b.end]) {
+								t.Fatalf("%s chain %d step %d: item %d is said unchanged (below %d, from %d) but is not", name, chain, step, i, got.sameBelow, got.sameFrom)
+							}
+						}
+					}
 				} else {
 					refused++
 				}

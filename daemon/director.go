@@ -54,8 +54,8 @@ type Director struct {
 	// sync has removed their services and binding, so that dropping a VIP from the config
 	// takes it out of the kernel rather than leaving it unowned and bound.
 	retired    map[netip.Addr]bool
-	vipSeries  map[netip.Addr]bool                  // VIPs with per-VIP metric series
-	counted    gaugeState                           // what the gauges last counted
+	vipSeries  map[netip.Addr]bool // VIPs with per-VIP metric series
+	counted    gaugeState          // what the gauges last counted
 	snap       *kube.Snapshot
 	desired    *reconcile.State
 	drains     reconcile.Drains

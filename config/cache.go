@@ -44,7 +44,12 @@ type cached struct {
 	// without a finding. A parse of the same text under the same head shares them.
 	effective []schema.Service
 	effOK     []bool
-	reused    atomic.Int64 // how many services came from the previous parse
+	// seen and ids are what the checks across services recorded, when no two services
+	// clashed (see decoder.checkServices); nil otherwise. Read-only once made.
+	seen       *seenServices
+	ids        []serviceID
+	sharedSeen bool         // this parse took seen from the previous one (for the tests)
+	reused     atomic.Int64 // how many services came from the previous parse
 }
 
 // start hands the previous parse of name to list, and gives it a record of this one.

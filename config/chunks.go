@@ -43,16 +43,16 @@ type cutAt struct{ keyLine, removed, indent, itemsStart, itemsEnd int }
 // itemList is the services list of a file parsed in chunks. node stands for the list in the
 // tree of the rest of the file; it has no content: decode and lookup ask for the items.
 type itemList struct {
-	node   *yaml.Node
-	data   []byte
-	items  []chunk
-	head   []byte // the file without the items
-	cut    cutAt
+	node  *yaml.Node
+	data  []byte
+	items []chunk
+	head  []byte // the file without the items
+	cut   cutAt
 	// same: items below sameBelow and from sameFrom on are, byte for byte and line for
 	// line, the previous parse's items of the same index (resplit knows it; the cache need
 	// not compare them). Both 0 when unknown.
 	sameBelow, sameFrom int
-	reused []bool // services[i] came from the previous parse (Cache)
+	reused              []bool // services[i] came from the previous parse (Cache)
 	// final: services[i] is the previous parse's effective service, shared as it is (same
 	// text under the same rest of the file: the defaults it was resolved with are the same).
 	final  []bool

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"bytes"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -38,10 +39,7 @@ func (d *decoder) checkCrossField(c *schema.ClusterConfig) {
 
 	d.checkThresholds("defaults.ipvs", c.Defaults.IPVS.UpperThreshold, c.Defaults.IPVS.LowerThreshold, true, true)
 
-	seen := &seenServices{vip: make(map[vkey]int, len(c.Services)), name: make(map[string]int, len(c.Services))}
-	for i := range c.Services {
-		d.checkService(c, i, pool, seen)
-	}
+	seen := d.checkServices(c, pool)
 
 	keys := make([]string, 0, len(c.IPVSSysctls))
 	for k := range c.IPVSSysctls {
@@ -101,20 +99,82 @@ type seenServices struct {
 	name map[string]int
 }
 
+// checkServices runs checkService on every service and returns what they take. A reload
+// whose edit kept every service's name, VIP, port and protocols, after a parse in which these
+// checks found nothing, has the same names and virtual services at the same indexes, and its
+// other services would pass again: it takes the previous parse's record and checks only the
+// edited services (see sameServices). A parse in which they find something keeps no record.
+// Building the two maps again was most of a one-weight reload's checks at 10,000 services.
+func (d *decoder) checkServices(c *schema.ClusterConfig, pool map[netip.Addr]bool) *seenServices {
+	before := len(d.errs) + d.dropped
+	if seen, from, to, ok := d.sameServices(c); ok {
+		for i := from; i < to; i++ {
+			d.checkServiceAlone(c, i, pool)
+		}
+		d.chunks.next.sharedSeen = true
+		if len(d.errs)+d.dropped == before { // else the next parse checks every service again
+			d.chunks.next.seen, d.chunks.next.ids = seen, d.chunks.prev.ids
+		}
+		return seen
+	}
+	seen := &seenServices{vip: make(map[vkey]int, len(c.Services)), name: make(map[string]int, len(c.Services))}
+	for i := range c.Services {
+		d.checkService(c, i, pool, seen)
+	}
+	if d.chunks != nil && d.chunks.next != nil && len(d.errs)+d.dropped == before {
+		ids := make([]serviceID, len(c.Services))
+		for i := range c.Services {
+			ids[i] = idOf(c, i)
+		}
+		d.chunks.next.seen, d.chunks.next.ids = seen, ids
+	}
+	return seen
+}
+
+// serviceID is what of a service the checks across services look at.
+type serviceID struct {
+	name   string
+	vip    netip.Addr
+	port   int
+	protos []string // effective: the service's or the defaults'
+}
+
+func idOf(c *schema.ClusterConfig, i int) serviceID {
+	s := &c.Services[i]
+	protos := s.Protocols
+	if protos == nil {
+		protos = c.Defaults.Protocols
+	}
+	return serviceID{s.Name, s.VIP, s.Port, protos}
+}
+
+// sameServices reports whether the previous parse's record of names and virtual services
+// holds for this one, and which services [from, to) must still be checked alone: the file
+// was cut from the previous cut (resplit), with as many items, under the same rest of the
+// file (vipPool, node and defaults); the previous parse's services did not clash; and the
+// edited items have the same identity as the previous ones of their index.
+func (d *decoder) sameServices(c *schema.ClusterConfig) (seen *seenServices, from, to int, ok bool) {
+	l := d.chunks
+	if l == nil || l.prev == nil || l.prev.seen == nil || l.sameFrom == 0 || len(l.prev.ids) != len(c.Services) ||
+		len(l.items) != len(c.Services) || !bytes.Equal(l.head, l.prev.head) {
+		return nil, 0, 0, false
+	}
+	from, to = l.sameBelow, l.sameFrom
+	for i := from; i < to; i++ {
+		was, now := l.prev.ids[i], idOf(c, i)
+		if was.name != now.name || was.vip != now.vip || was.port != now.port || !slices.Equal(was.protos, now.protos) {
+			return nil, 0, 0, false
+		}
+	}
+	return l.prev.seen, from, to, true
+}
+
 // checkService checks the rules of services[i] that relate it to other keys. Paths are built
 // only when something is reported: this runs for every service of the file.
 func (d *decoder) checkService(c *schema.ClusterConfig, i int, pool map[netip.Addr]bool, seen *seenServices) {
 	s := &c.Services[i]
 	p := func(sub string) string { return index("services", i) + sub }
-	if !s.VIP.IsValid() {
-		if !d.written(p(".vip")) {
-			d.errAt(p(".vip"), "is required")
-		}
-	} else if !pool[s.VIP] && d.checkVIP(p(".vip"), s.VIP, &c.Node) {
-		// (A VIP in the pool passed checkVIP there: not checked again, nor its path built,
-		// 10,000 times in a reload.)
-		d.errAt(p(".vip"), "%s is not in vipPool", s.VIP)
-	}
+	d.checkServiceVIP(c, i, pool)
 	if s.Name != "" {
 		if j, dup := seen.name[s.Name]; dup {
 			d.errAt(p(".name"), "name %q is already used by services[%d]", s.Name, j)
@@ -141,7 +201,34 @@ func (d *decoder) checkService(c *schema.ClusterConfig, i int, pool map[netip.Ad
 			seen.vip[k] = i
 		}
 	}
+	d.checkServiceKind(c, i)
+}
 
+// checkServiceAlone checks what of services[i] needs no other service: its VIP against the
+// pool and the node, one of kubernetes and backends, and its backends.
+func (d *decoder) checkServiceAlone(c *schema.ClusterConfig, i int, pool map[netip.Addr]bool) {
+	d.checkServiceVIP(c, i, pool)
+	d.checkServiceKind(c, i)
+}
+
+func (d *decoder) checkServiceVIP(c *schema.ClusterConfig, i int, pool map[netip.Addr]bool) {
+	s := &c.Services[i]
+	p := func(sub string) string { return index("services", i) + sub }
+	if !s.VIP.IsValid() {
+		if !d.written(p(".vip")) {
+			d.errAt(p(".vip"), "is required")
+		}
+	} else if !pool[s.VIP] && d.checkVIP(p(".vip"), s.VIP, &c.Node) {
+		// (A VIP in the pool passed checkVIP there: not checked again, nor its path built,
+		// 10,000 times in a reload.)
+		d.errAt(p(".vip"), "%s is not in vipPool", s.VIP)
+	}
+}
+
+// checkServiceKind checks that services[i] has one of kubernetes and backends, and its backends.
+func (d *decoder) checkServiceKind(c *schema.ClusterConfig, i int) {
+	s := &c.Services[i]
+	p := func(sub string) string { return index("services", i) + sub }
 	switch {
 	case s.Kubernetes != nil && s.Backends != nil:
 		d.errAt(p(""), "set exactly one of kubernetes and backends, not both")

@@ -163,3 +163,69 @@ func TestResplitWeightEdit(t *testing.T) {
 		t.Fatalf("cached parse differs from a fresh one:\n%s", d)
 	}
 }
+
+// crossPieces are edits that keep a service valid or make it clash with another: names,
+// ports, VIPs and protocols of other services, weights.
+var crossPieces = [][2]string{
+	{"weight: 1}", "weight: 3}"},
+	{"name: s5,", "name: s7,"},
+	{"name: s5,", "name: s5b,"},
+	{"port: 1005,", "port: 1007,"},
+	{"port: 1005,", "port: 1099,"},
+	{"vip: 10.0.0.1, port: 1005", "vip: 10.0.0.2, port: 1005"},
+	{"name: s5,", "name: s5, protocols: [tcp, udp],"},
+	{"name: s5,", "name: s5, protocols: [tcp, tcp],"},
+	{"backends: [{address: 10.1.0.1, weight: 1}]}", "backends: [{address: 10.1.0.1}, {address: 10.1.0.1}]}"},
+	{"backends: [{address: 10.1.0.1, weight: 1}]}", "kubernetes: {namespace: a, service: b}}"},
+}
+
+// TestCachedParseMatchesFresh: chains of edits, each parsed through the cache of the
+// previous one and without a cache, must give the same config and the same findings,
+// including the clashes across services that the shortcut of checkServices would miss if it
+// were taken when it must not be. The shortcut must be taken for weight edits.
+func TestCachedParseMatchesFresh(t *testing.T) {
+	defer func(old int) { chunkMin = old }(chunkMin)
+	chunkMin = 0
+	base := string(resplitBases(t)["long"])
+	r := rand.New(rand.NewPCG(3, 4))
+	shared, steps := 0, 0
+	for chain := range 40 {
+		c := &Cache{}
+		text := base
+		if _, err := c.Parse("f.yaml", []byte(text)); err != nil {
+			t.Fatal(err)
+		}
+		for step := range 6 {
+			e := crossPieces[r.IntN(len(crossPieces))]
+			// The one-line items are s1, s2, s4, s5, ...: edit s5 for the pieces that name
+			// it, another one at random for the others.
+			target := fmt.Sprintf("name: s%d,", []int{1, 2, 4, 8, 10, 11, 13, 14}[r.IntN(8)])
+			if strings.Contains(e[0], "s5") || strings.Contains(e[0], "1005") {
+				target = "name: s5,"
+			}
+			at := strings.Index(text, target)
+			if at < 0 {
+				continue // renamed by an earlier step
+			}
+			end := strings.Index(text[at:], "\n") + at
+			next := text[:at] + strings.Replace(text[at:end], e[0], e[1], 1) + text[end:]
+			got, gotF := outcome(c.Parse("f.yaml", []byte(next)))
+			want, wantF := outcome(Parse("f.yaml", []byte(next)))
+			steps++
+			if gotF != wantF {
+				t.Fatalf("chain %d step %d (%q → %q): findings differ\ncached:\n%s\nfresh:\n%s", chain, step, e[0], e[1], gotF, wantF)
+			}
+			if (got == nil) != (want == nil) || got != nil && cmp.Diff(want.ClusterConfig, got.ClusterConfig, cmpAddr) != "" {
+				t.Fatalf("chain %d step %d (%q → %q): configs differ", chain, step, e[0], e[1])
+			}
+			if c.last != nil && c.last.sharedSeen {
+				shared++
+			}
+			text = next
+		}
+	}
+	if shared < 20 {
+		t.Fatalf("the checks across services reused the previous record %d times of %d: the shortcut is not taken", shared, steps)
+	}
+	t.Logf("shortcut taken %d times of %d", shared, steps)
+}

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"unsafe"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -228,4 +229,70 @@ func TestCachedParseMatchesFresh(t *testing.T) {
 		t.Fatalf("the checks across services reused the previous record %d times of %d: the shortcut is not taken", shared, steps)
 	}
 	t.Logf("shortcut taken %d times of %d", shared, steps)
+}
+
+// TestCacheReadFileReusesOnlyFreeBytes: ReadFile reads into the bytes of a parse that a newer
+// parse replaced, never into bytes a parse or the caller still holds. A sequence of reads and
+// parses (edits, unchanged files, a file that cannot be cut, a file with findings) must parse
+// as a fresh parse does, and the bytes the caller kept from its last read must not change
+// under it.
+func TestCacheReadFileReusesOnlyFreeBytes(t *testing.T) {
+	defer func(old int) { chunkMin = old }(chunkMin)
+	chunkMin = 0
+	base := string(resplitBases(t)["long"])
+	path := filepath.Join(t.TempDir(), "f.yaml")
+	texts := []string{
+		strings.Replace(base, "weight: 1}", "weight: 2}", 1),
+		strings.Replace(base, "weight: 1}", "weight: 3}", 1),
+		strings.Replace(base, "weight: 1}", "weight: 3}", 1),    // unchanged
+		strings.Replace(base, "resync: 1m", "resync: &a 1m", 1), // an anchor: parsed whole
+		strings.Replace(base, "weight: 1}", "weight: 2}", 2),
+		strings.Replace(base, "port: 1004,", "port: 1005,", 1), // a clash: findings
+		strings.Replace(base, "weight: 1}", "weight: 2}", 3),
+		strings.Replace(base, "weight: 1}", "weight: 3}", 3),
+	}
+	c := &Cache{}
+	if err := os.WriteFile(path, []byte(base), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	last, err := c.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Parse(path, last); err != nil {
+		t.Fatal(err)
+	}
+	kept := string(last)
+	reused := 0
+	arrays := map[*byte]bool{unsafe.SliceData(last): true}
+	for round := range 3 {
+		for i, text := range texts {
+			if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			data, err := c.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(last) != kept {
+				t.Fatalf("round %d text %d: reading changed the bytes of the last parse", round, i)
+			}
+			if arrays[unsafe.SliceData(data)] {
+				reused++
+			}
+			arrays[unsafe.SliceData(data)] = true
+			if string(data) == kept {
+				continue // unchanged: not parsed, as the Reloader does
+			}
+			got, gotF := outcome(c.Parse(path, data))
+			want, wantF := outcome(Parse(path, []byte(text)))
+			if gotF != wantF || (got == nil) != (want == nil) || got != nil && cmp.Diff(want.ClusterConfig, got.ClusterConfig, cmpAddr) != "" {
+				t.Fatalf("round %d text %d: the parse through the cache differs from a fresh one:\n%s\n%s", round, i, gotF, wantF)
+			}
+			last, kept = data, text
+		}
+	}
+	if reused == 0 {
+		t.Fatal("ReadFile never read into the bytes of a replaced parse")
+	}
 }

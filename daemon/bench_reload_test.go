@@ -50,7 +50,7 @@ func BenchmarkReloadOneWeight(b *testing.B) {
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			go func() { _ = d.Run(ctx, nil) }()
-			r := &Reloader{Path: path, Parse: cache.Parse, Log: slog.New(slog.DiscardHandler), Metrics: m, Status: NewStatus("b", cfg), StartData: cache.Bytes(path),
+			r := &Reloader{Path: path, Parse: cache.Parse, Log: slog.New(slog.DiscardHandler), Metrics: m, Status: NewStatus("b", cfg), StartData: cache.Bytes(path), Read: cache.ReadFile,
 				Apply: func(ctx context.Context, _, c *config.Config) error { return d.Reload(ctx, c) }}
 			r.Start(cfg)
 			b.ResetTimer()

@@ -41,7 +41,7 @@ func startEnv(ctx context.Context, cfg *configT, cache *config.Cache, node nodeT
 	registerBuildInfo(reg)
 	status := daemon.NewStatus(version, cfg)
 	env := &runEnv{cfg: cfg, node: node, reg: reg, m: daemon.NewMetrics(reg), status: status, log: log}
-	env.reloader = &daemon.Reloader{Path: file, Parse: parse, Log: log, Metrics: env.m, Status: status, StartData: cache.Bytes(file)}
+	env.reloader = &daemon.Reloader{Path: file, Parse: parse, Log: log, Metrics: env.m, Status: status, StartData: cache.Bytes(file), Read: cache.ReadFile}
 	env.reloader.Start(cfg)
 	// RELOADING/READY only once systemd was told READY=1: a reload during start-up
 	// must not report the service up before its first sync.

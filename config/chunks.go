@@ -87,19 +87,10 @@ func splitServices(data []byte) (head []byte, list *itemList, keyLine, removed i
 	list = &itemList{data: data}
 	itemsStart, itemsEnd := 0, len(data)
 	for off, line := 0, 1; off < len(data); line++ {
-		end := bytes.IndexByte(data[off:], '\n')
-		next := len(data)
-		if end >= 0 {
-			next = off + end + 1
-		}
-		text := data[off:next]
-		body := bytes.TrimLeft(text, " ")
-		ind := len(text) - len(body)
-		blank := len(bytes.TrimSpace(body)) == 0 || body[0] == '#'
+		next, body, ind, blank, item := lineAt(data, off)
 		if !blank && ind == 0 && (bytes.HasPrefix(body, []byte("%")) || bytes.HasPrefix(body, []byte("---")) || bytes.HasPrefix(body, []byte("..."))) {
 			return nil, nil, 0, 0, false // a directive or a document marker
 		}
-		item := !blank && body[0] == '-' && (len(body) == 1 || body[1] == ' ' || body[1] == '\n')
 		switch state {
 		case before:
 			if ind == 0 && isServicesKey(body) {
@@ -150,6 +141,22 @@ func splitServices(data []byte) (head []byte, list *itemList, keyLine, removed i
 func (s *itemList) finishCut(head []byte) {
 	s.head = head
 	s.node = &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq", Line: s.items[0].line, Column: s.cut.indent + 1}
+}
+
+// lineAt reads the line at off: where the next one starts, its text without the
+// indentation, the indentation, whether it is blank or a comment, and whether it starts a
+// list item.
+func lineAt(data []byte, off int) (next int, body []byte, ind int, blank, item bool) {
+	next = len(data)
+	if end := bytes.IndexByte(data[off:], '\n'); end >= 0 {
+		next = off + end + 1
+	}
+	text := data[off:next]
+	body = bytes.TrimLeft(text, " ")
+	ind = len(text) - len(body)
+	blank = len(bytes.TrimSpace(body)) == 0 || body[0] == '#'
+	item = !blank && body[0] == '-' && (len(body) == 1 || body[1] == ' ' || body[1] == '\n')
+	return next, body, ind, blank, item
 }
 
 // isServicesKey reports whether a line (without its indentation) is `services:` with nothing

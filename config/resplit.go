@@ -74,17 +74,9 @@ func resplit(prev *cached, data []byte) (list *itemList, handled bool) {
 		if off >= len(data) {
 			return nil, false
 		}
-		next := len(data)
-		if end := bytes.IndexByte(data[off:], '\n'); end >= 0 {
-			next = off + end + 1
-		}
-		text := data[off:next]
-		body := bytes.TrimLeft(text, " ")
-		ind := len(text) - len(body)
-		blank := len(bytes.TrimSpace(body)) == 0 || body[0] == '#'
 		// (A directive or document marker is a line at column 1 that is not an item: the
 		// default case below refuses it, whatever the list's indentation.)
-		item := !blank && body[0] == '-' && (len(body) == 1 || body[1] == ' ' || body[1] == '\n')
+		next, _, ind, blank, item := lineAt(data, off)
 		switch {
 		case ind == indent && item:
 			if off > start {

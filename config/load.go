@@ -94,8 +94,9 @@ func (c *Cache) Parse(name string, data []byte) (*Config, error) {
 	hashed := make(chan [32]byte, 1)
 	go func() { hashed <- sha256.Sum256(data) }()
 	cfg, err := c.parse(name, data)
+	h := <-hashed // also on failure: data must not be read after Parse returns (Cache.ReadFile)
 	if cfg != nil {
-		cfg.Hash = <-hashed
+		cfg.Hash = h
 	}
 	return cfg, err
 }

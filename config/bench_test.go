@@ -75,3 +75,40 @@ func generateServices(services int) []byte {
 	}
 	return buf.Bytes()
 }
+
+// BenchmarkServiceItems parses the service items of BenchmarkParse10k's file (block
+// mappings holding flow ones) into trees, by quickItem or by a yaml.v3 stream (chunks.go):
+// the part of a parse quickItem replaces.
+//
+//	go test ./config -run='^$' -bench=ServiceItems -benchmem
+func BenchmarkServiceItems(b *testing.B) {
+	data := generateServices(10000)
+	_, list, _, _, ok := splitServices(data)
+	if !ok {
+		b.Fatal("the generated file is not cut into items")
+	}
+	b.Run("quick", func(b *testing.B) {
+		b.SetBytes(int64(len(data)))
+		b.ReportAllocs()
+		for b.Loop() {
+			scratch := &quickScratch{}
+			for _, c := range list.items {
+				if quickItem(data[c.start:c.end], c.line, scratch) == nil {
+					b.Fatal("quickItem refuses an item")
+				}
+			}
+		}
+	})
+	b.Run("yaml.v3", func(b *testing.B) {
+		b.SetBytes(int64(len(data)))
+		b.ReportAllocs()
+		for b.Loop() {
+			next := list.stream(0, len(list.items), func(int) bool { return true })
+			for range list.items {
+				if next() == nil {
+					b.Fatal("yaml.v3 refuses an item")
+				}
+			}
+		}
+	})
+}

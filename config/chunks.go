@@ -263,14 +263,33 @@ func (d *decoder) decodeChunked(v reflect.Value) {
 	}
 	out := reflect.MakeSlice(v.Type(), len(s.items), len(s.items))
 	s.reused, s.final = make([]bool, len(s.items)), make([]bool, len(s.items))
+	quick := make([]bool, len(s.items))
 	d.forServices(len(s.items), parts, func(c *decoder, lo, hi int) {
-		next := s.stream(lo, hi, func(i int) bool { return !s.reuse(i, out.Index(i)) })
+		// Items in the quick part of YAML are parsed by quickItem, the rest by one
+		// yaml.v3 stream.
+		next := s.stream(lo, hi, func(i int) bool {
+			if s.reuse(i, out.Index(i)) {
+				return false
+			}
+			c := s.items[i]
+			quick[i] = quickable(s.data[c.start:c.end])
+			return !quick[i]
+		})
+		scratch := &quickScratch{}
 		for i := lo; i < hi; i++ {
 			if s.reused[i] {
 				continue
 			}
 			e := out.Index(i)
-			n := next()
+			var n *yaml.Node
+			if quick[i] {
+				c := s.items[i]
+				if n = quickItem(s.data[c.start:c.end], c.line, scratch); n == nil {
+					n = s.item(i)
+				}
+			} else {
+				n = next()
+			}
 			if n == nil {
 				s.failed.Store(true)
 				return

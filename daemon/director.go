@@ -45,7 +45,6 @@ type Director struct {
 	m        *Metrics
 	status   *Status // may be nil
 	now      func() time.Time
-	prefetch *Prefetch // the IPVS table read during start-up, until the first full sync
 	// reloads carries configs from Reload to the Run goroutine, the only one that touches
 	// the fields below.
 	reloads chan reloadRequest
@@ -524,7 +523,7 @@ func (d *Director) FullSync() {
 		}
 	}
 	d.logNotes(notes)
-	actual, readErr := d.readActual(sortedKeys(desired.Sysctls))
+	actual, readErr := reconcile.ReadActual(d.kernel, d.cfg.Node.VIPInterface, d.owned, sortedKeys(desired.Sysctls))
 	if readErr != nil {
 		d.log.Warn("reading kernel state was incomplete", "err", readErr)
 	}

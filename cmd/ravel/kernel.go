@@ -5,14 +5,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
-	"sync"
 	"time"
 
 	"github.com/sirupsen/logrus"
 
 	"github.com/ravel-lb/ravel/config"
-	"github.com/ravel-lb/ravel/daemon"
 	"github.com/ravel-lb/ravel/family"
 	"github.com/ravel-lb/ravel/netops"
 	"github.com/ravel-lb/ravel/netops/iptables"
@@ -133,48 +130,6 @@ var openKernel = func() (reconcile.Kernel, func(), error) {
 		links.Close()
 	}
 	return reconcile.Kernel{IPVS: ipvs, Links: links, Sysctl: netops.NewSysctl("")}, closeAll, nil
-}
-
-// earlyKernel is the kernel opened before the config is parsed, and the read of its IPVS
-// table under way (daemon.Prefetch): a director's first sync takes that read.
-type earlyKernel struct {
-	k        reconcile.Kernel
-	prefetch *daemon.Prefetch
-	once     sync.Once
-	close    func()
-}
-
-// ipvsLoaded reports whether the ip_vs module is loaded (a variable for tests).
-var ipvsLoaded = func() bool {
-	_, err := os.Stat("/proc/net/ip_vs")
-	return err == nil
-}
-
-// openEarly opens the kernel and starts reading the IPVS table, unless --role says
-// realserver or ip_vs is not loaded: opening IPVS's netlink family would load the module,
-// and without it there is no table to read. It returns nil when it does not, or when the
-// kernel does not open (runDirector opens it again and reports why).
-func openEarly(role string) *earlyKernel {
-	if role == string(schema.RoleRealserver) || !ipvsLoaded() {
-		return nil
-	}
-	k, closeKernel, err := openKernel()
-	if err != nil {
-		return nil
-	}
-	return &earlyKernel{k: k, prefetch: daemon.StartPrefetch(k.IPVS), close: closeKernel}
-}
-
-// release stops the read if it still runs and closes the kernel; e may be nil, and release
-// may be called more than once.
-func (e *earlyKernel) release() {
-	if e == nil {
-		return
-	}
-	e.once.Do(func() {
-		e.prefetch.Cancel()
-		e.close()
-	})
 }
 
 // openLinks opens netlink for the realserver role (a variable for tests, as openKernel).

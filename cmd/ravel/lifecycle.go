@@ -103,9 +103,6 @@ type runEnv struct {
 	// startReloads starts the reload loop and the file watch; a role calls it once its
 	// reloader.Apply is set.
 	startReloads func(context.Context)
-	// early is the kernel opened before the config was parsed, with the IPVS table being
-	// read meanwhile; nil when it was not opened (see openEarly).
-	early *earlyKernel
 }
 
 // kubeFeed starts the Kubernetes feed when the config has a kubernetes section; nil without.

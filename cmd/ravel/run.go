@@ -97,10 +97,6 @@ RELOADING=1/READY=1 around each reload and STOPPING=1 on stop.`,
 				}
 				defer stopProfile()
 			}
-			// A director's first sync reads the whole IPVS table: start reading it now, while
-			// the config is parsed (daemon.Prefetch).
-			early := openEarly(nf.role)
-			defer early.release()
 			// One cache for the start and every reload: a reload parses again only the
 			// services whose text changed.
 			cache := &config.Cache{}
@@ -135,11 +131,6 @@ RELOADING=1/READY=1 around each reload and STOPPING=1 on stop.`,
 				"services", len(cfg.Services), "kubernetes", cfg.Kubernetes != nil, "watch_config", watch)
 
 			env.ifAddr = firstIPv4(addrs)
-			if node.Role == schema.RoleRealserver {
-				early.release() // not a director: nothing will take the read
-			} else {
-				env.early = early
-			}
 			switch node.Role {
 			case schema.RoleDirector, schema.RoleBGP:
 				return runDirector(ctx, env)
@@ -209,17 +200,11 @@ func signalContext(parent context.Context, log *slog.Logger, onHUP func()) (cont
 
 func runDirector(ctx context.Context, env *runEnv) error {
 	cfg, log := env.cfg, env.log
-	var k reconcile.Kernel
-	if env.early != nil {
-		k = env.early.k // closed by run's release
-	} else {
-		var closeKernel func()
-		var err error
-		if k, closeKernel, err = openKernel(); err != nil {
-			return &exitError{exitInvalid, err}
-		}
-		defer closeKernel()
+	k, closeKernel, err := openKernel()
+	if err != nil {
+		return &exitError{exitInvalid, err}
 	}
+	defer closeKernel()
 	var garp daemon.Announcer
 	if cfg.Node.Interface != "" && env.node.Role == schema.RoleDirector { // bgp announces by BGP
 		gw := netip.Addr{}
@@ -249,9 +234,6 @@ func runDirector(ctx context.Context, env *runEnv) error {
 		snaps = feed.Snapshots()
 	}
 	d := daemon.NewDirector(cfg, env.node, k, garp, log, env.m)
-	if env.early != nil {
-		d.SetPrefetch(env.early.prefetch)
-	}
 	d.SetStatus(env.status)
 	checks := daemon.NewChecks(env.m, cfg.Health.MaxInFlight)
 	d.SetChecks(checks)

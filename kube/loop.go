@@ -8,7 +8,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/utils/clock"
 )
 
@@ -178,10 +177,10 @@ func (s *Source) resolve(ref ServiceRef) (ServiceState, string) {
 			svc = o.(*corev1.Service)
 		}
 	}
-	var eps []*discoveryv1.EndpointSlice
+	var eps []*endpointSlice
 	if st := s.slices[ref.Namespace]; st != nil {
 		for _, o := range st.byIndex(ref.Service) {
-			eps = append(eps, o.(*discoveryv1.EndpointSlice))
+			eps = append(eps, o.(*endpointSlice))
 		}
 	}
 	return resolveService(svc, eps, ref.PortName, ref.Family)

@@ -81,7 +81,7 @@ func sliceType(f family.Family) discoveryv1.AddressType {
 
 // resolveService resolves one service port from its Service object (nil if it doesn't exist)
 // and the EndpointSlices labelled with its name. detail explains an exclusion for the log.
-func resolveService(svc *corev1.Service, eps []*discoveryv1.EndpointSlice, portName string, f family.Family) (state ServiceState, detail string) {
+func resolveService(svc *corev1.Service, eps []*endpointSlice, portName string, f family.Family) (state ServiceState, detail string) {
 	switch {
 	case svc == nil:
 		return ServiceState{Status: StatusNotFound}, "the Service does not exist"
@@ -136,44 +136,32 @@ func portNames(svc *corev1.Service) string {
 // (address, port) and sorted. An endpoint listed by two slices (the controller moves endpoints
 // between slices in two writes) counts once; if the copies disagree the ready one wins, as in
 // kube-proxy, so the endpoint never flaps out while it moves.
-func endpointsOf(eps []*discoveryv1.EndpointSlice, portName string, f family.Family) []Endpoint {
+func endpointsOf(eps []*endpointSlice, portName string, f family.Family) []Endpoint {
 	type key struct {
 		addr netip.Addr
 		port uint16
 	}
 	seen := map[key]Endpoint{}
 	// Slice order only matters for ties between non-ready copies; sort for determinism.
-	eps = slices.SortedFunc(slices.Values(eps), func(a, b *discoveryv1.EndpointSlice) int {
+	eps = slices.SortedFunc(slices.Values(eps), func(a, b *endpointSlice) int {
 		return cmp.Compare(a.Name, b.Name)
 	})
 	for _, s := range eps {
-		if s.AddressType != sliceType(f) {
+		if s.addressType != sliceType(f) {
 			continue
 		}
-		port, ok := slicePort(s, portName)
+		port, ok := slicePort(s.ports, portName)
 		if !ok {
 			continue
 		}
-		for _, e := range s.Endpoints {
-			// The API defines no meaning for addresses after the first, and kube-proxy ignores them.
-			if len(e.Addresses) == 0 {
-				continue
-			}
-			ip, ok := parseFamily(e.Addresses[0], f)
-			if !ok {
-				continue
-			}
+		for _, e := range s.endpoints {
 			ep := Endpoint{
-				Address: ip,
-				Port:    port,
-				// Per the EndpointConditions API docs a nil ready or serving means true, a nil
-				// terminating means false.
-				Ready:       boolOr(e.Conditions.Ready, true),
-				Serving:     boolOr(e.Conditions.Serving, true),
-				Terminating: boolOr(e.Conditions.Terminating, false),
-			}
-			if e.NodeName != nil {
-				ep.NodeName = *e.NodeName
+				Address:     e.address(),
+				Port:        port,
+				NodeName:    s.nodes.name(e.node),
+				Ready:       e.flags&epReady != 0,
+				Serving:     e.flags&epServing != 0,
+				Terminating: e.flags&epTerminating != 0,
 			}
 			k := key{ep.Address, ep.Port}
 			if old, dup := seen[k]; dup && (old.Ready || !ep.Ready) {
@@ -198,10 +186,10 @@ func endpointsOf(eps []*discoveryv1.EndpointSlice, portName string, f family.Fam
 	return out
 }
 
-// slicePort returns the number of the slice's port called name ("" for the unnamed port). A
+// slicePort returns the number of a slice's port called name ("" for the unnamed port). A
 // port without a number means "all ports" in the API; it gives ravel nothing to program.
-func slicePort(s *discoveryv1.EndpointSlice, name string) (uint16, bool) {
-	for _, p := range s.Ports {
+func slicePort(ports []discoveryv1.EndpointPort, name string) (uint16, bool) {
+	for _, p := range ports {
 		pn := ""
 		if p.Name != nil {
 			pn = *p.Name

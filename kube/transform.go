@@ -1,8 +1,6 @@
 package kube
 
 import (
-	"sync"
-
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -75,73 +73,17 @@ func serviceTransform(obj any) (any, error) {
 	return out, nil
 }
 
-// sliceTransformer returns the EndpointSlice transform of one reflector. It keeps the
-// service-name label, the address type, the ports and, per endpoint, the first address, the
-// conditions and the node name. What repeats across endpoints is shared: the condition
-// pointers point at two package-level values and node names are interned, which saves about
-// 50 bytes per endpoint. This is safe because nothing ever modifies a cached object.
+// sliceTransformer returns the EndpointSlice transform of one reflector: an endpointSlice
+// (slice.go), whose node names are interned in a table of the reflector's own.
 func sliceTransformer() cache.TransformFunc {
-	var mu sync.Mutex
-	nodes := map[string]*string{}
-	intern := func(p *string) *string {
-		if p == nil {
-			return nil
-		}
-		mu.Lock()
-		defer mu.Unlock()
-		if q, ok := nodes[*p]; ok {
-			return q
-		}
-		nodes[*p] = p
-		return p
-	}
+	nodes := newNodeNames()
 	return func(obj any) (any, error) {
-		s, ok := obj.(*discoveryv1.EndpointSlice)
-		if !ok {
-			return obj, nil
+		if s, ok := obj.(*discoveryv1.EndpointSlice); ok {
+			return keepSlice(s, nodes), nil
 		}
-		out := &discoveryv1.EndpointSlice{
-			ObjectMeta:  metav1.ObjectMeta{Name: s.Name, Namespace: s.Namespace, UID: s.UID, ResourceVersion: s.ResourceVersion},
-			AddressType: s.AddressType,
-			Ports:       s.Ports,
-		}
-		if v, ok := s.Labels[discoveryv1.LabelServiceName]; ok {
-			out.Labels = map[string]string{discoveryv1.LabelServiceName: v}
-		}
-		if len(s.Endpoints) > 0 {
-			out.Endpoints = make([]discoveryv1.Endpoint, len(s.Endpoints))
-			for i, e := range s.Endpoints {
-				oe := discoveryv1.Endpoint{
-					Conditions: discoveryv1.EndpointConditions{
-						Ready:       sharedBool(e.Conditions.Ready),
-						Serving:     sharedBool(e.Conditions.Serving),
-						Terminating: sharedBool(e.Conditions.Terminating),
-					},
-					NodeName: intern(e.NodeName),
-				}
-				if len(e.Addresses) > 0 {
-					oe.Addresses = []string{e.Addresses[0]}
-				}
-				out.Endpoints[i] = oe
-			}
-		}
-		return out, nil
+		return obj, nil // an endpointSlice already (the transform is idempotent), or a tombstone
 	}
 }
 
 // sliceTransform is a transform with its own interning, for tests.
 func sliceTransform(obj any) (any, error) { return sliceTransformer()(obj) }
-
-var sharedTrue, sharedFalse = true, false
-
-// sharedBool returns a pointer to a shared true or false (nil stays nil). Never write through it.
-func sharedBool(p *bool) *bool {
-	switch {
-	case p == nil:
-		return nil
-	case *p:
-		return &sharedTrue
-	default:
-		return &sharedFalse
-	}
-}

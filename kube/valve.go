@@ -232,9 +232,10 @@ func (s *Source) confirmList(ctx context.Context, ref ServiceRef) (int, error) {
 	if o := s.services[ref.Namespace].get(ref.Namespace + "/" + ref.Service); o != nil {
 		svc = o.(*corev1.Service)
 	}
-	eps := make([]*discoveryv1.EndpointSlice, len(list.Items))
+	eps := make([]*endpointSlice, len(list.Items))
+	nodes := newNodeNames()
 	for i := range list.Items {
-		eps[i] = &list.Items[i]
+		eps[i] = keepSlice(&list.Items[i], nodes)
 	}
 	st, _ := resolveService(svc, eps, ref.PortName, ref.Family)
 	return readyCount(st), nil

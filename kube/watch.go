@@ -165,9 +165,7 @@ func (s *Source) addWatchers() {
 	}
 }
 
-func sliceService(o runtime.Object) string {
-	return o.(*discoveryv1.EndpointSlice).Labels[discoveryv1.LabelServiceName]
-}
+func sliceService(o runtime.Object) string { return o.(*endpointSlice).service }
 
 func (s *Source) addWatcher(resource, ns string, obj runtime.Object, transform cache.TransformFunc,
 	list cache.ListWithContextFunc, watchFn cache.WatchFuncWithContext) *watcher {

@@ -45,6 +45,13 @@ type Director struct {
 	m        *Metrics
 	status   *Status // may be nil
 	now      func() time.Time
+	// The periodic resync's read of the kernel runs outside the loop (resync.go): reading
+	// says one is under way, touched holds the services the loop applied ops to meanwhile,
+	// fullSyncs counts the full syncs, and fullReads delivers the read.
+	reading   bool
+	touched   map[netops.ServiceKey]bool
+	fullSyncs uint64
+	fullReads chan fullRead
 	// reloads carries configs from Reload to the Run goroutine, the only one that touches
 	// the fields below.
 	reloads chan reloadRequest
@@ -92,6 +99,7 @@ func NewDirector(cfg *config.Config, node reconcile.Node, k reconcile.Kernel, ga
 		vipSeries: map[netip.Addr]bool{},
 		announced: map[netip.Addr]bool{},
 		arpMore:   make(chan struct{}, 1),
+		fullReads: make(chan fullRead),
 		retry:     reconcile.Backoff{Min: time.Second, Max: 30 * time.Second},
 		failure:   map[string]string{},
 		reloads:   make(chan reloadRequest),
@@ -274,8 +282,9 @@ func (d *Director) Run(ctx context.Context, snapshots <-chan *kube.Snapshot) err
 			arpC = d.arpTicker(arp)
 			close(req.done)
 		case <-resync.C:
-			d.FullSync()
-			d.checkBackends()
+			d.startFullRead(ctx)
+		case r := <-d.fullReads:
+			d.finishFullRead(ctx, r)
 		case <-drainTick.C:
 			if d.drains.Pending() > 0 || d.retryDue() {
 				d.FullSync()
@@ -509,6 +518,14 @@ func (d *Director) reloadSync(old *config.Config, committed *reconcile.State) bo
 // FullSync reads every owned object from the kernel, diffs it against the desired state and
 // repairs the difference (drift, drains, a previous failure).
 func (d *Director) FullSync() {
+	d.fullSync(func(sysctlKeys []string) (*reconcile.State, error) {
+		return reconcile.ReadActual(d.kernel, d.cfg.Node.VIPInterface, d.owned, sysctlKeys)
+	})
+}
+
+// fullSync is FullSync with the kernel state from read (given the sysctl keys wanted).
+func (d *Director) fullSync(read func(sysctlKeys []string) (*reconcile.State, error)) {
+	d.fullSyncs++
 	start := d.now()
 	desired, notes := reconcile.DesiredChecked(d.cfg, d.snap, d.node, d.health())
 	d.desired = desired
@@ -523,7 +540,7 @@ func (d *Director) FullSync() {
 		}
 	}
 	d.logNotes(notes)
-	actual, readErr := reconcile.ReadActual(d.kernel, d.cfg.Node.VIPInterface, d.owned, sortedKeys(desired.Sysctls))
+	actual, readErr := read(sortedKeys(desired.Sysctls))
 	if readErr != nil {
 		d.log.Warn("reading kernel state was incomplete", "err", readErr)
 	}
@@ -602,6 +619,13 @@ func (d *Director) apply(plan *reconcile.Plan, kind string, start time.Time) {
 			d.m.Ops.WithLabelValues(op.Kind.String()).Inc()
 			if op.Kind == reconcile.OpBindVIP {
 				delete(d.announced, op.Detail().VIP)
+			}
+		}
+	}
+	if d.touched != nil { // a resync's read is under way: it may not see these services as they are now
+		for _, op := range plan.Ops {
+			if op.Service.VIP.IsValid() {
+				d.touched[op.Service.ServiceKey] = true
 			}
 		}
 	}

@@ -4,9 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"slices"
-	"sync"
-	"sync/atomic"
 
 	"github.com/ravel-lb/ravel/family"
 	"github.com/ravel-lb/ravel/netops"
@@ -131,73 +128,6 @@ func applyOp(k Kernel, op Op) error {
 		return k.Sysctl.Set(x.Key, x.Value)
 	}
 	return fmt.Errorf("unknown op kind %d", op.Kind)
-}
-
-// readConcurrency is how many destination dumps a full read has in flight.
-const readConcurrency = 4
-
-// ReadActual reads what ravel owns from the kernel: IPVS services whose VIP is owned (with
-// their destinations and connection counters), the owned addresses on device, and the current
-// values of the sysctl keys ravel wants. Foreign services and addresses are not returned, so
-// a Diff can never touch them.
-func ReadActual(k Kernel, device string, owned map[netip.Addr]bool, sysctlKeys []string) (*State, error) {
-	st := NewState(device)
-	var errs []error
-	var svcs []netops.Service
-	if k.IPVS != nil { // a realserver reads no IPVS state (it may not even have ip_vs)
-		var err error
-		svcs, err = k.IPVS.Services()
-		if err != nil {
-			errs = append(errs, fmt.Errorf("list IPVS services: %w", err))
-		}
-	}
-	svcs = slices.DeleteFunc(svcs, func(s netops.Service) bool { return !owned[s.VIP] })
-	// One dump per service, counters included: the services dump says it exists (no
-	// GetService first), and a weight-0 destination's counters (Diff deletes a drained one
-	// once it has no connections) come with it instead of a dump of the service each. The
-	// dumps run readConcurrency at a time: the kernel's IPVS has one per socket and does each
-	// in the reading thread (netops/ipvs_read.go).
-	//
-	// Each service's map is made as its dump arrives, so that the dumps' lists are garbage at
-	// once rather than all held until the last one (200,000 destinations: 14 MB of a
-	// restart's peak).
-	type listed struct {
-		vs   *VirtualService
-		zero []DestRef // destinations at weight 0, whose counters Stats keeps
-		conn []netops.DestStats
-		err  error
-	}
-	lists := make([]listed, len(svcs))
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range min(readConcurrency, len(svcs)) {
-		wg.Go(func() {
-			for i := int(next.Add(1) - 1); i < len(svcs); i = int(next.Add(1) - 1) {
-				l, s := &lists[i], svcs[i]
-				dests, stats, err := k.IPVS.ListedDestinations(s.ServiceKey)
-				l.vs, l.err = &VirtualService{Service: s, Dests: make(map[netops.DestKey]netops.Destination, len(dests))}, err
-				for j, d := range dests {
-					l.vs.Dests[d.DestKey] = d
-					if d.Weight == 0 {
-						l.zero = append(l.zero, DestRef{s.ServiceKey, d.DestKey})
-						l.conn = append(l.conn, stats[j])
-					}
-				}
-			}
-		})
-	}
-	wg.Wait()
-	for _, l := range lists {
-		if l.err != nil {
-			errs = append(errs, fmt.Errorf("list destinations of %s: %w", l.vs.ServiceKey, l.err))
-		}
-		for j, ref := range l.zero {
-			st.Stats[ref] = l.conn[j]
-		}
-		st.Services[l.vs.ServiceKey] = l.vs
-	}
-	errs = append(errs, ReadVIPsAndSysctls(k, st, owned, sysctlKeys))
-	return st, errors.Join(errs...)
 }
 
 // ReadVIPsAndSysctls adds to st the owned addresses bound on st.Device and the values of the

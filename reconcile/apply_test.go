@@ -1,6 +1,7 @@
 package reconcile
 
 import (
+	"context"
 	"errors"
 	"net/netip"
 	"strings"
@@ -357,6 +358,27 @@ func TestReadActualFiltersForeign(t *testing.T) {
 		if n := f.ipvs.Calls(call); n != want {
 			t.Errorf("%s called %d times, want %d", call, n, want)
 		}
+	}
+
+	// A read of every service made before the owned VIPs were known (a director's start-up
+	// read) gives the same state: the foreign services it holds are left out.
+	all := ReadIPVS(context.Background(), f.ipvs, func(netops.Service) bool { return true })
+	if all.Services() < 2 {
+		t.Fatalf("the read of every service holds %d", all.Services())
+	}
+	got, err = ReadActualFrom(f.kernel(), all, "ravel0", owned("10.0.0.1", "10.0.0.2", "10.0.0.3"), []string{"net/ipv4/vs/conntrack", "net/ipv4/vs/sync_threshold"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := cmp.Diff(want, got, cmpOpts); d != "" {
+		t.Errorf("ReadActualFrom (-want +got):\n%s", d)
+	}
+
+	// A cancelled read is incomplete and says so.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if r := ReadIPVS(ctx, f.ipvs, func(netops.Service) bool { return true }); !errors.Is(r.Err(), context.Canceled) || r.Services() != 0 {
+		t.Errorf("a cancelled read: err %v, %d services", r.Err(), r.Services())
 	}
 }
 

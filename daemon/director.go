@@ -45,6 +45,9 @@ type Director struct {
 	m        *Metrics
 	status   *Status // may be nil
 	now      func() time.Time
+	// reloads carries configs from Reload to the Run goroutine, the only one that touches
+	// the fields below.
+	reloads chan reloadRequest
 	// The periodic resync's read of the kernel runs outside the loop (resync.go): reading
 	// says one is under way, touched holds the services the loop applied ops to meanwhile,
 	// fullSyncs counts the full syncs, and fullReads delivers the read.
@@ -52,9 +55,6 @@ type Director struct {
 	touched   map[netops.ServiceKey]bool
 	fullSyncs uint64
 	fullReads chan fullRead
-	// reloads carries configs from Reload to the Run goroutine, the only one that touches
-	// the fields below.
-	reloads chan reloadRequest
 
 	owned map[netip.Addr]bool
 	// retired are VIPs a reload removed from vipPool: still treated as owned until a full
@@ -518,15 +518,15 @@ func (d *Director) reloadSync(old *config.Config, committed *reconcile.State) bo
 // FullSync reads every owned object from the kernel, diffs it against the desired state and
 // repairs the difference (drift, drains, a previous failure).
 func (d *Director) FullSync() {
-	d.fullSync(func(sysctlKeys []string) (*reconcile.State, error) {
+	d.fullSync(d.now(), func(sysctlKeys []string) (*reconcile.State, error) {
 		return reconcile.ReadActual(d.kernel, d.cfg.Node.VIPInterface, d.owned, sysctlKeys)
 	})
 }
 
-// fullSync is FullSync with the kernel state from read (given the sysctl keys wanted).
-func (d *Director) fullSync(read func(sysctlKeys []string) (*reconcile.State, error)) {
+// fullSync is FullSync with the kernel state from read (given the sysctl keys wanted); the
+// cycle began at start (its duration counts a read made before).
+func (d *Director) fullSync(start time.Time, read func(sysctlKeys []string) (*reconcile.State, error)) {
 	d.fullSyncs++
-	start := d.now()
 	desired, notes := reconcile.DesiredChecked(d.cfg, d.snap, d.node, d.health())
 	d.desired = desired
 	d.noteHolds(notes, nil)

@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"maps"
+	"time"
 
 	"github.com/ravel-lb/ravel/config"
 	"github.com/ravel-lb/ravel/netops"
@@ -21,9 +22,10 @@ import (
 
 // fullRead is a resync's read of the kernel's IPVS services, made outside the loop.
 type fullRead struct {
-	read  *reconcile.IPVSRead
-	cfg   *config.Config // the config it was started under
-	syncs uint64         // fullSyncs when it started
+	read    *reconcile.IPVSRead
+	cfg     *config.Config // the config it was started under
+	syncs   uint64         // fullSyncs when it started
+	started time.Time      // the resync's start: its duration counts the read
 }
 
 // startFullRead starts the periodic resync's read, unless one is under way.
@@ -33,7 +35,7 @@ func (d *Director) startFullRead(ctx context.Context) {
 	}
 	d.reading, d.touched = true, map[netops.ServiceKey]bool{}
 	owned, k := maps.Clone(d.owned), d.kernel.IPVS
-	r := fullRead{cfg: d.cfg, syncs: d.fullSyncs}
+	r := fullRead{cfg: d.cfg, syncs: d.fullSyncs, started: d.now()}
 	go func() {
 		r.read = reconcile.ReadIPVS(ctx, k, func(s netops.Service) bool { return owned[s.VIP] })
 		select {
@@ -63,7 +65,7 @@ func (d *Director) finishFullRead(ctx context.Context, r fullRead) {
 		again := reconcile.ReadIPVS(ctx, d.kernel.IPVS, func(s netops.Service) bool { return touched[s.ServiceKey] && d.owned[s.VIP] })
 		read = read.With(touched, again)
 	}
-	d.fullSync(func(sysctlKeys []string) (*reconcile.State, error) {
+	d.fullSync(r.started, func(sysctlKeys []string) (*reconcile.State, error) {
 		return reconcile.ReadActualFrom(d.kernel, read, d.cfg.Node.VIPInterface, d.owned, sysctlKeys)
 	})
 	d.checkBackends()

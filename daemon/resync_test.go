@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/ravel-lb/ravel/netops"
 )
@@ -41,7 +42,7 @@ func awaitRead(t *testing.T, d *Director) fullRead {
 // touched is read again, so the resync neither undoes nor repeats it (no op at all).
 func TestResyncReadLeavesTheLoopFree(t *testing.T) {
 	f := newFakes()
-	d, _, m := newTestDirector(t, loadConfig(t, "director-kube.yaml"), f, nil)
+	d, clock, m := newTestDirector(t, loadConfig(t, "director-kube.yaml"), f, nil)
 	d.OnSnapshot(kubeSnapshot(withChanged(webRef), withNodesChanged))
 	gate := make(chan struct{})
 	d.kernel.IPVS = gatedIPVS{f.ipvs, gate}
@@ -62,8 +63,13 @@ func TestResyncReadLeavesTheLoopFree(t *testing.T) {
 		t.Fatalf("the change did not reach IPVS while the resync read (-want +got):\n%s", diff)
 	}
 	f.resetCalls()
+	clock.advance(7 * time.Second) // the read's time counts in the resync's duration
+	before := durationSum(t, m)
 	close(gate)
 	d.finishFullRead(ctx, awaitRead(t, d))
+	if got := durationSum(t, m) - before; got < 7 {
+		t.Errorf("the resync's ravel_reconcile_duration_seconds is %.1f s, want at least the read's 7 s", got)
+	}
 	if got := f.mutations(); len(got) != 0 {
 		t.Errorf("the resync changed the kernel after the change it did not see: %q", got)
 	}
@@ -116,4 +122,14 @@ func drift(t *testing.T, f *fakes) {
 	d := dests[0]
 	d.Weight += 5
 	must(t, f.ipvs.UpdateDestination(k, d))
+}
+
+// durationSum is the sum of ravel_reconcile_duration_seconds.
+func durationSum(t *testing.T, m *Metrics) float64 {
+	t.Helper()
+	var pb dto.Metric
+	if err := m.SyncDuration.Write(&pb); err != nil {
+		t.Fatal(err)
+	}
+	return pb.GetHistogram().GetSampleSum()
 }
